@@ -1,0 +1,7 @@
+//! SeaORM entities: one module per table. Migrations (the `migration` crate) own the schema;
+//! these types mirror it for queries.
+
+pub mod ingest_run;
+pub mod provider_state;
+pub mod raw_record;
+pub mod rejected_record;

@@ -1,0 +1,17 @@
+//! Schema migrations, applied in order at server start and by `tributary migrate`.
+//!
+//! One file per migration, named `mYYYYMMDD_HHMMSS_what.rs`. A migration that has landed is never
+//! edited: a change to the schema is a new migration.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_platform_tables;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_platform_tables::Migration)]
+    }
+}
