@@ -1,0 +1,149 @@
+//! The database connection: connecting to PostgreSQL or SQLite, applying migrations, and telling
+//! whether the schema is current.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use secrecy::ExposeSecret;
+
+use crate::settings::{DatabaseKind, Settings, database_kind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database at {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("cannot apply migrations to the database at {target}: {reason}")]
+    Migrate { target: String, reason: String },
+}
+
+/// Opens a connection pool for the configured database (SQLite files are created if missing).
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError> {
+    let url = settings.database_url.expose_secret();
+    let target = describe(url);
+    let url = match database_kind(url) {
+        // sqlx opens SQLite read-write only when asked to create: make that the default so a
+        // bare `sqlite://file.db` works as users expect.
+        Ok(DatabaseKind::Sqlite) if !url.contains("mode=") => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}mode=rwc")
+        }
+        _ => url.to_string(),
+    };
+    let timeout = Duration::from_secs(settings.database.connect_timeout_secs);
+    probe(&url, timeout)
+        .await
+        .map_err(|reason| DbError::Connect {
+            target: target.clone(),
+            reason,
+        })?;
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(settings.database.max_connections)
+        .connect_timeout(timeout)
+        .acquire_timeout(timeout)
+        .sqlx_logging(false);
+    let db = Database::connect(options)
+        .await
+        .map_err(|e| DbError::Connect {
+            target: target.clone(),
+            reason: brief(&e),
+        })?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        // WAL lets readers (GraphQL) run while an ingestion writes.
+        db.execute_unprepared("PRAGMA journal_mode=WAL")
+            .await
+            .map_err(|e| DbError::Connect {
+                target,
+                reason: brief(&e),
+            })?;
+    }
+    Ok(db)
+}
+
+/// Opens one connection outside the pool: a pool that cannot connect only reports "timed out",
+/// while the driver says why (refused, unknown host, bad password, no such database).
+async fn probe(url: &str, timeout: Duration) -> Result<(), String> {
+    use sea_orm::sqlx::Connection;
+    let attempt = async {
+        match database_kind(url) {
+            Ok(DatabaseKind::Postgres) => sea_orm::sqlx::PgConnection::connect(url)
+                .await
+                .map(|c| drop(c.close())),
+            _ => sea_orm::sqlx::SqliteConnection::connect(url)
+                .await
+                .map(|c| drop(c.close())),
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(redact(&error.to_string())),
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+    }
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection, settings: &Settings) -> Result<(), DbError> {
+    Migrator::up(db, None).await.map_err(|e| DbError::Migrate {
+        target: describe(settings.database_url.expose_secret()),
+        reason: brief(&e),
+    })
+}
+
+/// Names of migrations the database has not applied yet.
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(Migrator::get_pending_migrations(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect())
+}
+
+/// "postgres db.example.com:5432/tributary" or "sqlite tributary.db": where, never the password.
+pub fn describe(url: &str) -> String {
+    match database_kind(url) {
+        Ok(DatabaseKind::Sqlite) => {
+            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            format!("sqlite {path}")
+        }
+        Ok(DatabaseKind::Postgres) => match url::Url::parse(url) {
+            Ok(u) => format!(
+                "postgres {}:{}{}",
+                u.host_str().unwrap_or("localhost"),
+                u.port().unwrap_or(5432),
+                u.path()
+            ),
+            Err(_) => "postgres (unparsable URL)".to_string(),
+        },
+        Err(_) => "(unsupported URL)".to_string(),
+    }
+}
+
+/// A database error's message cut to its first line, without any URL it might quote.
+pub fn brief(error: &DbErr) -> String {
+    redact(&error.to_string())
+}
+
+fn redact(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.contains("://") {
+        "the URL was rejected".to_string()
+    } else {
+        line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn describe_never_shows_the_password() {
+        assert_eq!(
+            describe("postgres://app:s3cret@db.internal:6543/tributary?sslmode=require"),
+            "postgres db.internal:6543/tributary"
+        );
+        assert_eq!(describe("sqlite://data/t.db?mode=rwc"), "sqlite data/t.db");
+    }
+}

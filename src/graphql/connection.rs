@@ -1,0 +1,64 @@
+//! Relay connections on top of the keyset pager: arguments in, `Connection` out.
+
+use async_graphql::OutputType;
+use async_graphql::connection::{Connection, Edge};
+use sea_orm::ColumnTrait;
+
+use super::error::ApiError;
+use crate::keyset::{self, KeyValue, Page, PageError, PageRequest, SortOrder};
+
+/// The four Relay arguments, as every list field takes them.
+#[derive(Debug, Default, Clone)]
+pub struct PageArgs {
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+impl PageArgs {
+    pub fn request<C: ColumnTrait>(&self, order: &SortOrder<C>) -> Result<PageRequest, ApiError> {
+        PageRequest::new(
+            order,
+            self.first.map(i64::from),
+            self.after.as_deref(),
+            self.last.map(i64::from),
+            self.before.as_deref(),
+        )
+        .map_err(ApiError::from)
+    }
+
+    /// The page size asked for, for complexity accounting.
+    pub fn size(first: Option<i32>, last: Option<i32>) -> usize {
+        first
+            .or(last)
+            .map(|n| n.clamp(0, keyset::MAX_PAGE_SIZE as i32) as usize)
+            .unwrap_or(keyset::DEFAULT_PAGE_SIZE as usize)
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(error: PageError) -> Self {
+        ApiError::BadUserInput(error.to_string())
+    }
+}
+
+/// Builds the connection: each row becomes a node with the cursor of its sort values.
+pub fn connection<C, M, N>(
+    order: &SortOrder<C>,
+    page: Page<M>,
+    key: impl Fn(&M) -> Vec<KeyValue>,
+    node: impl Fn(M) -> N,
+) -> Connection<String, N>
+where
+    C: ColumnTrait,
+    N: OutputType,
+{
+    let mut connection = Connection::new(page.has_previous_page, page.has_next_page);
+    connection.edges = page
+        .rows
+        .into_iter()
+        .map(|row| Edge::new(keyset::encode(order, key(&row)), node(row)))
+        .collect();
+    connection
+}

@@ -1,0 +1,45 @@
+//! The GraphQL schema, built apart from the web framework: one query object per domain, joined
+//! with `MergedObject`.
+
+pub mod connection;
+pub mod error;
+pub mod runs;
+pub mod scalars;
+pub mod server;
+
+use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use sea_orm::DatabaseConnection;
+
+use crate::settings::GraphqlSettings;
+pub use server::ServerFacts;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(server::ServerQuery, runs::RunQuery);
+
+pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+
+fn builder() -> SchemaBuilder<QueryRoot, EmptyMutation, EmptySubscription> {
+    Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
+        // Scalars the API documents even where no field uses them yet.
+        .register_output_type::<scalars::BigInt>()
+        .register_output_type::<scalars::Bytes>()
+        .register_output_type::<async_graphql::Json<serde_json::Value>>()
+}
+
+/// The schema a server runs, with its data and limits.
+pub fn build(db: DatabaseConnection, facts: ServerFacts, limits: &GraphqlSettings) -> AppSchema {
+    let mut builder = builder()
+        .data(db)
+        .data(facts)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The schema in SDL, as `tributary schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}

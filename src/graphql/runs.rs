@@ -1,0 +1,117 @@
+//! Ingestion runs over GraphQL.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, ID, Object};
+use entity::ingest_run;
+use sea_orm::DatabaseConnection;
+
+use super::connection::{PageArgs, connection};
+use super::error::{ApiError, ApiResult};
+use super::scalars::DateTime;
+use crate::runs::{self, RunMode, RunStatus};
+
+/// One ingestion run of one provider.
+pub struct IngestRun(pub ingest_run::Model);
+
+#[Object]
+impl IngestRun {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+    /// What started it: `schedule`, `manual` or `cli`.
+    async fn trigger(&self) -> &str {
+        &self.0.trigger
+    }
+    async fn mode(&self) -> ApiResult<RunMode> {
+        RunMode::parse(&self.0.mode).ok_or_else(|| {
+            ApiError::Internal(format!("run {} has mode {:?}", self.0.id, self.0.mode))
+        })
+    }
+    async fn status(&self) -> ApiResult<RunStatus> {
+        RunStatus::parse(&self.0.status).ok_or_else(|| {
+            ApiError::Internal(format!("run {} has status {:?}", self.0.id, self.0.status))
+        })
+    }
+    async fn queued_at(&self) -> DateTime {
+        self.0.queued_at.into()
+    }
+    async fn started_at(&self) -> Option<DateTime> {
+        self.0.started_at.map(Into::into)
+    }
+    async fn finished_at(&self) -> Option<DateTime> {
+        self.0.finished_at.map(Into::into)
+    }
+    /// Pages (or file chunks) read.
+    async fn pages(&self) -> i64 {
+        self.0.pages
+    }
+    /// Records read from the provider.
+    async fn fetched(&self) -> i64 {
+        self.0.fetched
+    }
+    async fn inserted(&self) -> i64 {
+        self.0.inserted
+    }
+    async fn updated(&self) -> i64 {
+        self.0.updated
+    }
+    /// Records identical to what was already stored.
+    async fn unchanged(&self) -> i64 {
+        self.0.unchanged
+    }
+    /// Records that went to `rejectedRecords`.
+    async fn rejected(&self) -> i64 {
+        self.0.rejected
+    }
+    /// Why the run failed.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+}
+
+#[derive(Default)]
+pub struct RunQuery;
+
+#[Object]
+impl RunQuery {
+    /// One run by id.
+    async fn ingest_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<IngestRun> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let number: i64 = id.parse().map_err(|_| {
+            ApiError::bad_input(format!(
+                "`id` must be a run id such as \"42\", got {:?}",
+                id.0
+            ))
+        })?;
+        runs::get(db, number)
+            .await?
+            .map(IngestRun)
+            .ok_or_else(|| ApiError::NotFound(format!("no ingest run with id {number}")))
+    }
+
+    /// All runs, newest first.
+    #[graphql(complexity = "PageArgs::size(first, last) * child_complexity")]
+    async fn ingest_runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<String, IngestRun>> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let order = runs::newest_first();
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(&order)?;
+        let page = runs::list(db, &request).await?;
+        Ok(connection(&order, page, runs::cursor_values, IngestRun))
+    }
+}

@@ -1,0 +1,5 @@
+//! HTTP handlers, one module per concern. `startup` wires them into the router.
+
+pub mod graphql;
+pub mod health;
+pub mod metrics;

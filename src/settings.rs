@@ -1,0 +1,392 @@
+//! Typed, layered settings: defaults < `--config FILE` (TOML) < `TRIBUTARY_*` variables <
+//! `DATABASE_URL`. Nested keys use `__` in variables: `TRIBUTARY_GRAPHQL__MAX_DEPTH=8`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Where the embedded default database lives when nothing is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tributary.db?mode=rwc";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("config file {path}: not found")]
+    MissingFile { path: PathBuf },
+    #[error("invalid setting `{key}`{source_name}: {message}")]
+    Invalid {
+        key: String,
+        /// " (from …)" when the value's origin is known.
+        source_name: String,
+        message: String,
+    },
+}
+
+impl SettingsError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        SettingsError::Invalid {
+            key: key.to_string(),
+            source_name: String::new(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<figment::Error> for SettingsError {
+    fn from(error: figment::Error) -> Self {
+        let source_name = error
+            .metadata
+            .as_ref()
+            .map(|m| format!(" (from {})", m.name))
+            .unwrap_or_default();
+        SettingsError::Invalid {
+            key: error.path.join("."),
+            source_name,
+            message: error.kind.to_string(),
+        }
+    }
+}
+
+/// All settings of a Tributary server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port the HTTP server listens on. Port 0 picks a free port.
+    #[serde(default = "default_listen", deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// `postgres://user:password@host:5432/db` or `sqlite://path/to/file.db`. Also read from
+    /// `DATABASE_URL`, which wins over everything else.
+    #[serde(default = "default_database_url")]
+    pub database_url: SecretString,
+    /// Connection pool settings.
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    /// `text` (readable in a terminal) or `json` (one object per line). Filter with `RUST_LOG`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Directory holding one TOML file per provider.
+    #[serde(default = "default_providers_dir")]
+    pub providers_dir: PathBuf,
+    /// GraphQL limits.
+    #[serde(default)]
+    pub graphql: GraphqlSettings,
+    /// HTTP limits and CORS.
+    #[serde(default)]
+    pub http: HttpSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Largest number of pooled connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Seconds to wait for a connection before giving up.
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphqlSettings {
+    /// Deepest selection nesting a query may have.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    /// Largest complexity score (fields, with list fields weighted by their page size).
+    #[serde(default = "default_max_complexity")]
+    pub max_complexity: usize,
+    /// Serve the schema to introspection queries (GraphiQL needs it).
+    #[serde(default = "default_true")]
+    pub introspection: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[serde(default = "default_body_limit_bytes")]
+    pub body_limit_bytes: usize,
+    /// Origins allowed to call the API from a browser, e.g. `["https://app.example.com"]`.
+    /// Empty: no cross-origin access.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    /// Seconds a request may take before the server answers 408.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+}
+
+fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "expected IP:port such as 127.0.0.1:8080 or 0.0.0.0:8080, got `{text}`"
+        ))
+    })
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_database_url() -> SecretString {
+    SecretString::from(DEFAULT_DATABASE_URL)
+}
+fn default_providers_dir() -> PathBuf {
+    PathBuf::from("providers")
+}
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_connect_timeout_secs() -> u64 {
+    10
+}
+fn default_max_depth() -> usize {
+    12
+}
+fn default_max_complexity() -> usize {
+    // One page of 1,000 rows with a handful of fields, plus headroom.
+    20_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_body_limit_bytes() -> usize {
+    1024 * 1024
+}
+fn default_request_timeout_secs() -> u64 {
+    30
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            connect_timeout_secs: default_connect_timeout_secs(),
+        }
+    }
+}
+
+impl Default for GraphqlSettings {
+    fn default() -> Self {
+        Self {
+            max_depth: default_max_depth(),
+            max_complexity: default_max_complexity(),
+            introspection: true,
+        }
+    }
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: default_body_limit_bytes(),
+            cors_allowed_origins: Vec::new(),
+            request_timeout_secs: default_request_timeout_secs(),
+        }
+    }
+}
+
+/// What kind of database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+impl Settings {
+    /// Loads settings from every layer, then checks them.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        let mut figment = Figment::new();
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                return Err(SettingsError::MissingFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            // TRIBUTARY_CONFIG names the file itself; it is not a setting.
+            .merge(Env::prefixed("TRIBUTARY_").split("__").ignore(&["config"]))
+            .merge(Env::raw().only(&["DATABASE_URL"]));
+        Self::from_figment(figment)
+    }
+
+    /// The defaults alone, as a server with no configuration would run.
+    pub fn defaults() -> Result<Self, SettingsError> {
+        Self::from_figment(Figment::new())
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        database_kind(self.database_url.expose_secret())?;
+        if self.database.max_connections == 0 {
+            return Err(SettingsError::invalid(
+                "database.max_connections",
+                "expected a whole number of at least 1",
+            ));
+        }
+        if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
+            return Err(SettingsError::invalid(
+                "graphql.max_depth / graphql.max_complexity",
+                "expected a whole number of at least 1",
+            ));
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(SettingsError::invalid(
+                "http.body_limit_bytes",
+                "expected a number of bytes of at least 1024",
+            ));
+        }
+        for origin in &self.http.cors_allowed_origins {
+            let parsed = url::Url::parse(origin).ok();
+            let is_origin = parsed.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+            }) && !origin.ends_with('/');
+            if !is_origin {
+                return Err(SettingsError::invalid(
+                    "http.cors_allowed_origins",
+                    format!(
+                        "`{origin}` is not an origin; expected scheme://host[:port], e.g. https://app.example.com"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_kind(&self) -> DatabaseKind {
+        // validate() has accepted the URL, so the fallback is never taken.
+        database_kind(self.database_url.expose_secret()).unwrap_or(DatabaseKind::Sqlite)
+    }
+}
+
+/// Recognises the database from the URL's scheme, without echoing the URL (it may hold a password).
+pub fn database_kind(url: &str) -> Result<DatabaseKind, SettingsError> {
+    let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "postgres" | "postgresql" => Ok(DatabaseKind::Postgres),
+        "sqlite" => Ok(DatabaseKind::Sqlite),
+        _ => Err(SettingsError::invalid(
+            "database_url",
+            "expected postgres://user:password@host:port/database or sqlite://path/to/file.db",
+        )),
+    }
+}
+
+#[cfg(test)]
+// figment's Jail API fixes the closure's error type.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let settings = Settings::defaults().expect("defaults are valid");
+        assert_eq!(settings.listen, default_listen());
+        assert_eq!(settings.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(settings.database_kind(), DatabaseKind::Sqlite);
+        assert_eq!(settings.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "tributary.toml",
+                r#"
+                listen = "127.0.0.1:9000"
+                log_format = "json"
+                database_url = "sqlite://from-file.db"
+                [graphql]
+                max_depth = 5
+                "#,
+            )?;
+            jail.set_env("TRIBUTARY_LISTEN", "127.0.0.1:9001");
+            jail.set_env("TRIBUTARY_DATABASE_URL", "sqlite://from-env.db");
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_COMPLEXITY", "77");
+            jail.set_env("DATABASE_URL", "postgres://u:p@db/tributary");
+            let s = Settings::load(Some(Path::new("tributary.toml"))).expect("valid");
+            assert_eq!(s.listen.port(), 9001);
+            assert_eq!(s.log_format, LogFormat::Json);
+            assert_eq!(s.graphql.max_depth, 5);
+            assert_eq!(s.graphql.max_complexity, 77);
+            assert_eq!(
+                s.database_url.expose_secret(),
+                "postgres://u:p@db/tributary"
+            );
+            assert_eq!(s.database_kind(), DatabaseKind::Postgres);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_the_expected_form() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_DEPTH", "deep");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert!(err.contains("`graphql.max_depth`"), "{err}");
+            assert!(err.contains("expected usize"), "{err}");
+            assert!(err.contains("TRIBUTARY_"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TRIBUTARY_LISTN", "127.0.0.1:1");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert!(err.contains("unknown field: found `listn`"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_database_url_is_refused_without_echoing_it() {
+        Jail::expect_with(|jail| {
+            jail.set_env("DATABASE_URL", "mysql://root:hunter2@db/x");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert!(err.starts_with("invalid setting `database_url`"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named() {
+        let err = Settings::load(Some(Path::new("/nonexistent/t.toml")))
+            .expect_err("rejected")
+            .to_string();
+        assert_eq!(err, "config file /nonexistent/t.toml: not found");
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "TRIBUTARY_HTTP__CORS_ALLOWED_ORIGINS",
+                "[\"https://app.example.com/path\"]",
+            );
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert!(err.contains("`http.cors_allowed_origins`"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,179 @@
+//! Builds the application (database, schema, router, listener) and runs it until a shutdown
+//! signal. Tests build it on port 0 and talk to it over real HTTP.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_graphql_axum::GraphQLSubscription;
+use axum::Router;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tower_http::cors::CorsLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::graphql::{self, AppSchema, ServerFacts};
+use crate::settings::Settings;
+use crate::{db, graphiql, metrics, routes};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub schema: AppSchema,
+    pub metrics: PrometheusHandle,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    local_addr: SocketAddr,
+    db: DatabaseConnection,
+    /// Where the data lives, for the startup log line (never the password).
+    database: String,
+}
+
+impl Application {
+    /// Connects and migrates the database, builds the schema and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::connect(&settings).await?;
+        db::migrate(&db, &settings).await?;
+        Self::build_with(settings, db).await
+    }
+
+    /// Like `build`, on a database connection the caller already migrated.
+    pub async fn build_with(settings: Settings, db: DatabaseConnection) -> anyhow::Result<Self> {
+        let metrics = metrics::install().map_err(anyhow::Error::msg)?;
+        let facts = ServerFacts {
+            database: settings.database_kind(),
+            started_at: chrono::Utc::now(),
+        };
+        let schema = graphql::build(db.clone(), facts, &settings.graphql);
+        let state = AppState {
+            db: db.clone(),
+            schema: schema.clone(),
+            metrics,
+        };
+        let router = router(state, &settings)?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Application {
+            listener,
+            router,
+            local_addr,
+            db,
+            database: db::describe(settings.database_url.expose_secret()),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        tracing::info!(
+            address = %self.local_addr,
+            database = %self.database,
+            "listening: GraphiQL at http://{}/graphql",
+            self.local_addr
+        );
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server stopped with an error")?;
+        self.db.close().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn router(state: AppState, settings: &Settings) -> anyhow::Result<Router> {
+    let subscriptions = GraphQLSubscription::new(state.schema.clone());
+    let router = Router::new()
+        .route(
+            "/graphql",
+            get(graphiql::page).post(routes::graphql::execute),
+        )
+        .route_service("/graphql/ws", subscriptions)
+        .route("/graphiql/{file}", get(graphiql::asset))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::metrics::metrics))
+        .with_state(state)
+        .layer(axum::middleware::from_fn(metrics::track_http))
+        .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(settings.http.request_timeout_secs),
+        ))
+        .layer(cors(&settings.http.cors_allowed_origins)?)
+        .layer(TraceLayer::new_for_http());
+    Ok(router)
+}
+
+/// Browsers may call the API only from the listed origins.
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .map(|o| {
+            HeaderValue::from_str(o).with_context(|| format!("http.cors_allowed_origins: `{o}`"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
