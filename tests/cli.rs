@@ -1,0 +1,179 @@
+//! The `tributary` binary as users run it: exit statuses, error lines, schema output, serving.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn tributary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tributary"));
+    // The caller's own settings must not leak into these runs.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TRIBUTARY_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+#[test]
+fn schema_graphql_is_current() {
+    let output = tributary()
+        .arg("schema")
+        .output()
+        .expect("run tributary schema");
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).expect("utf-8");
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql"))
+            .expect("schema.graphql at the repository root");
+    assert!(
+        printed == checked_in,
+        "schema.graphql is out of date; regenerate it with `cargo run -- schema > schema.graphql`"
+    );
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_and_exit_1() {
+    let output = tributary()
+        .env(
+            "DATABASE_URL",
+            "postgres://app:hunter2@127.0.0.1:1/tributary",
+        )
+        .output()
+        .expect("run tributary");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "error: cannot connect to the database at postgres 127.0.0.1:1/tributary: "
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_unsupported_database_url_names_the_key() {
+    let output = tributary()
+        .env("DATABASE_URL", "mysql://root@db/x")
+        .output()
+        .expect("run tributary");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(
+        stderr,
+        "error: invalid setting `database_url`: expected postgres://user:password@host:port/database or sqlite://path/to/file.db\n"
+    );
+}
+
+#[test]
+fn a_bad_setting_stops_startup_naming_the_key() {
+    let output = tributary()
+        .env("TRIBUTARY_LISTEN", "localhost:eighty")
+        .output()
+        .expect("run tributary");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert_eq!(
+        stderr,
+        "error: invalid setting `listen` (from `TRIBUTARY_` environment variable(s)): \
+         expected IP:port such as 127.0.0.1:8080 or 0.0.0.0:8080, got `localhost:eighty`\n"
+    );
+}
+
+#[test]
+fn migrate_creates_the_platform_tables() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = tributary()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .output()
+        .expect("run tributary migrate");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // No configuration: the embedded default, a SQLite file in the working directory.
+    assert!(dir.path().join("tributary.db").is_file());
+}
+
+#[tokio::test]
+async fn serve_answers_on_the_default_database_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut child = tributary()
+        .current_dir(dir.path())
+        .env("TRIBUTARY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TRIBUTARY_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tributary");
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body: Value = loop {
+        match client
+            .post(&url)
+            .json(&json!({ "query": "{ __typename }" }))
+            .send()
+            .await
+        {
+            Ok(response) => break response.json().await.expect("json"),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("the server never answered: {e}"),
+        }
+    };
+    assert_eq!(body, json!({ "data": { "__typename": "QueryRoot" } }));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return child.wait_with_output();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait_with_output()
+    })
+    .await
+    .expect("join")
+    .expect("output");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "SIGTERM ends the server cleanly"
+    );
+    // JSON logs: every line is one JSON object.
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    let messages: Vec<String> = stderr
+        .lines()
+        .map(|line| {
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            v["message"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with("listening")),
+        "{stderr}"
+    );
+    assert!(messages.iter().any(|m| m == "stopped"), "{stderr}");
+}

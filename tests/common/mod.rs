@@ -1,0 +1,119 @@
+//! Test helpers: start the real application on port 0 against a real database (a temporary
+//! SQLite file, or a fresh PostgreSQL database) and talk to it over HTTP.
+#![allow(dead_code)]
+
+pub mod browser;
+pub mod postgres;
+
+use sea_orm::{Database, DatabaseConnection};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use tributary::settings::Settings;
+use tributary::startup::Application;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    /// A connection of the test's own, to arrange and inspect rows directly.
+    pub db: DatabaseConnection,
+    pub client: reqwest::Client,
+    /// Keeps the SQLite file alive for the test's duration.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A database URL for one test, with the temporary directory that holds it (SQLite).
+pub async fn database_url(backend: Backend) -> (String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+            (url, Some(dir))
+        }
+        Backend::Postgres => (postgres::fresh_database().await, None),
+    }
+}
+
+/// Settings as a test server uses them: defaults, a free port, the given database.
+pub fn settings(database_url: &str) -> Settings {
+    let mut settings = Settings::defaults().expect("default settings are valid");
+    settings.listen = "127.0.0.1:0".parse().expect("address");
+    settings.database_url = SecretString::from(database_url.to_string());
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts the application with settings adjusted by `adjust`.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let (url, dir) = database_url(backend).await;
+        let mut settings = settings(&url);
+        adjust(&mut settings);
+        let app = Application::build(settings)
+            .await
+            .expect("the application starts");
+        let port = app.port();
+        tokio::spawn(app.run_until(std::future::pending()));
+        let db = Database::connect(&url).await.expect("test connection");
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            db,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// POSTs a GraphQL operation and returns the whole JSON response.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        assert_eq!(response.status(), 200, "POST /graphql status");
+        response.json().await.expect("JSON response")
+    }
+
+    /// Like `graphql`, asserting there were no errors; returns `data`.
+    pub async fn query(&self, query: &str, variables: Value) -> Value {
+        let body = self.graphql(query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+}
+
+/// Defines one test per backend: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}

@@ -1,0 +1,251 @@
+//! The GraphQL shell: error codes, limits, and keyset pagination over real rows.
+
+mod common;
+
+use chrono::{TimeZone, Utc};
+use common::{Backend, TestApp};
+use entity::ingest_run;
+use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use serde_json::{Value, json};
+
+async fn insert_run(db: &DatabaseConnection, provider: &str) -> i64 {
+    let run = ingest_run::ActiveModel {
+        provider: Set(provider.to_string()),
+        trigger: Set("cli".to_string()),
+        mode: Set("full".to_string()),
+        status: Set("succeeded".to_string()),
+        queued_at: Set(Utc
+            .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
+            .single()
+            .expect("time")),
+        started_at: Set(None),
+        finished_at: Set(None),
+        pages: Set(0),
+        fetched: Set(3),
+        inserted: Set(2),
+        updated: Set(1),
+        unchanged: Set(0),
+        rejected: Set(0),
+        error: Set(None),
+        owner: Set(None),
+        ..Default::default()
+    };
+    run.insert(db).await.expect("insert run").id
+}
+
+const PAGE: &str = r#"
+query Page($first: Int, $after: String, $last: Int, $before: String) {
+  ingestRuns(first: $first, after: $after, last: $last, before: $before) {
+    edges { cursor node { id provider } }
+    nodes { id }
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+  }
+}"#;
+
+fn ids(connection: &Value) -> Vec<i64> {
+    connection["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["id"].as_str().expect("id").parse().expect("number"))
+        .collect()
+}
+
+async fn paging_visits_every_row_once_while_rows_arrive(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut expected = Vec::new();
+    for _ in 0..25 {
+        expected.push(insert_run(&app.db, "seed").await);
+    }
+    expected.reverse(); // newest first
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let data = app.query(PAGE, json!({ "first": 7, "after": after })).await;
+        let connection = &data["ingestRuns"];
+        let page = ids(connection);
+        // Edges and nodes agree.
+        let edge_ids: Vec<i64> = connection["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| {
+                e["node"]["id"]
+                    .as_str()
+                    .expect("id")
+                    .parse()
+                    .expect("number")
+            })
+            .collect();
+        assert_eq!(edge_ids, page);
+        seen.extend(page);
+        pages += 1;
+        // Rows written between page requests must not shift later pages.
+        insert_run(&app.db, "late").await;
+        if !connection["pageInfo"]["hasNextPage"]
+            .as_bool()
+            .expect("bool")
+        {
+            break;
+        }
+        after = Some(
+            connection["pageInfo"]["endCursor"]
+                .as_str()
+                .expect("cursor")
+                .to_string(),
+        );
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(seen, expected);
+}
+on_both_databases!(
+    forward_paging,
+    paging_visits_every_row_once_while_rows_arrive
+);
+
+async fn backward_paging_mirrors_forward(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut all = Vec::new();
+    for _ in 0..10 {
+        all.push(insert_run(&app.db, "seed").await);
+    }
+    all.reverse(); // newest first, the list's order
+
+    let last = app.query(PAGE, json!({ "last": 4 })).await;
+    let connection = &last["ingestRuns"];
+    assert_eq!(ids(connection), all[6..].to_vec());
+    assert_eq!(connection["pageInfo"]["hasPreviousPage"], true);
+    assert_eq!(connection["pageInfo"]["hasNextPage"], false);
+
+    let before = connection["pageInfo"]["startCursor"]
+        .as_str()
+        .expect("cursor");
+    let previous = app
+        .query(PAGE, json!({ "last": 4, "before": before }))
+        .await;
+    assert_eq!(ids(&previous["ingestRuns"]), all[2..6].to_vec());
+    assert_eq!(previous["ingestRuns"]["pageInfo"]["hasNextPage"], true);
+
+    // The first page, read forward, ends where the backward read starts.
+    let first = app.query(PAGE, json!({ "first": 2 })).await;
+    assert_eq!(ids(&first["ingestRuns"]), all[..2].to_vec());
+    assert_eq!(first["ingestRuns"]["pageInfo"]["hasPreviousPage"], false);
+}
+on_both_databases!(backward_paging, backward_paging_mirrors_forward);
+
+async fn page_arguments_are_checked(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    insert_run(&app.db, "seed").await;
+    let cases = [
+        (
+            json!({ "first": 1001 }),
+            "`first` must be between 0 and 1000, got 1001",
+        ),
+        (
+            json!({ "last": -1 }),
+            "`last` must be between 0 and 1000, got -1",
+        ),
+        (
+            json!({ "first": 1, "last": 1 }),
+            "use either `first`/`after` or `last`/`before`, not both",
+        ),
+        (
+            json!({ "after": "not-a-cursor" }),
+            "`after` is not a cursor from this list (cursors are opaque: pass back `endCursor` or `startCursor` as received)",
+        ),
+    ];
+    for (variables, message) in cases {
+        let body = app.graphql(PAGE, variables.clone()).await;
+        assert_eq!(body["errors"][0]["message"], message, "{variables}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    }
+    // Default page size is 100: with one row, one row and no next page.
+    let data = app.query(PAGE, json!({})).await;
+    assert_eq!(ids(&data["ingestRuns"]).len(), 1);
+    assert_eq!(data["ingestRuns"]["pageInfo"]["hasNextPage"], false);
+}
+on_both_databases!(page_arguments, page_arguments_are_checked);
+
+async fn errors_carry_codes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = insert_run(&app.db, "seed").await;
+
+    let found = app
+        .query(
+            "query($id: ID!) { ingestRun(id: $id) { id provider mode status fetched inserted updated queuedAt } }",
+            json!({ "id": id.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        found["ingestRun"],
+        json!({
+            "id": id.to_string(), "provider": "seed", "mode": "FULL", "status": "SUCCEEDED",
+            "fetched": 3, "inserted": 2, "updated": 1, "queuedAt": "2026-11-01T12:00:00Z"
+        })
+    );
+
+    let missing = app
+        .graphql("{ ingestRun(id: \"999999\") { id } }", json!({}))
+        .await;
+    assert_eq!(
+        missing["errors"][0]["message"],
+        "no ingest run with id 999999"
+    );
+    assert_eq!(missing["errors"][0]["extensions"]["code"], "NOT_FOUND");
+
+    let bad = app
+        .graphql("{ ingestRun(id: \"x1\") { id } }", json!({}))
+        .await;
+    assert_eq!(bad["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        bad["errors"][0]["message"],
+        "`id` must be a run id such as \"42\", got \"x1\""
+    );
+
+    let syntax = app.graphql("{ serverInfo { ", json!({})).await;
+    assert_eq!(syntax["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    let info = app
+        .query("{ serverInfo { version database } }", json!({}))
+        .await;
+    let kind = match backend {
+        Backend::Sqlite => "SQLITE",
+        Backend::Postgres => "POSTGRES",
+    };
+    assert_eq!(
+        info["serverInfo"],
+        json!({ "version": env!("CARGO_PKG_VERSION"), "database": kind })
+    );
+}
+on_both_databases!(error_codes, errors_carry_codes);
+
+async fn depth_and_complexity_are_limited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| {
+        s.graphql.max_depth = 3;
+        s.graphql.max_complexity = 50;
+    })
+    .await;
+    let deep = app
+        .graphql(
+            "{ ingestRuns(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(deep["errors"][0]["message"], "Query is nested too deep.");
+    assert_eq!(deep["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    // 100 (default page) × fields is far above 50.
+    let wide = app
+        .graphql("{ ingestRuns { nodes { id provider } } }", json!({}))
+        .await;
+    assert_eq!(wide["errors"][0]["message"], "Query is too complex.");
+    // A small page of the same fits.
+    app.query(
+        "{ ingestRuns(first: 5) { nodes { id provider } } }",
+        json!({}),
+    )
+    .await;
+}
+on_both_databases!(limits, depth_and_complexity_are_limited);
