@@ -5,7 +5,7 @@ use async_graphql::connection::{Connection, Edge};
 use sea_orm::ColumnTrait;
 
 use super::error::ApiError;
-use crate::keyset::{self, KeyValue, Page, PageError, PageRequest, SortOrder};
+use crate::store::keyset::{self, KeyValue, Page, PageError, PageRequest, SortOrder};
 
 /// The four Relay arguments, as every list field takes them.
 #[derive(Debug, Default, Clone)]

@@ -8,7 +8,7 @@ use sea_orm::DatabaseConnection;
 use super::connection::{PageArgs, connection};
 use super::error::{ApiError, ApiResult};
 use super::scalars::DateTime;
-use crate::runs::{self, RunMode, RunStatus};
+use crate::store::runs::{self, RunMode, RunStatus};
 
 /// One ingestion run of one provider.
 pub struct IngestRun(pub ingest_run::Model);
@@ -77,8 +77,8 @@ pub struct RunQuery;
 
 #[Object]
 impl RunQuery {
-    /// One run by id.
-    async fn ingest_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<IngestRun> {
+    /// One run by id; null when there is none.
+    async fn ingest_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<IngestRun>> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let number: i64 = id.parse().map_err(|_| {
             ApiError::bad_input(format!(
@@ -86,10 +86,7 @@ impl RunQuery {
                 id.0
             ))
         })?;
-        runs::get(db, number)
-            .await?
-            .map(IngestRun)
-            .ok_or_else(|| ApiError::NotFound(format!("no ingest run with id {number}")))
+        Ok(runs::get(db, number).await?.map(IngestRun))
     }
 
     /// All runs, newest first.

@@ -1,0 +1,9 @@
+//! Where data is stored: plain functions that take a connection, one module per table family.
+
+pub mod filter;
+pub mod keyset;
+pub mod rejected;
+pub mod runs;
+pub mod tokens;
+pub mod transfers;
+pub mod upsert;

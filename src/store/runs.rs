@@ -1,0 +1,188 @@
+//! Ingestion runs: their states and modes, and the queries over `ingest_runs`.
+
+use entity::ingest_run;
+use sea_orm::sea_query::{Expr, ExprTrait, Order};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, Set,
+};
+
+use crate::store::keyset::{KeyValue, Page, PageRequest, SortOrder};
+use crate::store::upsert::UpsertCounts;
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(name = "IngestStatus")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// How a run treats what earlier runs left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(name = "IngestMode")]
+pub enum RunMode {
+    /// Continue from the provider's checkpoint.
+    Incremental,
+    /// Start from the beginning, ignoring the checkpoint.
+    Full,
+    /// Rebuild entity rows from stored raw payloads, without calling the provider.
+    Renormalize,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+impl RunMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunMode::Incremental => "incremental",
+            RunMode::Full => "full",
+            RunMode::Renormalize => "renormalize",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [RunMode::Incremental, RunMode::Full, RunMode::Renormalize]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+}
+
+/// Newest first; the id is unique, so it alone is a complete keyset.
+pub fn newest_first() -> SortOrder<ingest_run::Column> {
+    SortOrder::new().then(ingest_run::Column::Id, Order::Desc)
+}
+
+pub fn cursor_values(run: &ingest_run::Model) -> Vec<KeyValue> {
+    vec![KeyValue::Int(run.id)]
+}
+
+pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<ingest_run::Model>, DbErr> {
+    ingest_run::Entity::find_by_id(id).one(db).await
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    page: &PageRequest,
+) -> Result<Page<ingest_run::Model>, DbErr> {
+    let order = newest_first();
+    let rows = page
+        .apply(
+            &order,
+            db.get_database_backend(),
+            ingest_run::Entity::find(),
+        )
+        .all(db)
+        .await?;
+    Ok(page.finish(rows))
+}
+
+/// Opens a run that starts now (`running`), returning its id.
+pub async fn start<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    trigger: &str,
+    mode: RunMode,
+) -> Result<i64, DbErr> {
+    let now = chrono::Utc::now();
+    let run = ingest_run::ActiveModel {
+        provider: Set(provider.to_string()),
+        trigger: Set(trigger.to_string()),
+        mode: Set(mode.as_str().to_string()),
+        status: Set(RunStatus::Running.as_str().to_string()),
+        queued_at: Set(now),
+        started_at: Set(Some(now)),
+        finished_at: Set(None),
+        pages: Set(0),
+        fetched: Set(0),
+        inserted: Set(0),
+        updated: Set(0),
+        unchanged: Set(0),
+        rejected: Set(0),
+        error: Set(None),
+        owner: Set(None),
+        ..Default::default()
+    };
+    Ok(run.insert(db).await?.id)
+}
+
+/// What one committed batch adds to a run's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchProgress {
+    pub pages: i64,
+    pub fetched: i64,
+    pub counts: UpsertCounts,
+    pub rejected: i64,
+}
+
+/// Adds a batch's counts, in the batch's own transaction so counters always match the rows.
+pub async fn add_batch<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    batch: BatchProgress,
+) -> Result<(), DbErr> {
+    use ingest_run::Column as R;
+    ingest_run::Entity::update_many()
+        .col_expr(R::Pages, Expr::col(R::Pages).add(batch.pages))
+        .col_expr(R::Fetched, Expr::col(R::Fetched).add(batch.fetched))
+        .col_expr(
+            R::Inserted,
+            Expr::col(R::Inserted).add(batch.counts.inserted as i64),
+        )
+        .col_expr(
+            R::Updated,
+            Expr::col(R::Updated).add(batch.counts.updated as i64),
+        )
+        .col_expr(
+            R::Unchanged,
+            Expr::col(R::Unchanged).add(batch.counts.unchanged as i64),
+        )
+        .col_expr(R::Rejected, Expr::col(R::Rejected).add(batch.rejected))
+        .filter(R::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Closes a run with its final status and, for a failure, the reason.
+pub async fn finish<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    status: RunStatus,
+    error: Option<String>,
+) -> Result<(), DbErr> {
+    use ingest_run::Column as R;
+    ingest_run::Entity::update_many()
+        .col_expr(R::Status, Expr::value(status.as_str()))
+        .col_expr(R::FinishedAt, Expr::value(chrono::Utc::now()))
+        .col_expr(R::Error, Expr::value(error))
+        .filter(R::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
