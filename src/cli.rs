@@ -1,9 +1,13 @@
-//! The command line: `tributary [serve]`, `tributary migrate`, `tributary schema`.
+//! The command line: `tributary [serve]`, `migrate`, `schema`, `import`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sea_orm::DatabaseConnection;
 
+use crate::import::{self, Entity};
 use crate::settings::Settings;
 use crate::startup::Application;
 use crate::{db, graphql, telemetry};
@@ -30,14 +34,33 @@ pub enum Command {
     Migrate,
     /// Print the GraphQL schema (SDL) to stdout.
     Schema,
+    /// Import a file in an entity's canonical format: ethereum-etl / BigQuery CSV or JSON lines
+    /// for tokens and transfers, optionally gzipped. Exit status 2 when rows were rejected.
+    Import {
+        /// What the file holds.
+        #[arg(value_enum)]
+        entity: Entity,
+        /// The file (`.csv`, `.jsonl`, `.json`; `.gz` compressed or not).
+        file: PathBuf,
+    },
 }
 
+/// Exit status when a command finished but rejected some input rows.
+pub const EXIT_REJECTED: u8 = 2;
+
 /// Runs the parsed command. Errors come back to `main`, which prints them on one line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Schema => {
             print!("{}", graphql::sdl());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { entity, file } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let db = db::connect(&settings).await?;
+            db::migrate(&db, &settings).await?;
+            run_import(&db, entity, &file).await
         }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;
@@ -46,7 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             db::migrate(&db, &settings).await?;
             let pending = db::pending_migrations(&db).await?;
             tracing::info!(pending = pending.len(), "migrations applied");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Serve => {
             let settings = Settings::load(cli.config.as_deref())?;
@@ -54,7 +77,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Application::build(settings)
                 .await?
                 .run_until_stopped()
-                .await
+                .await?;
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs an import with a progress bar (on a terminal) and prints a summary line.
+async fn run_import(
+    db: &DatabaseConnection,
+    entity: Entity,
+    file: &Path,
+) -> anyhow::Result<ExitCode> {
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    // indicatif draws only when stderr is a terminal.
+    let bar = ProgressBar::new(size);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} [{wide_bar}] {msg} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let summary = import::import_file(db, entity, file, |p| {
+        bar.set_position(p.bytes);
+        let rate = p.rows as f64 / started.elapsed().as_secs_f64().max(0.001);
+        bar.set_message(format!("{} rows, {:.0} rows/s", p.rows, rate));
+    })
+    .await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    let c = summary.counts;
+    println!(
+        "imported {} rows from {} in {:.1} s ({:.0} rows/s): {} inserted, {} updated, {} unchanged, {} rejected (run {})",
+        summary.rows,
+        file.display(),
+        summary.elapsed.as_secs_f64(),
+        summary.rows as f64 / summary.elapsed.as_secs_f64().max(0.001),
+        c.inserted,
+        c.updated,
+        c.unchanged,
+        summary.rejected,
+        summary.run_id,
+    );
+    if summary.rejected > 0 {
+        println!(
+            "rejected rows are in rejected_records (provider {:?}, run {}) with their line numbers and reasons",
+            entity.provider(),
+            summary.run_id
+        );
+        return Ok(ExitCode::from(EXIT_REJECTED));
+    }
+    Ok(ExitCode::SUCCESS)
 }

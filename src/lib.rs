@@ -1,17 +1,21 @@
 //! Tributary: pulls data from many providers into typed tables and serves it over GraphQL.
 //!
-//! Where things are: `settings` (configuration), `db` (connection, migrations), `keyset`
-//! (pagination), `runs` (ingestion runs), `graphql` (the schema), `routes` (HTTP handlers),
-//! `startup` (the application), `metrics` and `telemetry` (what it tells operators).
+//! Where things are: data enters through `import` (files); `ethereum` and `uint256` define the
+//! records it becomes; `store` keeps them (one module per table family); `graphql` and `routes`
+//! serve them. `settings`, `db`, `startup`, `cli`, `metrics` and `telemetry` run the server.
 
 pub mod cli;
 pub mod db;
+pub mod ethereum;
 pub mod graphiql;
 pub mod graphql;
-pub mod keyset;
+pub mod import;
 pub mod metrics;
 pub mod routes;
-pub mod runs;
+pub mod sample;
 pub mod settings;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
+pub mod timestamps;
+pub mod uint256;

@@ -7,7 +7,7 @@ use tributary::cli::{Cli, run};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // One line, the whole cause chain, no backtrace.
             eprintln!("error: {error:#}");

@@ -67,6 +67,10 @@ pub struct Settings {
     /// `text` (readable in a terminal) or `json` (one object per line). Filter with `RUST_LOG`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Load the bundled ERC-20 sample (291 transfers) into an empty embedded (SQLite) database
+    /// at first start. Never applies to PostgreSQL.
+    #[serde(default = "default_true")]
+    pub sample_data: bool,
     /// Directory holding one TOML file per provider.
     #[serde(default = "default_providers_dir")]
     pub providers_dir: PathBuf,

@@ -19,8 +19,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::graphql::{self, AppSchema, ServerFacts};
-use crate::settings::Settings;
-use crate::{db, graphiql, metrics, routes};
+use crate::settings::{DatabaseKind, Settings};
+use crate::{db, graphiql, metrics, routes, sample};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -44,6 +44,12 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = db::connect(&settings).await?;
         db::migrate(&db, &settings).await?;
+        if settings.sample_data
+            && settings.database_kind() == DatabaseKind::Sqlite
+            && sample::load_if_empty(&db).await?
+        {
+            tracing::info!("empty database: loaded the bundled ERC-20 sample (291 transfers)");
+        }
         Self::build_with(settings, db).await
     }
 

@@ -5,3 +5,5 @@ pub mod ingest_run;
 pub mod provider_state;
 pub mod raw_record;
 pub mod rejected_record;
+pub mod token;
+pub mod transfer;

@@ -1,0 +1,350 @@
+//! Bulk import of an entity's canonical file format (`tributary import ENTITY FILE`).
+//!
+//! A blocking reader thread decompresses and parses the file into batches; a bounded channel
+//! hands them to the writer, which commits each batch — records, rejections and the run's
+//! counters — in one transaction. Memory is bounded by the batch size and the channel depth,
+//! whatever the file size, and a slow database slows the reader rather than filling memory.
+
+pub mod ethereum;
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use flate2::read::MultiGzDecoder;
+use sea_orm::{DatabaseConnection, DbBackend, DbErr, TransactionTrait};
+use tokio::sync::mpsc;
+
+use self::ethereum::{FileError, Format, Row};
+use crate::ethereum::{TokenRecord, TransferRecord};
+use crate::store::rejected::{self, NewRejection};
+use crate::store::runs::{self, BatchProgress, RunMode, RunStatus};
+use crate::store::upsert::UpsertCounts;
+use crate::store::{tokens, transfers};
+
+/// What a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Entity {
+    #[value(alias = "tokens")]
+    Token,
+    #[value(alias = "transfers")]
+    Transfer,
+}
+
+impl Entity {
+    /// The provider name runs and rejections of an import are recorded under.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Entity::Token => "import:token",
+            Entity::Transfer => "import:transfer",
+        }
+    }
+}
+
+/// Where an import stands, for progress displays.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    /// Bytes of the file read so far (compressed bytes for `.gz`).
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// How an import ended.
+#[derive(Debug, Clone)]
+pub struct ImportSummary {
+    pub run_id: i64,
+    /// Rows read from the file (records and rejections).
+    pub rows: u64,
+    pub counts: UpsertCounts,
+    pub rejected: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    File { path: PathBuf, source: FileError },
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl From<DbErr> for ImportError {
+    fn from(error: DbErr) -> Self {
+        ImportError::Database(crate::db::brief(&error))
+    }
+}
+
+enum Records {
+    Tokens(Vec<TokenRecord>),
+    Transfers(Vec<TransferRecord>),
+}
+
+struct Batch {
+    records: Records,
+    rejections: Vec<NewRejection>,
+    rows: u64,
+}
+
+/// Batches the reader may have ready ahead of the writer.
+const CHANNEL_DEPTH: usize = 2;
+
+/// Rows per transaction: PostgreSQL takes large array statements well; SQLite prefers
+/// smaller transactions so readers are not held up long.
+fn batch_size(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Postgres => 20_000,
+        _ => 5_000,
+    }
+}
+
+/// Imports `path` into `entity`'s table as one ingest run. Rows that cannot be stored go to
+/// `rejected_records`; everything committed before a fatal error stays.
+pub async fn import_file(
+    db: &DatabaseConnection,
+    entity: Entity,
+    path: &Path,
+    on_progress: impl Fn(Progress) + Send + Sync,
+) -> Result<ImportSummary, ImportError> {
+    let open_error = |reason: String| ImportError::Open {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let format = Format::from_path(path).map_err(open_error)?;
+    let file = File::open(path).map_err(|e| open_error(e.to_string()))?;
+    let gzip = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+    let source = Source {
+        name: path.to_path_buf(),
+        format,
+        gzip,
+        trigger: "cli",
+    };
+    import_reader(db, entity, source, file, on_progress).await
+}
+
+/// Where an import's bytes come from, and how to read them.
+pub struct Source {
+    /// Shown in errors: the file's path, or a name for embedded data.
+    pub name: PathBuf,
+    pub format: Format,
+    pub gzip: bool,
+    /// Recorded on the run: `cli`, `startup`, …
+    pub trigger: &'static str,
+}
+
+/// Imports from any reader (a file, embedded sample data) as one ingest run.
+pub async fn import_reader(
+    db: &DatabaseConnection,
+    entity: Entity,
+    source: Source,
+    input: impl Read + Send + 'static,
+    on_progress: impl Fn(Progress) + Send + Sync,
+) -> Result<ImportSummary, ImportError> {
+    let started = Instant::now();
+    let path = source.name.as_path();
+    let format = source.format;
+    let bytes = Arc::new(AtomicU64::new(0));
+    let counted = CountingReader {
+        inner: input,
+        bytes: bytes.clone(),
+    };
+    let reader: Box<dyn Read + Send> = if source.gzip {
+        Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 16,
+            counted,
+        )))
+    } else {
+        Box::new(counted)
+    };
+    let reader = BufReader::with_capacity(1 << 16, reader);
+
+    let run_id = runs::start(db, entity.provider(), source.trigger, RunMode::Full).await?;
+    let (sender, mut receiver) = mpsc::channel::<Result<Batch, FileError>>(CHANNEL_DEPTH);
+    let size = batch_size(db.get_database_backend());
+    let reader_thread =
+        tokio::task::spawn_blocking(move || read_batches(entity, format, reader, size, sender));
+
+    let mut summary = ImportSummary {
+        run_id,
+        rows: 0,
+        counts: UpsertCounts::default(),
+        rejected: 0,
+        bytes: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut failure: Option<ImportError> = None;
+    while let Some(message) = receiver.recv().await {
+        let batch = match message {
+            Ok(batch) => batch,
+            Err(source) => {
+                failure = Some(ImportError::File {
+                    path: path.to_path_buf(),
+                    source,
+                });
+                break;
+            }
+        };
+        match write_batch(db, entity, run_id, &batch).await {
+            Ok(counts) => {
+                summary.rows += batch.rows;
+                summary.counts.add(counts);
+                summary.rejected += batch.rejections.len() as u64;
+                on_progress(Progress {
+                    bytes: bytes.load(Ordering::Relaxed),
+                    rows: summary.rows,
+                });
+            }
+            Err(error) => {
+                failure = Some(error.into());
+                break;
+            }
+        }
+    }
+    // Stop the reader if the writer gave up early; it notices the closed channel.
+    drop(receiver);
+    let _ = reader_thread.await;
+
+    summary.bytes = bytes.load(Ordering::Relaxed);
+    summary.elapsed = started.elapsed();
+    match failure {
+        None => {
+            runs::finish(db, run_id, RunStatus::Succeeded, None).await?;
+            Ok(summary)
+        }
+        Some(error) => {
+            runs::finish(db, run_id, RunStatus::Failed, Some(error.to_string())).await?;
+            Err(error)
+        }
+    }
+}
+
+/// One transaction: the records, their rejections and the run's counters.
+async fn write_batch(
+    db: &DatabaseConnection,
+    entity: Entity,
+    run_id: i64,
+    batch: &Batch,
+) -> Result<UpsertCounts, DbErr> {
+    let txn = db.begin().await?;
+    let counts = match &batch.records {
+        Records::Tokens(records) => tokens::upsert(&txn, records).await?,
+        Records::Transfers(records) => transfers::upsert(&txn, records).await?,
+    };
+    if !batch.rejections.is_empty() {
+        rejected::insert(&txn, entity.provider(), Some(run_id), &batch.rejections).await?;
+    }
+    runs::add_batch(
+        &txn,
+        run_id,
+        BatchProgress {
+            pages: 1,
+            fetched: batch.rows as i64,
+            counts,
+            rejected: batch.rejections.len() as i64,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(counts)
+}
+
+/// The reader thread: rows into batches, until the file ends, a fatal error, or the writer
+/// hangs up.
+fn read_batches(
+    entity: Entity,
+    format: Format,
+    reader: impl Read + Send + 'static,
+    size: usize,
+    sender: mpsc::Sender<Result<Batch, FileError>>,
+) {
+    match entity {
+        Entity::Token => match ethereum::tokens(reader, format) {
+            Ok(rows) => batch_rows(rows, size, &sender, Records::Tokens),
+            Err(error) => {
+                let _ = sender.blocking_send(Err(error));
+            }
+        },
+        Entity::Transfer => match ethereum::transfers(reader, format) {
+            Ok(rows) => batch_rows(rows, size, &sender, Records::Transfers),
+            Err(error) => {
+                let _ = sender.blocking_send(Err(error));
+            }
+        },
+    }
+}
+
+fn batch_rows<T>(
+    rows: impl Iterator<Item = Result<Row<T>, FileError>>,
+    size: usize,
+    sender: &mpsc::Sender<Result<Batch, FileError>>,
+    wrap: fn(Vec<T>) -> Records,
+) {
+    let mut records = Vec::with_capacity(size);
+    let mut rejections = Vec::new();
+    let mut count = 0u64;
+    for row in rows {
+        match row {
+            Ok(Row::Record { record, .. }) => records.push(record),
+            Ok(Row::Rejected(r)) => rejections.push(NewRejection {
+                external_id: None,
+                line: Some(r.line as i64),
+                reason: r.reason,
+                payload: Some(r.payload),
+            }),
+            Err(error) => {
+                // Commit what was read before the fatal error, then report it.
+                let batch = Batch {
+                    records: wrap(std::mem::take(&mut records)),
+                    rejections: std::mem::take(&mut rejections),
+                    rows: count,
+                };
+                if count > 0 && sender.blocking_send(Ok(batch)).is_err() {
+                    return;
+                }
+                let _ = sender.blocking_send(Err(error));
+                return;
+            }
+        }
+        count += 1;
+        if records.len() + rejections.len() >= size {
+            let batch = Batch {
+                records: wrap(std::mem::replace(&mut records, Vec::with_capacity(size))),
+                rejections: std::mem::take(&mut rejections),
+                rows: count,
+            };
+            count = 0;
+            if sender.blocking_send(Ok(batch)).is_err() {
+                return;
+            }
+        }
+    }
+    if count > 0 {
+        let batch = Batch {
+            records: wrap(records),
+            rejections,
+            rows: count,
+        };
+        let _ = sender.blocking_send(Ok(batch));
+    }
+}
+
+/// Counts the bytes read from the file, for progress.
+struct CountingReader<R> {
+    inner: R,
+    bytes: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
