@@ -3,10 +3,14 @@
 
 pub mod connection;
 pub mod error;
+pub mod filters;
 pub mod runs;
 pub mod scalars;
 pub mod server;
+pub mod tokens;
+pub mod transfers;
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
@@ -14,7 +18,12 @@ use crate::settings::GraphqlSettings;
 pub use server::ServerFacts;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(server::ServerQuery, runs::RunQuery);
+pub struct QueryRoot(
+    server::ServerQuery,
+    tokens::TokenQuery,
+    transfers::TransferQuery,
+    runs::RunQuery,
+);
 
 pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
@@ -28,8 +37,10 @@ fn builder() -> SchemaBuilder<QueryRoot, EmptyMutation, EmptySubscription> {
 
 /// The schema a server runs, with its data and limits.
 pub fn build(db: DatabaseConnection, facts: ServerFacts, limits: &GraphqlSettings) -> AppSchema {
+    let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
     let mut builder = builder()
         .data(db)
+        .data(tokens)
         .data(facts)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);

@@ -32,6 +32,12 @@ impl BigInt {
         Ok(BigInt(canonical))
     }
 
+    /// From a uint256 column as the store reads it (PostgreSQL `numeric` text, or SQLite's
+    /// zero-padded digits); the store validated the digits on the way in.
+    pub fn from_stored(stored: &str) -> Self {
+        BigInt(crate::uint256::canonical(stored))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -44,6 +44,8 @@ pub fn settings(database_url: &str) -> Settings {
     let mut settings = Settings::defaults().expect("default settings are valid");
     settings.listen = "127.0.0.1:0".parse().expect("address");
     settings.database_url = SecretString::from(database_url.to_string());
+    // Tests arrange their own rows.
+    settings.sample_data = false;
     settings
 }
 
