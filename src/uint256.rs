@@ -13,12 +13,12 @@ pub fn parse_decimal(text: &str) -> Result<U256, String> {
         return Err("empty value".to_string());
     }
     if digits.starts_with('-') {
-        return Err(format!("negative value {digits}"));
+        return Err(format!("negative number {digits}"));
     }
     if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("value {digits:?} is not a whole decimal number"));
+        return Err(format!("{digits:?} is not a whole decimal number"));
     }
-    U256::from_str_radix(digits, 10).map_err(|_| format!("value {digits} exceeds 2^256-1"))
+    U256::from_str_radix(digits, 10).map_err(|_| format!("{digits} exceeds 2^256-1"))
 }
 
 /// The stored text form on SQLite: zero-padded to 78 digits, so text order is numeric order.
@@ -55,16 +55,16 @@ mod tests {
 
     #[test]
     fn says_what_is_wrong() {
-        assert_eq!(parse_decimal("-5").unwrap_err(), "negative value -5");
+        assert_eq!(parse_decimal("-5").unwrap_err(), "negative number -5");
         assert_eq!(
             parse_decimal("1.5e3").unwrap_err(),
-            "value \"1.5e3\" is not a whole decimal number"
+            "\"1.5e3\" is not a whole decimal number"
         );
         assert_eq!(parse_decimal("").unwrap_err(), "empty value");
         let too_big = format!("{MAX}0");
         assert_eq!(
             parse_decimal(&too_big).unwrap_err(),
-            format!("value {too_big} exceeds 2^256-1")
+            format!("{too_big} exceeds 2^256-1")
         );
     }
 

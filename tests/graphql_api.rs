@@ -246,3 +246,22 @@ async fn depth_and_complexity_are_limited(backend: Backend) {
     .await;
 }
 on_both_databases!(limits, depth_and_complexity_are_limited);
+
+async fn database_errors_stay_out_of_responses(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn(backend).await;
+    // Break the schema under the server so the next query fails inside the database.
+    app.db
+        .execute_unprepared("DROP TABLE ingest_runs")
+        .await
+        .expect("drop");
+    let body = app
+        .graphql("{ ingestRuns { nodes { id } } }", json!({}))
+        .await;
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.starts_with("internal error (id "), "{message}");
+    assert!(!message.contains("ingest_runs"), "{message}");
+}
+on_both_databases!(internal_errors, database_errors_stay_out_of_responses);

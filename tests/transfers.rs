@@ -348,10 +348,10 @@ async fn bad_rows_are_rejected_with_reasons_and_the_rest_lands(backend: Backend)
                 "import:transfer",
                 run
             ),
-            (Some(5), "value: negative value -5", "import:transfer", run),
+            (Some(5), "value: negative number -5", "import:transfer", run),
             (
                 Some(6),
-                "value: value \"lots\" is not a whole decimal number",
+                "value: \"lots\" is not a whole decimal number",
                 "import:transfer",
                 run
             ),

@@ -37,7 +37,9 @@ impl ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
-        ApiError::Internal(format!("database: {error}"))
+        // First line only, never a connection URL: the log is read by more people than the
+        // database's owner.
+        ApiError::Internal(format!("database: {}", crate::db::brief(&error)))
     }
 }
 

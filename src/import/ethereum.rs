@@ -1175,8 +1175,8 @@ mod tests {
                     3,
                     "from_address: expected 20 bytes (40 hex digits), got 4 digits in \"0x1234\""
                 ),
-                (4, "value: negative value -5"),
-                (5, "value: value \"five\" is not a whole decimal number"),
+                (4, "value: negative number -5"),
+                (5, "value: \"five\" is not a whole decimal number"),
                 (6, "missing column value"),
                 (7, "row has 8 fields but the header has 7"),
                 (
@@ -1230,7 +1230,7 @@ mod tests {
         assert_eq!(rejections[0].line, 4);
         assert_eq!(
             rejections[0].reason,
-            "value: value \"zz\" is not a whole decimal number"
+            "value: \"zz\" is not a whole decimal number"
         );
     }
 
@@ -1390,11 +1390,11 @@ mod tests {
         assert_eq!(
             reasons[..10],
             [
-                (3, "value: value \"1.5\" is not a whole decimal number"),
-                (4, "value: negative value -5"),
-                (5, "value: value \"1e21\" is not a whole decimal number"),
-                (7, "value: value \"lots\" is not a whole decimal number"),
-                (9, &*format!("value: value {max}0 exceeds 2^256-1")),
+                (3, "value: \"1.5\" is not a whole decimal number"),
+                (4, "value: negative number -5"),
+                (5, "value: \"1e21\" is not a whole decimal number"),
+                (7, "value: \"lots\" is not a whole decimal number"),
+                (9, &*format!("value: {max}0 exceeds 2^256-1")),
                 (10, "type: expected \"token_transfer\", got \"block\""),
                 (
                     11,
@@ -1490,10 +1490,7 @@ mod tests {
                     5,
                     "decimals: expected a whole number from 0 to 255, got \"256\""
                 ),
-                (
-                    6,
-                    "total_supply: value \"1.0\" is not a whole decimal number"
-                ),
+                (6, "total_supply: \"1.0\" is not a whole decimal number"),
                 (7, "symbol: expected a string, got 7"),
                 (8, "name: expected a string or number, got an array"),
                 (9, "missing column address"),
