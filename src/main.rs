@@ -3,6 +3,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tributary::cli::{Cli, run};
 
+// glibc's allocator spent a fifth of the server's CPU under concurrent GraphQL load; mimalloc's
+// per-thread heaps avoid that contention.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

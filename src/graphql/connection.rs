@@ -1,11 +1,11 @@
 //! Relay connections on top of the keyset pager: arguments in, `Connection` out.
 
 use async_graphql::OutputType;
-use async_graphql::connection::{Connection, Edge};
+use async_graphql::connection::{Connection, CursorType, Edge};
 use sea_orm::ColumnTrait;
 
 use super::error::ApiError;
-use crate::store::keyset::{self, KeyValue, Page, PageError, PageRequest, SortOrder};
+use crate::store::keyset::{self, Cursor, KeyValue, PageError, PageRequest, SortOrder};
 
 /// The four Relay arguments, as every list field takes them.
 #[derive(Debug, Default, Clone)]
@@ -43,13 +43,33 @@ impl From<PageError> for ApiError {
     }
 }
 
+/// A cursor as the GraphQL library sees it: encoded only when a client selects it.
+pub struct LazyCursor(Cursor);
+
+impl CursorType for LazyCursor {
+    type Error = PageError;
+
+    /// Cursors arrive as plain `String` arguments and are checked against their order by
+    /// `PageRequest`; this path is never taken.
+    fn decode_cursor(_: &str) -> Result<Self, PageError> {
+        Err(PageError::BadCursor("cursor"))
+    }
+
+    fn encode_cursor(&self) -> String {
+        self.0.encode()
+    }
+}
+
+/// A page of `N` nodes as a Relay connection.
+pub type Page<N> = Connection<LazyCursor, N>;
+
 /// Builds the connection: each row becomes a node with the cursor of its sort values.
 pub fn connection<C, M, N>(
     order: &SortOrder<C>,
-    page: Page<M>,
+    page: keyset::Page<M>,
     key: impl Fn(&M) -> Vec<KeyValue>,
     node: impl Fn(M) -> N,
-) -> Connection<String, N>
+) -> Page<N>
 where
     C: ColumnTrait,
     N: OutputType,
@@ -58,7 +78,7 @@ where
     connection.edges = page
         .rows
         .into_iter()
-        .map(|row| Edge::new(keyset::encode(order, key(&row)), node(row)))
+        .map(|row| Edge::new(LazyCursor(Cursor::new(order, key(&row))), node(row)))
         .collect();
     connection
 }

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod error;
 pub mod filters;
+pub mod parse_cache;
 pub mod runs;
 pub mod scalars;
 pub mod server;
@@ -42,6 +43,7 @@ pub fn build(db: DatabaseConnection, facts: ServerFacts, limits: &GraphqlSetting
         .data(db)
         .data(tokens)
         .data(facts)
+        .extension(parse_cache::ParseCache::default())
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity);
     if !limits.introspection {

@@ -1,11 +1,10 @@
 //! Ingestion runs over GraphQL.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object};
 use entity::ingest_run;
 use sea_orm::DatabaseConnection;
 
-use super::connection::{PageArgs, connection};
+use super::connection::{Page, PageArgs, connection};
 use super::error::{ApiError, ApiResult};
 use super::scalars::DateTime;
 use crate::store::runs::{self, RunMode, RunStatus};
@@ -98,7 +97,7 @@ impl RunQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Connection<String, IngestRun>> {
+    ) -> ApiResult<Page<IngestRun>> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let order = runs::newest_first();
         let request = PageArgs {

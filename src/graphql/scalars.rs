@@ -86,7 +86,7 @@ impl Bytes {
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{}", hex::encode(&self.0))
+        f.write_str(&hex::encode_prefixed(&self.0))
     }
 }
 

@@ -2,14 +2,13 @@
 
 use std::collections::HashMap;
 
-use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Enum, InputObject, Object};
 use entity::token;
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
-use super::connection::{PageArgs, connection};
+use super::connection::{Page, PageArgs, connection};
 use super::error::{ApiError, ApiResult};
 use super::filters::{BytesFilterInput, SortDirection, StringFilterInput, optional};
 use super::scalars::{BigInt, Bytes, DateTime};
@@ -57,7 +56,7 @@ impl Token {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Connection<String, Transfer>> {
+    ) -> ApiResult<Page<Transfer>> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let mut filter = filter.unwrap_or_default().into_store()?;
         filter.token = BytesFilter {
@@ -142,7 +141,7 @@ impl TokenQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Connection<String, Token>> {
+    ) -> ApiResult<Page<Token>> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let w = filter.unwrap_or_default();
         let filter = TokenFilter {

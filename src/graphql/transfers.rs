@@ -1,14 +1,13 @@
 //! ERC-20 transfers over GraphQL: the list with filters and keyset pages, and the aggregates
 //! beside it (`transferStats`, `transferVolume`) so frontends never page to count.
 
-use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use entity::transfer;
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
-use super::connection::{PageArgs, connection};
+use super::connection::{Page, PageArgs, connection};
 use super::error::{ApiError, ApiResult};
 use super::filters::{
     BigIntFilterInput, BytesFilterInput, DateTimeFilterInput, IntFilterInput, SortDirection,
@@ -153,7 +152,7 @@ pub async fn page(
     filter: TransferFilter,
     order_by: Option<Vec<TransferOrder>>,
     args: PageArgs,
-) -> ApiResult<Connection<String, Transfer>> {
+) -> ApiResult<Page<Transfer>> {
     let sort = sort(order_by)?;
     let order = transfers::order(&sort);
     let request = args.request(&order)?;
@@ -213,7 +212,7 @@ impl TransferQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Connection<String, Transfer>> {
+    ) -> ApiResult<Page<Transfer>> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let filter = filter.unwrap_or_default().into_store()?;
         page(

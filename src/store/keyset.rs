@@ -2,6 +2,8 @@
 //! (plus a unique tie-breaker), never by an offset, so rows written between two page requests
 //! cannot make a page skip or repeat a row. Cursors are opaque to clients.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
@@ -74,6 +76,8 @@ pub struct SortOrder<C> {
     keys: Vec<SortKey<C>>,
     /// Names the order inside cursors, so a cursor made for one order is refused by another.
     fingerprint: String,
+    /// The same, shared by every cursor of a page.
+    shared_fingerprint: Arc<str>,
 }
 
 impl<C: ColumnTrait> SortOrder<C> {
@@ -82,6 +86,7 @@ impl<C: ColumnTrait> SortOrder<C> {
         SortOrder {
             keys: Vec::new(),
             fingerprint: String::new(),
+            shared_fingerprint: Arc::from(""),
         }
     }
 
@@ -111,6 +116,7 @@ impl<C: ColumnTrait> SortOrder<C> {
             order,
             nullable,
         });
+        self.shared_fingerprint = Arc::from(self.fingerprint.as_str());
         self
     }
 
@@ -305,14 +311,36 @@ pub struct Page<M> {
     pub has_previous_page: bool,
 }
 
-/// The opaque cursor of a row whose sort values are `values`.
-pub fn encode<C: ColumnTrait>(order: &SortOrder<C>, values: Vec<KeyValue>) -> String {
-    let body = CursorBody {
-        o: order.fingerprint.clone(),
-        k: values,
-    };
-    // Serializing plain enums and strings to JSON cannot fail.
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap_or_default())
+/// A row's position in an order. Encoding to the opaque text is deferred until a client asks
+/// for the cursor: most pages read only `nodes` and `endCursor`.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    order: Arc<str>,
+    values: Vec<KeyValue>,
+}
+
+impl Cursor {
+    pub fn new<C: ColumnTrait>(order: &SortOrder<C>, values: Vec<KeyValue>) -> Self {
+        Cursor {
+            order: order.shared_fingerprint.clone(),
+            values,
+        }
+    }
+
+    /// The opaque text clients pass back as `after` or `before`.
+    pub fn encode(&self) -> String {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            o: &'a str,
+            k: &'a [KeyValue],
+        }
+        let body = Body {
+            o: &self.order,
+            k: &self.values,
+        };
+        // Serializing plain enums and strings to JSON cannot fail.
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap_or_default())
+    }
 }
 
 fn decode<C: ColumnTrait>(
