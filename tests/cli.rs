@@ -177,3 +177,61 @@ async fn serve_answers_on_the_default_database_and_stops_on_sigterm() {
     );
     assert!(messages.iter().any(|m| m == "stopped"), "{stderr}");
 }
+
+#[test]
+fn import_reports_rejections_in_its_exit_status() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let csv = dir.path().join("transfers.csv");
+    std::fs::write(
+        &csv,
+        "token_address,from_address,to_address,value,transaction_hash,log_index,block_number\n\
+         0xf4eced2f682ce333f96f2d8966c613ded8fc95dd,0x1b63142628311395ceafeea5667e7c9026c862ca,0xac4df82fe37ea2187bc8c011a23d743b4f39019a,100000,0x04cbcb236043d8fb7839e07bbc7f5eed692fb2ca55d897f1101eac3e3ad4fab8,0,483920\n\
+         0xf4eced2f682ce333f96f2d8966c613ded8fc95dd,0x1b63142628311395ceafeea5667e7c9026c862ca,0xac4df82fe37ea2187bc8c011a23d743b4f39019a,-1,0x04cbcb236043d8fb7839e07bbc7f5eed692fb2ca55d897f1101eac3e3ad4fab8,1,483920\n",
+    )
+    .expect("write");
+    let run = |file: &std::path::Path| {
+        tributary()
+            .args(["import", "transfer"])
+            .arg(file)
+            .current_dir(dir.path())
+            .output()
+            .expect("run tributary import")
+    };
+    let output = run(&csv);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        stdout.contains("imported 2 rows from ")
+            && stdout.contains(": 1 inserted, 0 updated, 0 unchanged, 1 rejected (run 1)"),
+        "{stdout}"
+    );
+
+    let good = dir.path().join("good.csv");
+    let text = std::fs::read_to_string(&csv).expect("read");
+    std::fs::write(
+        &good,
+        text.lines().take(2).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .expect("write");
+    let output = run(&good);
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        stdout.contains(": 0 inserted, 0 updated, 1 unchanged, 0 rejected (run 2)"),
+        "{stdout}"
+    );
+
+    let missing = run(&dir.path().join("nope.csv"));
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8(missing.stderr).expect("utf-8");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("nope.csv"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -558,3 +558,86 @@ on_both_databases!(bigquery, bigquery_exports_import);
 fn rfc3339_helper_matches_the_api_format() {
     assert_eq!(rfc3339(1_683_029_999), "2023-05-02T12:19:59Z");
 }
+
+async fn duplicates_inside_one_file_resolve_to_the_last_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("dupes.csv");
+    let row = |value: u32, block: u32| {
+        format!(
+            "0xf4eced2f682ce333f96f2d8966c613ded8fc95dd,0x1b63142628311395ceafeea5667e7c9026c862ca,0xac4df82fe37ea2187bc8c011a23d743b4f39019a,{value},0x04cbcb236043d8fb7839e07bbc7f5eed692fb2ca55d897f1101eac3e3ad4fab8,0,{block}\n"
+        )
+    };
+    let csv = format!(
+        "token_address,from_address,to_address,value,transaction_hash,log_index,block_number\n{}{}{}",
+        row(1, 10),
+        row(1, 10),
+        row(3, 11)
+    );
+    std::fs::write(&path, csv).expect("write");
+    let summary = import(&app, Entity::Transfer, &path).await;
+    // One row stored; the identical repeat is unchanged, the changed one an update.
+    assert_eq!(
+        summary.counts,
+        UpsertCounts {
+            inserted: 1,
+            updated: 1,
+            unchanged: 1
+        }
+    );
+    let data = app.query(ALL, json!({})).await;
+    assert_eq!(data["transfers"]["nodes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(data["transfers"]["nodes"][0]["value"], "3");
+}
+on_both_databases!(
+    duplicates_in_file,
+    duplicates_inside_one_file_resolve_to_the_last_row
+);
+
+async fn gzipped_files_import_like_plain_ones(backend: Backend) {
+    use std::io::Write;
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("transfers.jsonl.gz");
+    let plain = std::fs::read(file("stream_token_transfers_17173049.jsonl")).expect("read");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).expect("compress");
+    std::fs::write(&path, gz.finish().expect("finish")).expect("write");
+    let summary = import(&app, Entity::Transfer, &path).await;
+    assert_eq!(
+        (summary.rows, summary.counts.inserted, summary.rejected),
+        (291, 291, 0)
+    );
+}
+on_both_databases!(gzip, gzipped_files_import_like_plain_ones);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_embedded_database_starts_with_the_sample_once() {
+    use tributary::startup::Application;
+    let (url, _dir) = common::database_url(Backend::Sqlite).await;
+    for start in 0..2 {
+        let mut settings = common::settings(&url);
+        settings.sample_data = true;
+        let app = Application::build(settings).await.expect("starts");
+        let db = app.db().clone();
+        let counts = (
+            entity::transfer::Entity::find()
+                .all(&db)
+                .await
+                .expect("transfers")
+                .len(),
+            entity::token::Entity::find()
+                .all(&db)
+                .await
+                .expect("tokens")
+                .len(),
+            entity::ingest_run::Entity::find()
+                .all(&db)
+                .await
+                .expect("runs")
+                .len(),
+        );
+        // Loaded at the first start only: the second finds runs and leaves the data alone.
+        assert_eq!(counts, (291, 76, 2), "start {start}");
+    }
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Transfers benchmark, run by hand (never by `cargo test`).
+#
+# 1. Import: `tributary import transfer` of 1,000,000 generated transfers into PostgreSQL,
+#    against a baseline measured in the same run: `psql \copy` of the same CSV into a text
+#    staging table plus one INSERT … ON CONFLICT into an identical `transfers` table (same
+#    columns, constraints and indexes). Prints the ratio and our peak memory. Then the same
+#    file again (every row unchanged).
+# 2. Query: the `transfers` query of a frontend (one token, a 6-hour window, first: 100) from
+#    32 concurrent clients for 20 s with wrk; prints requests/s and p50/p99 latency.
+#
+# Needs: PostgreSQL reachable at $PGURL (a role that may create databases), python3, psql,
+# wrk (apt-get install wrk), GNU time. Usage: bench/transfers.sh [ROWS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROWS=${1:-1000000}
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+WORK=${WORK:-/tmp/tributary-bench}
+SHARED=${SHARED:-../shared}
+BIN=target/release/tributary
+PORT=${PORT:-18080}
+
+for tool in psql wrk python3 /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+echo "==> build"
+cargo build --release --locked --quiet
+
+mkdir -p "$WORK"
+CSV="$WORK/data-$ROWS/token_transfers.csv"
+if [[ ! -f "$CSV" ]]; then
+  echo "==> generate $ROWS transfers"
+  python3 "$SHARED/bench/gen_transfers.py" "$WORK/data-$ROWS" "$ROWS"
+fi
+echo "input: $CSV ($(du -h "$CSV" | cut -f1))"
+
+fresh_db() {
+  psql "$PGURL/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
+}
+
+now() { date +%s.%N; }
+
+# --- baseline ---------------------------------------------------------------------------
+fresh_db tributary_bench_baseline
+BASE_URL="$PGURL/tributary_bench_baseline"
+# The identical table: created by Tributary's own migrations.
+DATABASE_URL=$BASE_URL "$BIN" migrate
+psql "$BASE_URL" -q -v ON_ERROR_STOP=1 -c "CREATE TABLE staging (token_address text, from_address text, to_address text, value text, transaction_hash text, log_index text, block_number text, block_timestamp text)"
+echo "==> baseline: psql \\copy + INSERT … ON CONFLICT"
+t0=$(now)
+psql "$BASE_URL" -q -v ON_ERROR_STOP=1 \
+  -c "\\copy staging FROM '$CSV' WITH (FORMAT csv, HEADER true)" \
+  -c "INSERT INTO transfers (token_address, from_address, to_address, value, transaction_hash, log_index, block_number, block_timestamp)
+      SELECT decode(substr(token_address, 3), 'hex'), decode(substr(from_address, 3), 'hex'),
+             decode(substr(to_address, 3), 'hex'), value::numeric,
+             decode(substr(transaction_hash, 3), 'hex'), log_index::int, block_number::bigint,
+             to_timestamp(block_timestamp::bigint)
+      FROM staging
+      ON CONFLICT (transaction_hash, log_index) DO UPDATE SET
+        token_address = EXCLUDED.token_address, from_address = EXCLUDED.from_address,
+        to_address = EXCLUDED.to_address, value = EXCLUDED.value,
+        block_number = EXCLUDED.block_number, block_timestamp = EXCLUDED.block_timestamp"
+t1=$(now)
+baseline=$(echo "$t1 - $t0" | bc -l)
+printf 'baseline: %.2f s\n' "$baseline"
+
+# --- ours -------------------------------------------------------------------------------
+fresh_db tributary_bench_import
+URL="$PGURL/tributary_bench_import"
+DATABASE_URL=$URL "$BIN" migrate
+echo "==> tributary import transfer"
+t0=$(now)
+DATABASE_URL=$URL /usr/bin/time -f '%M' -o "$WORK/rss" "$BIN" import transfer "$CSV"
+t1=$(now)
+ours=$(echo "$t1 - $t0" | bc -l)
+rss_mb=$(echo "$(cat "$WORK/rss") / 1024" | bc -l)
+echo "==> the same file again"
+t0=$(now)
+DATABASE_URL=$URL "$BIN" import transfer "$CSV"
+t1=$(now)
+again=$(echo "$t1 - $t0" | bc -l)
+
+# --- query ------------------------------------------------------------------------------
+echo "==> transfers query: one token, 6-hour window, first: 100, 32 clients, 20 s"
+TOKEN=$(psql "$URL" -At -c "SELECT '0x' || encode(token_address, 'hex') FROM transfers GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+read -r TMIN TMAX < <(psql "$URL" -At -F ' ' -c "SELECT extract(epoch FROM min(block_timestamp))::bigint, extract(epoch FROM max(block_timestamp))::bigint FROM transfers")
+DATABASE_URL=$URL TRIBUTARY_LISTEN=127.0.0.1:$PORT RUST_LOG=warn "$BIN" serve &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
+  sleep 0.1
+done
+LUA="$WORK/transfers.lua"
+cat > "$LUA" <<LUA
+-- Each request: the busiest token, a random 6-hour window inside the data.
+math.randomseed(os.time())
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
+request = function()
+  local from = math.random($TMIN, math.max($TMIN, $TMAX - 21600))
+  local body = string.format('{"query":"query Window(\$t: Bytes!, \$from: DateTime!, \$to: DateTime!) { transfers(where: {token: {eq: \$t}, blockTimestamp: {gte: \$from, lt: \$to}}, orderBy: [{field: BLOCK_TIMESTAMP, direction: DESC}], first: 100) { nodes { id from to value blockTimestamp transactionHash } pageInfo { hasNextPage endCursor } } }","variables":{"t":"$TOKEN","from":"%s","to":"%s"}}', iso(from), iso(from + 21600))
+  return wrk.format(nil, "/graphql", nil, body)
+end
+LUA
+# One warm-up second, then the measurement.
+wrk -t2 -c32 -d1s -s "$LUA" "http://127.0.0.1:$PORT" >/dev/null
+wrk -t2 -c32 -d20s --latency -s "$LUA" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.txt"
+
+echo
+echo "==> results ($ROWS transfers)"
+printf 'import:        %.2f s  (baseline %.2f s)  ratio %.2fx  (target <= 1.5x)\n' "$ours" "$baseline" "$(echo "$ours / $baseline" | bc -l)"
+printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
+printf 'second import: %.2f s (all rows unchanged)  ratio %.2fx of baseline\n' "$again" "$(echo "$again / $baseline" | bc -l)"
+grep -E 'Requests/sec|^ +50%|^ +99%' "$WORK/wrk.txt" | sed 's/^ */query: /'
