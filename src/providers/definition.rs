@@ -1,0 +1,368 @@
+//! A provider definition: one TOML file in `providers/` says where data comes from, how its
+//! format is read, and how its fields become an entity's columns. The serde types below are the
+//! file format itself; every field is documented where it is declared.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// One provider file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    /// Provider id; defaults to the file name without `.toml`.
+    pub name: Option<String>,
+    /// Target entity: `token`, `transfer` or `record` (a generic dataset).
+    pub entity: EntityKind,
+    /// Dataset name; required when `entity = "record"`.
+    pub dataset: Option<String>,
+    /// Cron expression with seconds (`0 0 * * * *` = hourly). Absent: runs only when triggered.
+    pub schedule: Option<String>,
+    /// A disabled provider is listed but never scheduled.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Keep each record's raw payload in `raw_records`. Default: on for `http`, off otherwise.
+    pub keep_raw: Option<bool>,
+    /// The mapped field whose value identifies a record (its external id, and for `record`
+    /// the natural key). Default: none (`record` needs one).
+    pub key: Option<String>,
+    pub source: Source,
+    /// How each fetched body or file is read. Default: `json`.
+    #[serde(default)]
+    pub parse: Parse,
+    /// Entity field = where its value comes from. Order is kept.
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntityKind {
+    Token,
+    Transfer,
+    Record,
+}
+
+/// Where records come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    Http(Box<HttpSource>),
+    File(FileSource),
+    /// Records are POSTed to `/ingest/{provider}`.
+    Push,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSource {
+    /// Request URL; `${VAR}` expands from the environment.
+    pub url: String,
+    /// `GET` (default) or `POST`.
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// Request headers; values expand `${VAR}` and are never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Query parameters added to every request; values expand `${VAR}`.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    /// JSON body for POST requests.
+    pub body: Option<serde_json::Value>,
+    /// JSONPath (RFC 9535) to the records in a response, e.g. `$.items[*]`. Default `$`: a
+    /// top-level array is its elements, anything else one record.
+    #[serde(default = "default_records_path")]
+    pub records: String,
+    /// Records to leave out, by a field of the raw record.
+    #[serde(default)]
+    pub skip: Vec<SkipRule>,
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// Fetch a URL taken from each record and use that body as the record.
+    pub follow: Option<Follow>,
+    /// Requests in flight at once (pages are still committed in order).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Requests per second at most, across all of this provider's requests. Absent: no limit.
+    pub rate_limit: Option<f64>,
+    /// Seconds one request may take.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub retry: Retry,
+    /// A run stops with an error after this many pages (a cursor that never ends).
+    #[serde(default = "default_max_pages")]
+    pub max_pages: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Post,
+}
+
+/// Leave out records whose `field` (a JSONPath into the raw record) matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkipRule {
+    pub field: String,
+    pub starts_with: Option<String>,
+    pub equals: Option<String>,
+}
+
+/// How to ask for the next page and recognise the last one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Pagination {
+    /// One request.
+    #[default]
+    None,
+    /// `skip`/`limit` style: `offset_param` advances by `page_size`.
+    Offset {
+        #[serde(default = "default_offset_param")]
+        offset_param: String,
+        #[serde(default = "default_limit_param")]
+        limit_param: String,
+        page_size: u64,
+        #[serde(default)]
+        end: PageEnd,
+    },
+    /// `page`/`per_page` style, pages counted from `first_page`.
+    Page {
+        #[serde(default = "default_page_param")]
+        page_param: String,
+        size_param: Option<String>,
+        page_size: u64,
+        #[serde(default = "default_first_page")]
+        first_page: u64,
+        #[serde(default)]
+        end: PageEnd,
+    },
+    /// A token from the body (`token_path`, JSONPath) or a header (`token_header`), sent back
+    /// as the query parameter `param`. The last page has no token.
+    Cursor {
+        token_path: Option<String>,
+        token_header: Option<String>,
+        param: String,
+    },
+    /// The next page's full URL: from the body (`next_path`, JSONPath) or, when absent, the
+    /// `Link: <…>; rel="next"` header.
+    Link { next_path: Option<String> },
+}
+
+/// How an offset or page listing ends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageEnd {
+    /// A page with fewer records than the page size is the last (default true; an empty page
+    /// always ends the listing).
+    #[serde(default = "default_true")]
+    pub short_page: bool,
+    /// Statuses that mean "past the end" rather than failure (the Silk API answers 500).
+    #[serde(default)]
+    pub statuses: Vec<u16>,
+    /// On such a status, ask again for the same offset with a smaller page (halving down to
+    /// 1), so an API that errors whenever `offset + limit` passes the end still yields its
+    /// last records.
+    #[serde(default)]
+    pub shrink_on_end_status: bool,
+}
+
+impl Default for PageEnd {
+    fn default() -> Self {
+        PageEnd {
+            short_page: true,
+            statuses: Vec::new(),
+            shrink_on_end_status: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Follow {
+    /// JSONPath to the URL in each listed record, e.g. `$.mediaLink`.
+    pub url: String,
+    /// Documents fetched at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Tries per request, the first included.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// First backoff; doubles each retry, with jitter, up to `max_backoff_ms`. A
+    /// `Retry-After` on 429/503 is honoured instead.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: default_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// A local path (relative to the provider file's directory) or an http(s) URL.
+    pub path: String,
+    /// `csv`, `jsonl` or `json`; default from the file name. `.gz` is decompressed.
+    pub format: Option<FileFormat>,
+    /// For `json`: JSONPath to the records (default `$`, a top-level array).
+    pub records: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    Csv,
+    Jsonl,
+    Json,
+}
+
+/// How a fetched body (or followed document) is read into records.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "format", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Parse {
+    #[default]
+    Json,
+    Csv,
+    /// A regular expression with named captures; each match is one record, the captures its
+    /// fields. `(?s)` lets `.` span lines.
+    Text {
+        pattern: String,
+    },
+}
+
+/// Where one entity field's value comes from, and what is done to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FieldSpec {
+    /// Shorthand: a JSONPath (`$.a.b`), a bare key (`a`) or a capture name.
+    Path(String),
+    Full {
+        /// JSONPath, key or capture name. Absent: the value comes from `transforms`
+        /// (`default`) alone.
+        path: Option<String>,
+        #[serde(default)]
+        transforms: Vec<Transform>,
+    },
+}
+
+/// One step applied to a field's value, in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Transform {
+    /// `"trim"`, `"lowercase"`, `"int"`, `"uint256"`, `"hex"`, `"mac"`, `"ip"`,
+    /// `"timestamp"`, `"redact"`, `"sha256"`.
+    Name(TransformName),
+    /// `{ int = { default = 0 } }`, `{ timestamp = { format = "%m/%d/%Y %H:%M:%S" } }`,
+    /// `{ sha256 = { key = "${PII_KEY}" } }`, `{ default = … }`.
+    With(TransformWith),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransformName {
+    Trim,
+    Lowercase,
+    Int,
+    Uint256,
+    Hex,
+    Mac,
+    Ip,
+    Timestamp,
+    Redact,
+    Sha256,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum TransformWith {
+    /// First integer in free text; `default` when there is none.
+    Int { default: Option<i64> },
+    /// Epoch seconds or milliseconds, RFC 3339, Mongo `{"$date": …}`, or `format` (strftime).
+    Timestamp { format: Option<String> },
+    /// Keyed SHA-256 (HMAC), hex: personal data that must stay joinable but not readable.
+    Sha256 { key: String },
+    /// The value to use when the field is absent or null.
+    Default(serde_json::Value),
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_records_path() -> String {
+    "$".to_string()
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+fn default_max_pages() -> u64 {
+    100_000
+}
+fn default_offset_param() -> String {
+    "offset".to_string()
+}
+fn default_limit_param() -> String {
+    "limit".to_string()
+}
+fn default_page_param() -> String {
+    "page".to_string()
+}
+fn default_first_page() -> u64 {
+    1
+}
+fn default_attempts() -> u32 {
+    5
+}
+fn default_initial_backoff_ms() -> u64 {
+    200
+}
+fn default_max_backoff_ms() -> u64 {
+    10_000
+}
+
+/// A provider ready to run: its file, validated, with its resolved name.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    pub def: ProviderFile,
+}
+
+impl Provider {
+    /// `http`, `file` or `push`.
+    pub fn source_kind(&self) -> &'static str {
+        match self.def.source {
+            Source::Http(_) => "http",
+            Source::File(_) => "file",
+            Source::Push => "push",
+        }
+    }
+
+    /// Whether raw payloads are kept (`keep_raw`, default on for `http`).
+    pub fn keep_raw(&self) -> bool {
+        self.def
+            .keep_raw
+            .unwrap_or(matches!(self.def.source, Source::Http(_)))
+    }
+}
