@@ -1,4 +1,4 @@
-//! The command line: `tributary [serve]`, `migrate`, `schema`, `import`.
+//! The command line: `tributary [serve]`, `migrate`, `schema`, `import`, `providers`, `ingest`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,8 +8,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::DatabaseConnection;
 
 use crate::import::{self, Entity};
+use crate::ingest;
+use crate::providers::definition::Provider;
+use crate::providers::load::load_dir;
 use crate::settings::Settings;
 use crate::startup::Application;
+use crate::store::runs::{self, RunMode};
 use crate::{db, graphql, telemetry};
 
 #[derive(Debug, Parser)]
@@ -43,6 +47,34 @@ pub enum Command {
         /// The file (`.csv`, `.jsonl`, `.json`; `.gz` compressed or not).
         file: PathBuf,
     },
+    /// List the providers in `providers_dir`, validating every file, with each one's last run.
+    Providers,
+    /// Run one provider now, in the foreground, with progress and a summary.
+    Ingest {
+        /// The provider's name.
+        provider: String,
+        /// `incremental` continues from the checkpoint an interrupted run left; `full` starts
+        /// over; `renormalize` rebuilds rows from stored raw payloads without fetching.
+        #[arg(long, value_enum, default_value = "incremental")]
+        mode: ModeArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    Incremental,
+    Full,
+    Renormalize,
+}
+
+impl From<ModeArg> for RunMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Incremental => RunMode::Incremental,
+            ModeArg::Full => RunMode::Full,
+            ModeArg::Renormalize => RunMode::Renormalize,
+        }
+    }
 }
 
 /// Exit status when a command finished but rejected some input rows.
@@ -61,6 +93,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = db::connect(&settings).await?;
             db::migrate(&db, &settings).await?;
             run_import(&db, entity, &file).await
+        }
+        Command::Providers => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let providers = load_dir(&settings.providers_dir)?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db, &settings).await?;
+            for provider in &providers {
+                let last = runs::last_for(&db, &provider.name).await?;
+                let last = last.map_or_else(
+                    || "never run".to_string(),
+                    |r| {
+                        format!(
+                            "last run {} {} ({} fetched, {} rejected)",
+                            r.id, r.status, r.fetched, r.rejected
+                        )
+                    },
+                );
+                println!(
+                    "{:<24} {:<9} {:<9} {:<18} {}",
+                    provider.name,
+                    format!("{:?}", provider.def.entity).to_lowercase(),
+                    provider.source_kind(),
+                    provider.def.schedule.as_deref().unwrap_or("-"),
+                    last
+                );
+            }
+            println!(
+                "{} provider(s) in {}, all valid",
+                providers.len(),
+                settings.providers_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { provider, mode } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let providers = load_dir(&settings.providers_dir)?;
+            let Some(provider) = providers.into_iter().find(|p| p.name == provider) else {
+                anyhow::bail!(
+                    "no provider named {provider:?} in {}",
+                    settings.providers_dir.display()
+                );
+            };
+            let db = db::connect(&settings).await?;
+            db::migrate(&db, &settings).await?;
+            run_ingest(&db, &provider, mode.into()).await
         }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;
@@ -81,6 +160,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs a provider once with a spinner (on a terminal) and prints a summary line.
+async fn run_ingest(
+    db: &DatabaseConnection,
+    provider: &Provider,
+    mode: RunMode,
+) -> anyhow::Result<ExitCode> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let cancel = ingest::Cancel::default();
+    let started = std::time::Instant::now();
+    let summary = ingest::run(db, provider, mode, "cli", &cancel, &|p| {
+        bar.set_message(format!(
+            "{} pages, {} records, {} rejected",
+            p.pages, p.fetched, p.rejected
+        ));
+    })
+    .await;
+    bar.finish_and_clear();
+    let s = summary?;
+    println!(
+        "{} run {} {}: {} pages, {} records in {:.1} s: {} inserted, {} updated, {} unchanged, {} rejected",
+        provider.name,
+        s.run_id,
+        s.status.as_str(),
+        s.pages,
+        s.fetched,
+        started.elapsed().as_secs_f64(),
+        s.counts.inserted,
+        s.counts.updated,
+        s.counts.unchanged,
+        s.rejected,
+    );
+    if let Some(error) = s.error {
+        anyhow::bail!("{} run {} failed: {error}", provider.name, s.run_id);
+    }
+    if s.rejected > 0 {
+        return Ok(ExitCode::from(EXIT_REJECTED));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs an import with a progress bar (on a terminal) and prints a summary line.

@@ -4,6 +4,7 @@
 pub mod ingest_run;
 pub mod provider_state;
 pub mod raw_record;
+pub mod record;
 pub mod rejected_record;
 pub mod token;
 pub mod transfer;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_platform_tables;
 mod m20261121_000002_tokens_transfers;
+mod m20261121_000003_records;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261121_000001_platform_tables::Migration),
             Box::new(m20261121_000002_tokens_transfers::Migration),
+            Box::new(m20261121_000003_records::Migration),
         ]
     }
 }

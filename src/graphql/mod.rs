@@ -5,6 +5,7 @@ pub mod connection;
 pub mod error;
 pub mod filters;
 pub mod parse_cache;
+pub mod records;
 pub mod runs;
 pub mod scalars;
 pub mod server;
@@ -23,6 +24,7 @@ pub struct QueryRoot(
     server::ServerQuery,
     tokens::TokenQuery,
     transfers::TransferQuery,
+    records::RecordQuery,
     runs::RunQuery,
 );
 

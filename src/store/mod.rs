@@ -2,6 +2,9 @@
 
 pub mod filter;
 pub mod keyset;
+pub mod provider_state;
+pub mod raw;
+pub mod records;
 pub mod rejected;
 pub mod runs;
 pub mod tokens;

@@ -186,3 +186,16 @@ pub async fn finish<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+/// A provider's most recent run.
+pub async fn last_for(
+    db: &DatabaseConnection,
+    provider: &str,
+) -> Result<Option<ingest_run::Model>, DbErr> {
+    use sea_orm::QueryOrder;
+    ingest_run::Entity::find()
+        .filter(ingest_run::Column::Provider.eq(provider))
+        .order_by_desc(ingest_run::Column::Id)
+        .one(db)
+        .await
+}

@@ -1,0 +1,255 @@
+//! One ingestion run of one provider: fetch pages from its source, turn raw records into
+//! entity rows, and commit each batch — rows, raw payloads, rejections, the run's counters and
+//! the checkpoint to resume from — in one transaction. A run killed at any moment resumes from
+//! its last committed batch and ends with the rows a clean run gives.
+
+mod prepare;
+mod write;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use serde_json::Value as Json;
+
+pub use self::prepare::Prepared;
+use self::write::{Batch, write_batch};
+use crate::providers::definition::{Provider, Source};
+use crate::sources::file::FileReader;
+use crate::sources::listing::{Listing, ListingError, Position};
+use crate::store::provider_state;
+use crate::store::runs::{self, RunMode, RunStatus};
+use crate::store::upsert::UpsertCounts;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub pages: u64,
+    pub fetched: u64,
+    pub counts: UpsertCounts,
+    pub rejected: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Provider(String),
+    #[error(transparent)]
+    Listing(#[from] ListingError),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl From<DbErr> for IngestError {
+    fn from(error: DbErr) -> Self {
+        IngestError::Database(crate::db::brief(&error))
+    }
+}
+
+/// Asked to stop at the next batch boundary (what was committed stays).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Progress after each committed batch, for progress bars.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub pages: u64,
+    pub fetched: u64,
+    pub rejected: u64,
+}
+
+/// Runs `provider` once, recording the run in `ingest_runs` under `trigger`.
+pub async fn run(
+    db: &DatabaseConnection,
+    provider: &Provider,
+    mode: RunMode,
+    trigger: &str,
+    cancel: &Cancel,
+    on_progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<RunSummary, IngestError> {
+    let run_id = runs::start(db, &provider.name, trigger, mode).await?;
+    run_with_id(db, provider, mode, run_id, cancel, on_progress).await
+}
+
+/// Runs `provider` as the already created run `run_id` (queued by a trigger).
+pub async fn run_with_id(
+    db: &DatabaseConnection,
+    provider: &Provider,
+    mode: RunMode,
+    run_id: i64,
+    cancel: &Cancel,
+    on_progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<RunSummary, IngestError> {
+    let mut summary = RunSummary {
+        run_id,
+        status: RunStatus::Running,
+        pages: 0,
+        fetched: 0,
+        counts: UpsertCounts::default(),
+        rejected: 0,
+        error: None,
+    };
+    let outcome = drive(
+        db,
+        provider,
+        mode,
+        run_id,
+        cancel,
+        on_progress,
+        &mut summary,
+    )
+    .await;
+    let (status, error) = match outcome {
+        Ok(true) => (RunStatus::Succeeded, None),
+        Ok(false) => (RunStatus::Cancelled, None),
+        Err(error) => (RunStatus::Failed, Some(error.to_string())),
+    };
+    if status == RunStatus::Succeeded {
+        // A complete run leaves nothing to resume: the next one starts at the beginning.
+        provider_state::set_checkpoint(db, &provider.name, run_id, None).await?;
+    }
+    runs::finish(db, run_id, status, error.clone()).await?;
+    if let Some(error) = &error {
+        tracing::warn!(provider = %provider.name, run_id, %error, "ingest run failed");
+    }
+    summary.status = status;
+    summary.error = error;
+    Ok(summary)
+}
+
+/// The run's work; `Ok(false)` when cancelled.
+async fn drive(
+    db: &DatabaseConnection,
+    provider: &Provider,
+    mode: RunMode,
+    run_id: i64,
+    cancel: &Cancel,
+    on_progress: &(dyn Fn(Progress) + Send + Sync),
+    summary: &mut RunSummary,
+) -> Result<bool, IngestError> {
+    let prepared = Prepared::new(provider).map_err(IngestError::Provider)?;
+    if mode == RunMode::Renormalize {
+        return renormalize(db, &prepared, run_id, cancel, on_progress, summary).await;
+    }
+    let checkpoint = match mode {
+        RunMode::Incremental => provider_state::checkpoint(db, &provider.name).await?,
+        _ => None,
+    };
+    let commit = |batch: Batch, next: Option<Json>| {
+        let prepared = &prepared;
+        async move {
+            let txn = db.begin().await?;
+            let written = write_batch(&txn, prepared, run_id, batch).await?;
+            provider_state::set_checkpoint(&txn, &prepared.provider.name, run_id, next).await?;
+            txn.commit().await?;
+            Ok::<_, IngestError>(written)
+        }
+    };
+    match &provider.def.source {
+        Source::Http(source) => {
+            let start = checkpoint.and_then(|c| serde_json::from_value::<Position>(c).ok());
+            let mut listing: Listing = prepared.listing(source, start)?;
+            while let Some(page) = listing.next_page().await? {
+                let items = prepared
+                    .follow(listing.client(), page.records)
+                    .await
+                    .map_err(ListingError::from)?;
+                let batch = prepared.batch_items(items);
+                let next = page
+                    .next
+                    .as_ref()
+                    .and_then(|p| serde_json::to_value(p).ok());
+                let written = commit(batch, next).await?;
+                summary.add(&written);
+                on_progress(summary.progress());
+                if cancel.is_cancelled() {
+                    return Ok(false);
+                }
+            }
+        }
+        Source::File(source) => {
+            let skip = checkpoint
+                .and_then(|c| c.get("records").and_then(Json::as_u64))
+                .unwrap_or(0);
+            let mut reader = FileReader::open(provider, source, skip)
+                .await
+                .map_err(IngestError::Provider)?;
+            while let Some(chunk) = reader.next_chunk().await.map_err(IngestError::Provider)? {
+                let batch = prepared.batch(chunk.records);
+                let next = Some(serde_json::json!({ "records": chunk.consumed }));
+                let written = commit(batch, next).await?;
+                summary.add(&written);
+                on_progress(summary.progress());
+                if cancel.is_cancelled() {
+                    return Ok(false);
+                }
+            }
+        }
+        Source::Push => {
+            return Err(IngestError::Provider(format!(
+                "{} is a push provider: records arrive at POST /ingest/{}",
+                provider.name, provider.name
+            )));
+        }
+    }
+    Ok(true)
+}
+
+/// Rebuilds entity rows from stored raw payloads, without calling the provider.
+async fn renormalize(
+    db: &DatabaseConnection,
+    prepared: &Prepared,
+    run_id: i64,
+    cancel: &Cancel,
+    on_progress: &(dyn Fn(Progress) + Send + Sync),
+    summary: &mut RunSummary,
+) -> Result<bool, IngestError> {
+    let mut after = 0;
+    loop {
+        let page = crate::store::raw::page(db, &prepared.provider.name, after, 1_000).await?;
+        let Some(last) = page.last() else {
+            return Ok(true);
+        };
+        after = last.id;
+        let raws = page.into_iter().map(|r| r.payload).collect();
+        let mut batch = prepared.batch(raws);
+        batch.renormalize = true;
+        let txn = db.begin().await?;
+        let written = write_batch(&txn, prepared, run_id, batch).await?;
+        txn.commit().await?;
+        summary.add(&written);
+        on_progress(summary.progress());
+        if cancel.is_cancelled() {
+            return Ok(false);
+        }
+    }
+}
+
+impl RunSummary {
+    fn add(&mut self, written: &write::Written) {
+        self.pages += 1;
+        self.fetched += written.fetched;
+        self.counts.add(written.counts);
+        self.rejected += written.rejected;
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            pages: self.pages,
+            fetched: self.fetched,
+            rejected: self.rejected,
+        }
+    }
+}

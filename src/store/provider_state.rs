@@ -1,0 +1,46 @@
+//! Per-provider checkpoints: where an interrupted run resumes. Written in the same
+//! transaction as the batch it follows, so rows and checkpoint never disagree.
+
+use entity::provider_state;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
+use serde_json::Value as Json;
+
+/// The stored checkpoint, if any.
+pub async fn checkpoint<C: ConnectionTrait>(db: &C, provider: &str) -> Result<Option<Json>, DbErr> {
+    Ok(provider_state::Entity::find_by_id(provider.to_string())
+        .one(db)
+        .await?
+        .and_then(|s| s.checkpoint))
+}
+
+/// Stores (or, with `None`, clears) the checkpoint.
+pub async fn set_checkpoint<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    run_id: i64,
+    checkpoint: Option<Json>,
+) -> Result<(), DbErr> {
+    let state = provider_state::ActiveModel {
+        provider: Set(provider.to_string()),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        last_tick_at: Set(None),
+        checkpoint: Set(checkpoint),
+        checkpoint_run_id: Set(Some(run_id)),
+        updated_at: Set(chrono::Utc::now()),
+    };
+    provider_state::Entity::insert(state)
+        .on_conflict(
+            OnConflict::column(provider_state::Column::Provider)
+                .update_columns([
+                    provider_state::Column::Checkpoint,
+                    provider_state::Column::CheckpointRunId,
+                    provider_state::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}

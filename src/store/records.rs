@@ -1,0 +1,123 @@
+//! Generic dataset records: the bulk writer and the read queries.
+
+use entity::record;
+use sea_orm::sea_query::{Condition, Order};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, Statement, Value,
+};
+use serde_json::Value as Json;
+
+use super::filter::TextFilter;
+use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
+use super::upsert::{UpsertCounts, last_wins, values_placeholders};
+
+/// One record to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    pub key: String,
+    pub data: Json,
+}
+
+/// Rows per statement: 5 parameters each, under both databases' parameter limits.
+const CHUNK: usize = 2_000;
+
+/// Inserts new records and replaces changed ones, by `(dataset, key)`; the last record with a
+/// key wins.
+pub async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    dataset: &str,
+    provider: &str,
+    records: &[NewRecord],
+) -> Result<UpsertCounts, DbErr> {
+    let mut counts = UpsertCounts::default();
+    let kept = last_wins(records, |r| r.key.clone(), &mut counts);
+    let backend = db.get_database_backend();
+    for indices in kept.chunks(CHUNK) {
+        let rows: Vec<&NewRecord> = indices.iter().map(|&i| &records[i]).collect();
+        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+        let existing = record::Entity::find()
+            .filter(record::Column::Dataset.eq(dataset))
+            .filter(record::Column::Key.is_in(keys))
+            .count(db)
+            .await?;
+        let (data, differs) = match backend {
+            DbBackend::Postgres => (
+                "CAST(v.data AS jsonb)",
+                "records.data IS DISTINCT FROM excluded.data",
+            ),
+            _ => ("v.data", "records.data IS NOT excluded.data"),
+        };
+        let updated_at = match backend {
+            DbBackend::Postgres => "CAST(v.updated_at AS timestamptz)",
+            _ => "v.updated_at",
+        };
+        let sql = format!(
+            "WITH v (dataset, key, data, provider, updated_at) AS (VALUES {values})
+             INSERT INTO records (dataset, key, data, provider, updated_at)
+             SELECT v.dataset, v.key, {data}, v.provider, {updated_at} FROM v WHERE true
+             ON CONFLICT (dataset, key) DO UPDATE SET data = excluded.data,
+                 provider = excluded.provider, updated_at = excluded.updated_at
+             WHERE {differs}",
+            values = values_placeholders(backend, rows.len(), 5),
+        );
+        let now = chrono::Utc::now();
+        let mut values = Vec::with_capacity(rows.len() * 5);
+        for r in &rows {
+            values.extend([
+                Value::from(dataset),
+                Value::from(r.key.clone()),
+                // Serialized here so both databases receive the same text.
+                Value::from(r.data.to_string()),
+                Value::from(provider),
+                Value::from(now),
+            ]);
+        }
+        let changed = db
+            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .await?
+            .rows_affected();
+        let inserted = rows.len() as u64 - existing;
+        let updated = changed - inserted;
+        counts.add(UpsertCounts {
+            inserted,
+            updated,
+            unchanged: existing - updated,
+        });
+    }
+    Ok(counts)
+}
+
+/// Key order: the natural key is unique within a dataset.
+pub fn order() -> SortOrder<record::Column> {
+    SortOrder::new().then(record::Column::Key, Order::Asc)
+}
+
+pub fn cursor_values(r: &record::Model) -> Vec<KeyValue> {
+    vec![KeyValue::Text(r.key.clone())]
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    dataset: &str,
+    key: &TextFilter,
+    page: &PageRequest,
+) -> Result<Page<record::Model>, DbErr> {
+    let select = record::Entity::find().filter(
+        Condition::all()
+            .add(record::Column::Dataset.eq(dataset))
+            .add(key.condition(record::Column::Key)),
+    );
+    let rows = page
+        .apply(&order(), db.get_database_backend(), select)
+        .all(db)
+        .await?;
+    Ok(page.finish(rows))
+}
+
+pub async fn count(db: &DatabaseConnection, dataset: &str) -> Result<u64, DbErr> {
+    record::Entity::find()
+        .filter(record::Column::Dataset.eq(dataset))
+        .count(db)
+        .await
+}
