@@ -36,7 +36,7 @@ async fn readyz_reports_unapplied_migrations(backend: Backend) {
     assert_eq!(body["status"], "not ready");
     assert_eq!(
         body["reason"],
-        "1 migration(s) not applied: m20261121_000002_tokens_transfers; run `tributary migrate`"
+        "1 migration(s) not applied: m20261121_000003_records; run `tributary migrate`"
     );
 }
 on_both_databases!(

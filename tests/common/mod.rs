@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod mock_provider;
 pub mod postgres;
 
 use sea_orm::{Database, DatabaseConnection};
@@ -23,6 +24,8 @@ pub struct TestApp {
     /// A connection of the test's own, to arrange and inspect rows directly.
     pub db: DatabaseConnection,
     pub client: reqwest::Client,
+    /// The database the app uses, for child processes that share it.
+    pub database_url: String,
     /// Keeps the SQLite file alive for the test's duration.
     _dir: Option<tempfile::TempDir>,
 }
@@ -64,12 +67,15 @@ impl TestApp {
             .expect("the application starts");
         let port = app.port();
         tokio::spawn(app.run_until(std::future::pending()));
-        let db = Database::connect(&url).await.expect("test connection");
+        let db = Database::connect(url.as_str())
+            .await
+            .expect("test connection");
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             port,
             db,
             client: reqwest::Client::new(),
+            database_url: url,
             _dir: dir,
         }
     }

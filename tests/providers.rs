@@ -1,0 +1,585 @@
+//! The provider engine end to end: real HTTP to a local stand-in provider serving recorded
+//! payloads (with their pagination quirks and injected faults), into both databases.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::mock_provider::{MockConfig, MockProvider, patient_age, patient_name};
+use common::{Backend, TestApp};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+use tributary::ingest::{self, Cancel, RunSummary};
+use tributary::providers::definition::Provider;
+use tributary::providers::load::load_file;
+use tributary::store::runs::{RunMode, RunStatus};
+
+/// Writes `toml` as `name.toml` in a fresh directory and loads it.
+fn provider(dir: &Path, name: &str, toml: &str) -> Provider {
+    let path: PathBuf = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).expect("write provider file");
+    load_file(&path).unwrap_or_else(|e| panic!("{name}.toml: {e}"))
+}
+
+async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
+    ingest::run(&app.db, provider, mode, "test", &Cancel::default(), &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("run {}: {e}", provider.name))
+}
+
+async fn record_count(app: &TestApp, dataset: &str) -> u64 {
+    entity::record::Entity::find()
+        .filter(entity::record::Column::Dataset.eq(dataset))
+        .count(&app.db)
+        .await
+        .expect("count")
+}
+
+async fn record_keys(app: &TestApp, dataset: &str) -> Vec<String> {
+    entity::record::Entity::find()
+        .filter(entity::record::Column::Dataset.eq(dataset))
+        .order_by_asc(entity::record::Column::Id)
+        .all(&app.db)
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|r| r.key)
+        .collect()
+}
+
+fn items_provider(base: &str, pagination: &str, path: &str, records: &str) -> String {
+    format!(
+        r#"
+entity = "record"
+dataset = "items"
+key = "id"
+[source]
+kind = "http"
+url = "{base}{path}"
+records = "{records}"
+retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}
+{pagination}
+[fields]
+id = "$.id"
+name = "$.name"
+value = {{ path = "$.value", transforms = ["int"] }}
+"#
+    )
+}
+
+async fn every_pagination_kind_fetches_every_record_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig {
+        items: 95,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let cases = [
+        (
+            "offset",
+            "/offset",
+            "$.data[*]",
+            "[source.pagination]\nkind = \"offset\"\npage_size = 10",
+        ),
+        (
+            "page",
+            "/page",
+            "$.results[*]",
+            "[source.pagination]\nkind = \"page\"\nsize_param = \"per_page\"\npage_size = 10",
+        ),
+        (
+            "cursor",
+            "/cursor",
+            "$.items[*]",
+            "[source.pagination]\nkind = \"cursor\"\ntoken_path = \"$.next\"\nparam = \"cursor\"",
+        ),
+        (
+            "cursor-header",
+            "/cursor-header",
+            "$.items[*]",
+            "[source.pagination]\nkind = \"cursor\"\ntoken_header = \"X-Next-Cursor\"\nparam = \"cursor\"",
+        ),
+        ("link", "/link", "$", "[source.pagination]\nkind = \"link\""),
+        (
+            "link-body",
+            "/link-body",
+            "$.items[*]",
+            "[source.pagination]\nkind = \"link\"\nnext_path = \"$.links.next\"",
+        ),
+        (
+            "past-end",
+            "/past-end",
+            "$.data[*]",
+            "[source.pagination]\nkind = \"offset\"\npage_size = 10\nend = { statuses = [404] }",
+        ),
+    ];
+    for (name, path, records, pagination) in cases {
+        let p = provider(
+            dir.path(),
+            &format!("items-{name}"),
+            &items_provider(&mock.base_url, pagination, path, records),
+        );
+        let summary = run(&app, &p, RunMode::Full).await;
+        assert_eq!(
+            summary.status,
+            RunStatus::Succeeded,
+            "{name}: {:?}",
+            summary.error
+        );
+        assert_eq!(summary.fetched, 95, "{name}");
+        assert_eq!(summary.rejected, 0, "{name}");
+        let expected_keys: Vec<String> = (1..=95).map(|i| i.to_string()).collect();
+        assert_eq!(record_keys(&app, "items").await, expected_keys, "{name}");
+    }
+    // The first run inserted all 95; every later kind found them unchanged.
+    let data = app
+        .query(
+            r#"{ records(dataset: "items", first: 2) { nodes { key data } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["records"]["nodes"],
+        json!([
+            { "key": "1", "data": { "id": 1, "name": "item-1", "value": 10 } },
+            { "key": "10", "data": { "id": 10, "name": "item-10", "value": 100 } }
+        ])
+    );
+}
+on_both_databases!(
+    pagination_kinds,
+    every_pagination_kind_fetches_every_record_once
+);
+
+fn silk_provider(base: &str, tool: &str, page_size: u64) -> String {
+    format!(
+        r#"
+entity = "record"
+dataset = "{tool}"
+key = "id"
+[source]
+kind = "http"
+method = "POST"
+url = "{base}/api/{tool}/hosts/get"
+headers = {{ token = "${{SILK_TEST_TOKEN}}" }}
+retry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}
+[source.pagination]
+kind = "offset"
+offset_param = "skip"
+limit_param = "limit"
+page_size = {page_size}
+end = {{ statuses = [500], shrink_on_end_status = true }}
+[fields]
+id = "$._id"
+"#
+    )
+}
+
+async fn the_silk_api_loses_no_host_whatever_the_page_size(backend: Backend) {
+    // SAFETY of the test: the variable is only read by the provider runs below.
+    unsafe { std::env::set_var("SILK_TEST_TOKEN", "s3cret-token") };
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig {
+        silk_token: Some("s3cret-token".into()),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    for tool in ["qualys", "crowdstrike"] {
+        for page_size in [1, 2, 3, 5, 7, 10] {
+            let p = provider(
+                dir.path(),
+                &format!("{tool}-{page_size}"),
+                &silk_provider(&mock.base_url, tool, page_size),
+            );
+            let summary = run(&app, &p, RunMode::Full).await;
+            assert_eq!(
+                summary.status,
+                RunStatus::Succeeded,
+                "{tool} {page_size}: {:?}",
+                summary.error
+            );
+            assert_eq!(summary.fetched, 7, "{tool} page size {page_size}");
+            assert_eq!(
+                record_count(&app, tool).await,
+                7,
+                "{tool} page size {page_size}"
+            );
+        }
+    }
+    // The token never reaches the run rows.
+    let runs = entity::ingest_run::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("runs");
+    assert!(
+        runs.iter()
+            .all(|r| !format!("{r:?}").contains("s3cret-token"))
+    );
+}
+on_both_databases!(silk_api, the_silk_api_loses_no_host_whatever_the_page_size);
+
+fn patients_provider(base: &str, concurrency: usize) -> String {
+    format!(
+        r#"
+entity = "record"
+dataset = "patients"
+key = "id"
+[source]
+kind = "http"
+url = "{base}/storage/v1/b/patients-bucket/o"
+records = "$.items[*]"
+skip = [{{ field = "$.name", starts_with = "index" }}]
+retry = {{ attempts = 5, initial_backoff_ms = 10, max_backoff_ms = 50 }}
+[source.pagination]
+kind = "cursor"
+token_path = "$.nextPageToken"
+param = "pageToken"
+[source.follow]
+url = "$.mediaLink"
+concurrency = {concurrency}
+[parse]
+format = "text"
+pattern = '(?s)ID: (?P<id>[^\n]*)\nNAME: (?P<name>[^\n]*)\nAGE: (?P<age>[^\n]*)\nINSTITUTION: (?P<institution>[^\n]*)\nACTIVITY: (?P<activity>[^\n]*)\nCOMMENT: (?P<comment>.*)'
+[fields]
+id = {{ path = "id", transforms = ["trim"] }}
+name_hash = {{ path = "name", transforms = ["trim", {{ sha256 = {{ key = "test-pii-key" }} }}] }}
+age = {{ path = "age", transforms = [{{ int = {{ default = -1 }} }}] }}
+institution = {{ path = "institution", transforms = ["trim"] }}
+activity = {{ path = "activity", transforms = ["trim"] }}
+comment = {{ path = "comment", transforms = ["trim"] }}
+"#
+    )
+}
+
+async fn the_patients_pipeline_lands_ten_thousand_records(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let p = provider(
+        dir.path(),
+        "patients",
+        &patients_provider(&mock.base_url, 16),
+    );
+    let summary = run(&app, &p, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+    assert_eq!(
+        (summary.pages, summary.fetched, summary.rejected),
+        (10, 10_000, 0)
+    );
+    assert_eq!(summary.counts.inserted, 10_000);
+    assert_eq!(record_count(&app, "patients").await, 10_000);
+    assert_eq!(mock.requests("listing"), 10);
+    assert_eq!(mock.requests("document"), 10_000);
+
+    for id in [1u32, 2, 3, 777, 10_000] {
+        let data = app
+            .query(
+                r#"query($k: String!) { records(dataset: "patients", where: {key: {eq: $k}}) { nodes { data } } }"#,
+                json!({ "k": id.to_string() }),
+            )
+            .await;
+        let record = &data["records"]["nodes"][0]["data"];
+        assert_eq!(
+            record["age"],
+            json!(patient_age(id).unwrap_or(-1)),
+            "patient {id}"
+        );
+        // NAME is stored only as a keyed hash: never in clear, anywhere in the record.
+        let name = patient_name(id);
+        assert!(
+            !record.to_string().contains(&name),
+            "patient {id}: {record}"
+        );
+        assert_eq!(record["name_hash"].as_str().map(str::len), Some(64));
+    }
+    // Raw payloads are kept (http default) — the document text, NAME included, stays in
+    // raw_records, whose access is the operator's; the entity rows never hold it.
+    let again = run(&app, &p, RunMode::Full).await;
+    assert_eq!(again.counts.unchanged, 10_000);
+    assert_eq!(again.counts.inserted + again.counts.updated, 0);
+}
+on_both_databases!(patients, the_patients_pipeline_lands_ten_thousand_records);
+
+async fn faults_are_retried_and_counts_stay_exact(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig {
+        items: 95,
+        fault_rate: 0.2,
+        hang_request: Some(3),
+        hang_for: Duration::from_secs(3),
+        truncate_request: Some(5),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let toml = items_provider(
+        &mock.base_url,
+        "timeout_secs = 1\n[source.pagination]\nkind = \"offset\"\npage_size = 10",
+        "/offset",
+        "$.data[*]",
+    )
+    .replace(
+        "retry = { attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }",
+        "retry = { attempts = 8, initial_backoff_ms = 10, max_backoff_ms = 50 }",
+    );
+    let p = provider(dir.path(), "faulty", &toml);
+    let summary = run(&app, &p, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+    assert_eq!(
+        (summary.fetched, summary.counts.inserted, summary.rejected),
+        (95, 95, 0)
+    );
+    assert_eq!(record_count(&app, "items").await, 95);
+    assert!(mock.faults() > 0, "faults were injected");
+
+    // With one attempt per request, the first fault ends the run, naming URL and status.
+    let strict = provider(
+        dir.path(),
+        "strict",
+        &toml.replace(
+            "retry = { attempts = 8, initial_backoff_ms = 10, max_backoff_ms = 50 }",
+            "retry = { attempts = 1 }",
+        ),
+    );
+    let failed = run(&app, &strict, RunMode::Full).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.expect("error");
+    assert!(
+        error.starts_with(&format!("GET {}/offset?", mock.base_url)),
+        "{error}"
+    );
+    assert!(error.contains("after 1 attempt(s)"), "{error}");
+}
+on_both_databases!(faults, faults_are_retried_and_counts_stay_exact);
+
+async fn a_listing_that_never_ends_is_stopped(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let toml = items_provider(
+        &mock.base_url,
+        "max_pages = 5\n[source.pagination]\nkind = \"cursor\"\ntoken_path = \"$.next\"\nparam = \"cursor\"",
+        "/forever",
+        "$.items[*]",
+    );
+    let p = provider(dir.path(), "forever", &toml);
+    let summary = run(&app, &p, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Failed);
+    assert_eq!(
+        summary.error.as_deref(),
+        Some(
+            "stopped after max_pages = 5 pages: the listing did not end (a cursor that never ends?)"
+        )
+    );
+    assert_eq!(summary.pages, 5);
+}
+on_both_databases!(never_ending, a_listing_that_never_ends_is_stopped);
+
+async fn mapping_errors_are_rejected_and_the_rest_lands(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig {
+        items: 30,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    // `value` is a number; the `mac` transform refuses it, for every record but none other.
+    let toml = items_provider(&mock.base_url, "[source.pagination]\nkind = \"offset\"\npage_size = 10", "/offset", "$.data[*]")
+        .replace("value = { path = \"$.value\", transforms = [\"int\"] }", "value = { path = \"$.value\", transforms = [\"int\"] }\nlabel = { path = \"$.name\", transforms = [\"ip\"] }");
+    let p = provider(dir.path(), "bad-mapping", &toml);
+    let summary = run(&app, &p, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    assert_eq!(
+        (summary.fetched, summary.rejected, summary.counts.inserted),
+        (30, 30, 0)
+    );
+    let rejected = entity::rejected_record::Entity::find()
+        .filter(entity::rejected_record::Column::Provider.eq("bad-mapping"))
+        .all(&app.db)
+        .await
+        .expect("rejections");
+    assert_eq!(rejected.len(), 30);
+    assert!(
+        rejected[0].reason.starts_with("label: "),
+        "{}",
+        rejected[0].reason
+    );
+    assert_eq!(rejected[0].run_id, Some(summary.run_id));
+    let payload: Value =
+        serde_json::from_str(rejected[0].payload.as_deref().expect("payload")).expect("json");
+    assert_eq!(payload["name"], "item-1");
+}
+on_both_databases!(
+    mapping_errors,
+    mapping_errors_are_rejected_and_the_rest_lands
+);
+
+async fn renormalize_rebuilds_rows_without_fetching(backend: Backend) {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig {
+        items: 25,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let p = provider(
+        dir.path(),
+        "renorm",
+        &items_provider(
+            &mock.base_url,
+            "[source.pagination]\nkind = \"offset\"\npage_size = 10",
+            "/offset",
+            "$.data[*]",
+        ),
+    );
+    run(&app, &p, RunMode::Full).await;
+    let requests = mock.total_requests();
+    app.db
+        .execute_unprepared("DELETE FROM records")
+        .await
+        .expect("delete");
+    let summary = run(&app, &p, RunMode::Renormalize).await;
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    assert_eq!((summary.fetched, summary.counts.inserted), (25, 25));
+    assert_eq!(record_count(&app, "items").await, 25);
+    assert_eq!(
+        mock.total_requests(),
+        requests,
+        "no request to the provider"
+    );
+}
+on_both_databases!(renormalize, renormalize_rebuilds_rows_without_fetching);
+
+async fn file_providers_read_local_and_remote_files(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let fields = r#"
+[fields]
+token_address = { path = "$.token_address", transforms = ["hex"] }
+from_address = { path = "$.from_address", transforms = ["hex"] }
+to_address = { path = "$.to_address", transforms = ["hex"] }
+value = { path = "$.value", transforms = ["uint256"] }
+transaction_hash = { path = "$.transaction_hash", transforms = ["hex"] }
+log_index = { path = "$.log_index", transforms = ["int"] }
+block_number = { path = "$.block_number", transforms = ["int"] }
+block_timestamp = { path = "$.block_timestamp", transforms = ["timestamp"] }
+"#;
+    let remote = provider(
+        dir.path(),
+        "remote",
+        &format!(
+            "entity = \"transfer\"\n[source]\nkind = \"file\"\npath = \"{}/files/stream_token_transfers_17173049.jsonl.gz\"\n{fields}",
+            mock.base_url
+        ),
+    );
+    let summary = run(&app, &remote, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+    assert_eq!(
+        (summary.fetched, summary.counts.inserted, summary.rejected),
+        (291, 291, 0)
+    );
+    let stats = app
+        .query("{ transferStats { count totalValue } }", json!({}))
+        .await;
+    assert_eq!(
+        stats["transferStats"],
+        json!({ "count": 291, "totalValue": "18038949443500091328294109550989" })
+    );
+    // The shipped sample provider reads the bundled file next to the providers directory.
+    let sample = load_file(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/providers/sample-transfers.toml"
+    )))
+    .expect("shipped provider loads");
+    let local = run(&app, &sample, RunMode::Full).await;
+    assert_eq!(local.status, RunStatus::Succeeded, "{:?}", local.error);
+    assert_eq!((local.fetched, local.counts.unchanged), (291, 291));
+}
+on_both_databases!(file_providers, file_providers_read_local_and_remote_files);
+
+async fn a_killed_run_resumes_without_duplicates_or_gaps(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig {
+        latency: Duration::from_millis(2),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    let p = provider(
+        dir.path(),
+        "patients",
+        &patients_provider(&mock.base_url, 8),
+    );
+
+    // A separate server process runs the provider; it is killed (SIGKILL: no cleanup of any
+    // kind) once a few batches are committed.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["ingest", "patients"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("TRIBUTARY_PROVIDERS_DIR", dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tributary ingest");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pages: i64 = entity::ingest_run::Entity::find()
+            .filter(entity::ingest_run::Column::Provider.eq("patients"))
+            .one(&app.db)
+            .await
+            .expect("runs")
+            .map_or(0, |r| r.pages);
+        if pages >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never committed 3 batches"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let committed = record_count(&app, "patients").await;
+    assert!(
+        (3_000..10_000).contains(&committed),
+        "{committed} committed before the kill"
+    );
+
+    // Started again, the provider continues from its checkpoint.
+    let resumed = run(&app, &p, RunMode::Incremental).await;
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{:?}", resumed.error);
+    assert_eq!(
+        resumed.fetched,
+        10_000 - committed,
+        "resumed after the committed pages"
+    );
+    assert_eq!(resumed.counts.inserted, 10_000 - committed);
+    assert_eq!(record_count(&app, "patients").await, 10_000);
+    let keys: std::collections::BTreeSet<String> =
+        record_keys(&app, "patients").await.into_iter().collect();
+    assert_eq!(keys, (1..=10_000).map(|i| i.to_string()).collect());
+    // The same rows as a clean run: spot-check the mapped values.
+    for id in [1u32, 4_321, 10_000] {
+        let data = app
+            .query(
+                r#"query($k: String!) { records(dataset: "patients", where: {key: {eq: $k}}) { nodes { data } } }"#,
+                json!({ "k": id.to_string() }),
+            )
+            .await;
+        assert_eq!(
+            data["records"]["nodes"][0]["data"]["age"],
+            json!(patient_age(id).unwrap_or(-1))
+        );
+    }
+}
+on_both_databases!(
+    kill_and_resume,
+    a_killed_run_resumes_without_duplicates_or_gaps
+);
