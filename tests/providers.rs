@@ -583,3 +583,45 @@ on_both_databases!(
     kill_and_resume,
     a_killed_run_resumes_without_duplicates_or_gaps
 );
+
+async fn an_http_csv_body_is_read_row_by_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let p = provider(
+        dir.path(),
+        "etl-csv",
+        &format!(
+            r#"entity = "transfer"
+[source]
+kind = "http"
+url = "{}/files/etl_token_transfers.csv"
+[parse]
+format = "csv"
+[fields]
+token_address = {{ path = "token_address", transforms = ["hex"] }}
+from_address = {{ path = "from_address", transforms = ["hex"] }}
+to_address = {{ path = "to_address", transforms = ["hex"] }}
+value = {{ path = "value", transforms = ["uint256"] }}
+transaction_hash = {{ path = "transaction_hash", transforms = ["hex"] }}
+log_index = {{ path = "log_index", transforms = ["int"] }}
+block_number = {{ path = "block_number", transforms = ["int"] }}
+"#,
+            mock.base_url
+        ),
+    );
+    let summary = run(&app, &p, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+    assert_eq!((summary.fetched, summary.counts.inserted), (2, 2));
+    let data = app
+        .query("{ transfers(orderBy: [{field: VALUE}]) { nodes { value logIndex blockNumber blockTimestamp } } }", json!({}))
+        .await;
+    assert_eq!(
+        data["transfers"]["nodes"],
+        json!([
+            { "value": "100000", "logIndex": 0, "blockNumber": 483920, "blockTimestamp": null },
+            { "value": "200000", "logIndex": 1, "blockNumber": 483920, "blockTimestamp": null }
+        ])
+    );
+}
+on_both_databases!(http_csv, an_http_csv_body_is_read_row_by_row);

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use serde_json::Value as Json;
+use tokio::sync::mpsc;
 
 pub use self::prepare::Prepared;
 use self::write::{Batch, write_batch};
@@ -139,7 +140,7 @@ async fn drive(
     on_progress: &(dyn Fn(Progress) + Send + Sync),
     summary: &mut RunSummary,
 ) -> Result<bool, IngestError> {
-    let prepared = Prepared::new(provider).map_err(IngestError::Provider)?;
+    let prepared = Arc::new(Prepared::new(provider).map_err(IngestError::Provider)?);
     if mode == RunMode::Renormalize {
         return renormalize(db, &prepared, run_id, cancel, on_progress, summary).await;
     }
@@ -160,17 +161,14 @@ async fn drive(
     match &provider.def.source {
         Source::Http(source) => {
             let start = checkpoint.and_then(|c| serde_json::from_value::<Position>(c).ok());
-            let mut listing: Listing = prepared.listing(source, start)?;
-            while let Some(page) = listing.next_page().await? {
-                let items = prepared
-                    .follow(listing.client(), page.records)
-                    .await
-                    .map_err(ListingError::from)?;
+            let listing = prepared.listing(source, start)?;
+            // The next page is fetched while this one is written: one page waits at most, so
+            // memory stays bounded and a slow database slows the fetching.
+            let (sender, mut pages) = mpsc::channel(1);
+            let fetcher = AbortOnDrop(tokio::spawn(fetch_pages(prepared.clone(), listing, sender)));
+            while let Some(fetched) = pages.recv().await {
+                let (items, next) = fetched?;
                 let batch = prepared.batch_items(items);
-                let next = page
-                    .next
-                    .as_ref()
-                    .and_then(|p| serde_json::to_value(p).ok());
                 let written = commit(batch, next).await?;
                 summary.add(&written);
                 on_progress(summary.progress());
@@ -178,6 +176,7 @@ async fn drive(
                     return Ok(false);
                 }
             }
+            drop(fetcher);
         }
         Source::File(source) => {
             let skip = checkpoint
@@ -205,6 +204,46 @@ async fn drive(
         }
     }
     Ok(true)
+}
+
+/// A page's records (after follow-up fetches) and the checkpoint that follows it.
+type FetchedItems = (Vec<write::Item>, Option<Json>);
+
+/// Walks the listing on its own task, handing pages over in order.
+async fn fetch_pages(
+    prepared: Arc<Prepared>,
+    mut listing: Listing,
+    sender: mpsc::Sender<Result<FetchedItems, IngestError>>,
+) {
+    loop {
+        let fetched = match listing.next_page().await {
+            Ok(Some(page)) => match prepared.follow(listing.client(), page.records).await {
+                Ok(items) => {
+                    let next = page
+                        .next
+                        .as_ref()
+                        .and_then(|p| serde_json::to_value(p).ok());
+                    Ok((items, next))
+                }
+                Err(error) => Err(IngestError::from(ListingError::from(error))),
+            },
+            Ok(None) => return,
+            Err(error) => Err(IngestError::from(error)),
+        };
+        let failed = fetched.is_err();
+        if sender.send(fetched).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Stops a spawned task when the run is done with it, however the run ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Rebuilds entity rows from stored raw payloads, without calling the provider.

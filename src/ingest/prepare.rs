@@ -13,7 +13,7 @@ use crate::providers::definition::{HttpSource, Parse, Provider};
 use crate::providers::load::expand_env;
 use crate::sources::http::{Client, FetchError, Request};
 use crate::sources::json;
-use crate::sources::listing::{Listing, ListingError, Position, parse_path};
+use crate::sources::listing::{BodyFormat, Listing, ListingError, Position, parse_path};
 use crate::transform::{Mapper, TextParser};
 
 pub struct Prepared {
@@ -101,7 +101,12 @@ impl Prepared {
             headers,
             body,
         };
-        Listing::new(client, source, base, query, start)
+        let format = match (&source.follow, &self.provider.def.parse) {
+            (None, Parse::Text { .. }) => BodyFormat::Text,
+            (None, Parse::Csv) => BodyFormat::Csv,
+            _ => BodyFormat::Json,
+        };
+        Listing::new(client, source, base, query, format, start)
     }
 
     /// With `follow`: each listed record is replaced by the document at its URL, fetched

@@ -31,7 +31,7 @@ pub struct ProviderFile {
     /// How each fetched body or file is read. Default: `json`.
     #[serde(default)]
     pub parse: Parse,
-    /// Entity field = where its value comes from. Order is kept.
+    /// Entity field = where its value comes from.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
 }

@@ -13,14 +13,24 @@ use reqwest::{Method, StatusCode};
 
 use crate::providers::definition::{HttpMethod, Retry};
 
-/// One request to make (already expanded; `secret_params` names query parameters whose values
-/// must not appear in errors or logs).
-#[derive(Debug, Clone)]
+/// One request to make, with `${VAR}`s already expanded. Its `Debug` shows no header values
+/// and no body: they may hold secrets.
+#[derive(Clone)]
 pub struct Request {
     pub method: HttpMethod,
     pub url: url::Url,
     pub headers: BTreeMap<String, String>,
     pub body: Option<serde_json::Value>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("url", &self.url.path())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A response the caller accepted: 2xx, or one of the statuses it said it expects.

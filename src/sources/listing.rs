@@ -40,8 +40,20 @@ pub enum ListingError {
     TooManyPages(u64),
 }
 
+/// How a page's body is read. With `follow`, listings are JSON and `parse` applies to the
+/// followed documents instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    Json,
+    /// The whole body is one raw record (a text document); the pattern splits it later.
+    Text,
+    /// Each CSV row is a record, its header naming the fields.
+    Csv,
+}
+
 /// A listing walked page by page. Pages come strictly in order: each one decides the next.
 pub struct Listing {
+    format: BodyFormat,
     client: Client,
     /// The request with `${VAR}`s expanded; pagination parameters are added per page.
     base: Request,
@@ -61,6 +73,7 @@ impl Listing {
         source: &HttpSource,
         base: Request,
         query: BTreeMap<String, String>,
+        format: BodyFormat,
         start: Option<Position>,
     ) -> Result<Listing, ListingError> {
         let records = parse_path("source.records", &source.records)?;
@@ -70,6 +83,7 @@ impl Listing {
             .map(|rule| Ok((parse_path("source.skip.field", &rule.field)?, rule.clone())))
             .collect::<Result<Vec<_>, ListingError>>()?;
         Ok(Listing {
+            format,
             client,
             base,
             query,
@@ -269,21 +283,52 @@ impl Listing {
             url,
             ..self.base.clone()
         };
-        let check = |body: &[u8]| {
-            serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        let format = self.format;
+        let check = move |body: &[u8]| match format {
+            BodyFormat::Json => serde_json::from_slice::<serde::de::IgnoredAny>(body)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string()),
+            BodyFormat::Text | BodyFormat::Csv => std::str::from_utf8(body)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         };
         Ok(self.client.fetch(&request, expected, &check).await?)
     }
 
     /// The records in a page body, less the skipped ones.
     fn records_of(&self, body: &[u8]) -> Result<Vec<Json>, ListingError> {
-        let body = parse_json(body)?;
-        let mut records = select(&self.records, &body);
+        let mut records = match self.format {
+            BodyFormat::Json => select(&self.records, &parse_json(body)?),
+            BodyFormat::Text => vec![Json::String(String::from_utf8_lossy(body).into_owned())],
+            BodyFormat::Csv => csv_records(body)?,
+        };
         records.retain(|r| !self.skip.iter().any(|(path, rule)| skipped(path, rule, r)));
         Ok(records)
     }
+}
+
+/// CSV rows as objects of strings keyed by the header.
+fn csv_records(body: &[u8]) -> Result<Vec<Json>, ListingError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| ListingError::Invalid(format!("CSV header: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    reader
+        .records()
+        .map(|row| {
+            let row = row.map_err(|e| ListingError::Invalid(format!("CSV: {e}")))?;
+            Ok(Json::Object(
+                header
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(k, v)| (k.clone(), Json::String(v.to_string())))
+                    .collect(),
+            ))
+        })
+        .collect()
 }
 
 fn parse_json(body: &[u8]) -> Result<Json, ListingError> {
