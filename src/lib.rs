@@ -4,6 +4,7 @@
 //! records it becomes; `store` keeps them (one module per table family); `graphql` and `routes`
 //! serve them. `settings`, `db`, `startup`, `cli`, `metrics` and `telemetry` run the server.
 
+pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod ethereum;
@@ -14,7 +15,9 @@ pub mod ingest;
 pub mod metrics;
 pub mod providers;
 pub mod routes;
+pub mod runner;
 pub mod sample;
+pub mod scheduler;
 pub mod settings;
 pub mod sources;
 pub mod startup;

@@ -80,6 +80,60 @@ pub struct Settings {
     /// HTTP limits and CORS.
     #[serde(default)]
     pub http: HttpSettings,
+    /// Who may change things.
+    #[serde(default)]
+    pub auth: AuthSettings,
+    /// The scheduler and provider leases.
+    #[serde(default)]
+    pub scheduler: SchedulerSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Bearer tokens allowed to call mutations and push endpoints
+    /// (`Authorization: Bearer <token>`; over WebSocket, in `connection_init`).
+    #[serde(default)]
+    pub admin_tokens: Vec<SecretString>,
+    /// Allow mutations without a token on a non-loopback listener. Off: such a server refuses
+    /// to start without `admin_tokens`.
+    #[serde(default)]
+    pub allow_unauthenticated_mutations: bool,
+    /// Require an admin token for queries too.
+    #[serde(default)]
+    pub protect_queries: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Run provider schedules in this server (off: runs start only when triggered).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds a provider lease lasts without a heartbeat: how soon another replica takes over
+    /// from a crashed one.
+    #[serde(default = "default_lease_ttl_secs")]
+    pub lease_ttl_secs: u64,
+    /// Seconds a shutdown waits for running batches to commit.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings {
+            enabled: true,
+            lease_ttl_secs: default_lease_ttl_secs(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+        }
+    }
+}
+
+fn default_lease_ttl_secs() -> u64 {
+    30
+}
+fn default_shutdown_grace_secs() -> u64 {
+    20
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +303,23 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "graphql.max_depth / graphql.max_complexity",
                 "expected a whole number of at least 1",
+            ));
+        }
+        if self.scheduler.lease_ttl_secs < 3 {
+            return Err(SettingsError::invalid(
+                "scheduler.lease_ttl_secs",
+                "expected a number of seconds of at least 3",
+            ));
+        }
+        if self
+            .auth
+            .admin_tokens
+            .iter()
+            .any(|t| t.expose_secret().len() < 16)
+        {
+            return Err(SettingsError::invalid(
+                "auth.admin_tokens",
+                "expected tokens of at least 16 characters",
             ));
         }
         if self.http.body_limit_bytes < 1024 {

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_graphql_axum::GraphQLSubscription;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::routing::get;
@@ -18,9 +17,12 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::Policy;
 use crate::graphql::{self, AppSchema, ServerFacts};
+use crate::providers::load_dir;
+use crate::runner::Runner;
 use crate::settings::{DatabaseKind, Settings};
-use crate::{db, graphiql, metrics, routes, sample};
+use crate::{db, graphiql, metrics, routes, sample, scheduler};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -28,6 +30,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub schema: AppSchema,
     pub metrics: PrometheusHandle,
+    pub policy: Policy,
 }
 
 pub struct Application {
@@ -37,6 +40,9 @@ pub struct Application {
     db: DatabaseConnection,
     /// Where the data lives, for the startup log line (never the password).
     database: String,
+    runner: Runner,
+    run_schedules: bool,
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -56,15 +62,34 @@ impl Application {
     /// Like `build`, on a database connection the caller already migrated.
     pub async fn build_with(settings: Settings, db: DatabaseConnection) -> anyhow::Result<Self> {
         let metrics = metrics::install().map_err(anyhow::Error::msg)?;
+        let policy = Policy::from_settings(&settings)?;
+        let providers = if settings.providers_dir.is_dir() {
+            load_dir(&settings.providers_dir)?
+        } else {
+            tracing::info!(dir = %settings.providers_dir.display(), "no providers directory: no provider runs");
+            Vec::new()
+        };
+        let runner = Runner::new(
+            db.clone(),
+            providers,
+            Duration::from_secs(settings.scheduler.lease_ttl_secs),
+        );
         let facts = ServerFacts {
             database: settings.database_kind(),
             started_at: chrono::Utc::now(),
         };
-        let schema = graphql::build(db.clone(), facts, &settings.graphql);
+        let schema = graphql::build(
+            db.clone(),
+            facts,
+            &settings.graphql,
+            runner.clone(),
+            policy.clone(),
+        );
         let state = AppState {
             db: db.clone(),
             schema: schema.clone(),
             metrics,
+            policy,
         };
         let router = router(state, &settings)?;
         let listener = TcpListener::bind(settings.listen)
@@ -77,6 +102,9 @@ impl Application {
             local_addr,
             db,
             database: db::describe(settings.database_url.expose_secret()),
+            runner,
+            run_schedules: settings.scheduler.enabled,
+            shutdown_grace: Duration::from_secs(settings.scheduler.shutdown_grace_secs),
         })
     }
 
@@ -90,6 +118,10 @@ impl Application {
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    pub fn runner(&self) -> &Runner {
+        &self.runner
     }
 
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
@@ -108,10 +140,32 @@ impl Application {
             "listening: GraphiQL at http://{}/graphql",
             self.local_addr
         );
-        axum::serve(self.listener, self.router)
+        let mut scheduler = if self.run_schedules {
+            Some(
+                scheduler::start(self.runner.clone())
+                    .await
+                    .context("starting the scheduler")?,
+            )
+        } else {
+            None
+        };
+        match self.runner.recover().await {
+            Ok(resumed) if !resumed.is_empty() => {
+                tracing::info!(runs = ?resumed, "resumed runs an earlier stop interrupted");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "could not check for interrupted runs"),
+        }
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
-            .context("the HTTP server stopped with an error")?;
+            .context("the HTTP server stopped with an error");
+        // No new ticks, then running batches commit, leases are released.
+        if let Some(scheduler) = scheduler.as_mut() {
+            let _ = scheduler.shutdown().await;
+        }
+        self.runner.shutdown(self.shutdown_grace).await;
+        served?;
         self.db.close().await.ok();
         tracing::info!("stopped");
         Ok(())
@@ -119,13 +173,12 @@ impl Application {
 }
 
 fn router(state: AppState, settings: &Settings) -> anyhow::Result<Router> {
-    let subscriptions = GraphQLSubscription::new(state.schema.clone());
     let router = Router::new()
         .route(
             "/graphql",
             get(graphiql::page).post(routes::graphql::execute),
         )
-        .route_service("/graphql/ws", subscriptions)
+        .route("/graphql/ws", get(routes::graphql::subscriptions))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

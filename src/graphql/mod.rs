@@ -2,6 +2,7 @@
 //! with `MergedObject`.
 
 pub mod connection;
+pub mod control;
 pub mod error;
 pub mod filters;
 pub mod parse_cache;
@@ -13,7 +14,7 @@ pub mod tokens;
 pub mod transfers;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
 use crate::settings::GraphqlSettings;
@@ -26,24 +27,43 @@ pub struct QueryRoot(
     transfers::TransferQuery,
     records::RecordQuery,
     runs::RunQuery,
+    control::ControlQuery,
 );
 
-pub type AppSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(control::ControlMutation);
 
-fn builder() -> SchemaBuilder<QueryRoot, EmptyMutation, EmptySubscription> {
-    Schema::build(QueryRoot::default(), EmptyMutation, EmptySubscription)
-        // Scalars the API documents even where no field uses them yet.
-        .register_output_type::<scalars::BigInt>()
-        .register_output_type::<scalars::Bytes>()
-        .register_output_type::<async_graphql::Json<serde_json::Value>>()
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(control::ControlSubscription);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    // Scalars the API documents even where no field uses them yet.
+    .register_output_type::<scalars::BigInt>()
+    .register_output_type::<scalars::Bytes>()
+    .register_output_type::<async_graphql::Json<serde_json::Value>>()
 }
 
 /// The schema a server runs, with its data and limits.
-pub fn build(db: DatabaseConnection, facts: ServerFacts, limits: &GraphqlSettings) -> AppSchema {
+pub fn build(
+    db: DatabaseConnection,
+    facts: ServerFacts,
+    limits: &GraphqlSettings,
+    runner: crate::runner::Runner,
+    policy: crate::auth::Policy,
+) -> AppSchema {
     let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
     let mut builder = builder()
         .data(db)
         .data(tokens)
+        .data(runner)
+        .data(policy)
         .data(facts)
         .extension(parse_cache::ParseCache::default())
         .limit_depth(limits.max_depth)

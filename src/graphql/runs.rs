@@ -4,7 +4,6 @@ use async_graphql::{Context, ID, Object};
 use entity::ingest_run;
 use sea_orm::DatabaseConnection;
 
-use super::connection::{Page, PageArgs, connection};
 use super::error::{ApiError, ApiResult};
 use super::scalars::DateTime;
 use crate::store::runs::{self, RunMode, RunStatus};
@@ -86,28 +85,5 @@ impl RunQuery {
             ))
         })?;
         Ok(runs::get(db, number).await?.map(IngestRun))
-    }
-
-    /// All runs, newest first.
-    #[graphql(complexity = "PageArgs::size(first, last) * child_complexity")]
-    async fn ingest_runs(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> ApiResult<Page<IngestRun>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
-        let order = runs::newest_first();
-        let request = PageArgs {
-            first,
-            after,
-            last,
-            before,
-        }
-        .request(&order)?;
-        let page = runs::list(db, &request).await?;
-        Ok(connection(&order, page, runs::cursor_values, IngestRun))
     }
 }

@@ -5,12 +5,33 @@ use std::time::Instant;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 
-use crate::graphql::error::ensure_codes;
+use async_graphql::Data;
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::WebSocketUpgrade;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::response::Response;
+
+use crate::graphql::error::{ApiError, ensure_codes};
 use crate::metrics::record_graphql;
 use crate::startup::AppState;
 
-pub async fn execute(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    let request = request.into_inner();
+pub async fn execute(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let caller = state.policy.caller(bearer(&headers));
+    if !state.policy.may_query(caller) {
+        let mut response = async_graphql::Response::from_errors(vec![
+            async_graphql::Error::from(ApiError::Unauthenticated)
+                .into_server_error(Default::default()),
+        ]);
+        ensure_codes(&mut response);
+        return response.into();
+    }
+    let request = request.into_inner().data(caller);
     let operation = operation_label(
         request
             .operation_name
@@ -27,6 +48,47 @@ pub async fn execute(State(state): State<AppState>, request: GraphQLRequest) -> 
     };
     record_graphql(&operation, outcome, start.elapsed().as_secs_f64());
     response.into()
+}
+
+/// `GET /graphql/ws`: subscriptions (graphql-transport-ws and the older graphql-ws). The admin
+/// token comes in `connection_init` as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`).
+pub async fn subscriptions(
+    State(state): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let schema = state.schema.clone();
+    let policy = state.policy.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                        .or_else(|| payload.get("token").and_then(|v| v.as_str()))
+                        .map(str::to_string);
+                    let caller = policy.caller(token.as_deref());
+                    if !policy.may_query(caller) {
+                        return Err(async_graphql::Error::new("authentication required"));
+                    }
+                    let mut data = Data::default();
+                    data.insert(caller);
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// The operation's name as a metrics label: clients choose it, so keep it short and plain.

@@ -2,6 +2,7 @@
 
 pub mod filter;
 pub mod keyset;
+pub mod leases;
 pub mod provider_state;
 pub mod raw;
 pub mod records;

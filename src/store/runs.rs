@@ -86,22 +86,6 @@ pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<ingest_run::
     ingest_run::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn list(
-    db: &DatabaseConnection,
-    page: &PageRequest,
-) -> Result<Page<ingest_run::Model>, DbErr> {
-    let order = newest_first();
-    let rows = page
-        .apply(
-            &order,
-            db.get_database_backend(),
-            ingest_run::Entity::find(),
-        )
-        .all(db)
-        .await?;
-    Ok(page.finish(rows))
-}
-
 /// Opens a run that starts now (`running`), returning its id.
 pub async fn start<C: ConnectionTrait>(
     db: &C,
@@ -198,4 +182,84 @@ pub async fn last_for(
         .order_by_desc(ingest_run::Column::Id)
         .one(db)
         .await
+}
+
+/// Records a run that is about to start (`queued`), returning it.
+pub async fn queue<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    trigger: &str,
+    mode: RunMode,
+    owner: &str,
+) -> Result<ingest_run::Model, DbErr> {
+    let run = ingest_run::ActiveModel {
+        provider: Set(provider.to_string()),
+        trigger: Set(trigger.to_string()),
+        mode: Set(mode.as_str().to_string()),
+        status: Set(RunStatus::Queued.as_str().to_string()),
+        queued_at: Set(chrono::Utc::now()),
+        started_at: Set(None),
+        finished_at: Set(None),
+        pages: Set(0),
+        fetched: Set(0),
+        inserted: Set(0),
+        updated: Set(0),
+        unchanged: Set(0),
+        rejected: Set(0),
+        error: Set(None),
+        owner: Set(Some(owner.to_string())),
+        ..Default::default()
+    };
+    run.insert(db).await
+}
+
+/// A queued run starts.
+pub async fn mark_running<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
+    use ingest_run::Column as R;
+    ingest_run::Entity::update_many()
+        .col_expr(R::Status, Expr::value(RunStatus::Running.as_str()))
+        .col_expr(R::StartedAt, Expr::value(chrono::Utc::now()))
+        .filter(R::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Runs still marked queued or running: after a crash, the ones nobody finishes.
+pub async fn unfinished(db: &DatabaseConnection) -> Result<Vec<ingest_run::Model>, DbErr> {
+    ingest_run::Entity::find()
+        .filter(
+            ingest_run::Column::Status
+                .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
+        )
+        .all(db)
+        .await
+}
+
+/// What `ingestRuns(where: …)` may filter on.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub provider: Option<String>,
+    pub status: Option<RunStatus>,
+    pub started_at: crate::store::filter::RangeFilter<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn list_filtered(
+    db: &DatabaseConnection,
+    filter: &RunFilter,
+    page: &PageRequest,
+) -> Result<Page<ingest_run::Model>, DbErr> {
+    let mut select = ingest_run::Entity::find()
+        .filter(filter.started_at.condition(ingest_run::Column::StartedAt));
+    if let Some(provider) = &filter.provider {
+        select = select.filter(ingest_run::Column::Provider.eq(provider.clone()));
+    }
+    if let Some(status) = filter.status {
+        select = select.filter(ingest_run::Column::Status.eq(status.as_str()));
+    }
+    let rows = page
+        .apply(&newest_first(), db.get_database_backend(), select)
+        .all(db)
+        .await?;
+    Ok(page.finish(rows))
 }

@@ -1,0 +1,401 @@
+//! The ingestion control plane over GraphQL: providers and their state, runs, rejected
+//! records, triggering and cancelling runs, and live run updates.
+
+use std::time::Duration;
+
+use async_graphql::futures_util::Stream;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
+use croner::parser::{CronParser, Seconds, Year};
+use entity::rejected_record;
+use sea_orm::sea_query::Order;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+
+use super::connection::{Page, PageArgs, connection};
+use super::error::{ApiError, ApiResult};
+use super::filters::{DateTimeFilterInput, optional};
+use super::runs::IngestRun;
+use super::scalars::DateTime;
+use crate::auth::{Caller, Policy};
+use crate::providers::definition::{EntityKind, Provider};
+use crate::runner::{Runner, RunnerError};
+use crate::store::keyset::{KeyValue, SortOrder};
+use crate::store::leases;
+use crate::store::runs::{self, RunFilter, RunMode, RunStatus};
+
+/// One provider as the server runs it.
+pub struct ProviderInfo(Provider);
+
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Http,
+    File,
+    Push,
+}
+
+#[Object(name = "Provider")]
+impl ProviderInfo {
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn kind(&self) -> SourceKind {
+        match self.0.source_kind() {
+            "http" => SourceKind::Http,
+            "file" => SourceKind::File,
+            _ => SourceKind::Push,
+        }
+    }
+    /// `token`, `transfer` or `record`.
+    async fn entity(&self) -> String {
+        format!("{:?}", self.0.def.entity).to_lowercase()
+    }
+    async fn dataset(&self) -> Option<&str> {
+        self.0.def.dataset.as_deref()
+    }
+    /// Cron expression with seconds; null: runs only when triggered.
+    async fn schedule(&self) -> Option<&str> {
+        self.0.def.schedule.as_deref()
+    }
+    async fn enabled(&self) -> bool {
+        self.0.def.enabled
+    }
+    /// When the schedule fires next (UTC).
+    async fn next_fire_time(&self) -> Option<DateTime> {
+        let schedule = self.0.def.schedule.as_deref()?;
+        if !self.0.def.enabled {
+            return None;
+        }
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .year(Year::Disallowed)
+            .dom_and_dow(true)
+            .build()
+            .parse(schedule)
+            .ok()?;
+        cron.find_next_occurrence(&chrono::Utc::now(), false)
+            .ok()
+            .map(Into::into)
+    }
+    /// The replica running it now, if any.
+    async fn lease_holder(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(leases::holder(db, &self.0.name).await?)
+    }
+    async fn last_run(&self, ctx: &Context<'_>) -> ApiResult<Option<IngestRun>> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(runs::last_for(db, &self.0.name).await?.map(IngestRun))
+    }
+    /// Rows it owns: dataset records for `record` providers, stored raw payloads otherwise.
+    async fn row_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let n = match self.0.def.entity {
+            EntityKind::Record => {
+                entity::record::Entity::find()
+                    .filter(entity::record::Column::Provider.eq(self.0.name.clone()))
+                    .count(db)
+                    .await?
+            }
+            _ => {
+                entity::raw_record::Entity::find()
+                    .filter(entity::raw_record::Column::Provider.eq(self.0.name.clone()))
+                    .count(db)
+                    .await?
+            }
+        };
+        Ok(n as i64)
+    }
+}
+
+/// An input record that was not stored, with the reason.
+pub struct RejectedRecord(rejected_record::Model);
+
+#[Object]
+impl RejectedRecord {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+    async fn run_id(&self) -> Option<ID> {
+        self.0.run_id.map(|id| ID(id.to_string()))
+    }
+    async fn external_id(&self) -> Option<&str> {
+        self.0.external_id.as_deref()
+    }
+    /// 1-based line, for file imports.
+    async fn line(&self) -> Option<i64> {
+        self.0.line
+    }
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+    /// The input as text.
+    async fn payload(&self) -> Option<&str> {
+        self.0.payload.as_deref()
+    }
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct IngestRunWhere {
+    pub provider: Option<String>,
+    pub status: Option<RunStatus>,
+    pub started_at: Option<DateTimeFilterInput>,
+}
+
+#[derive(InputObject, Default)]
+pub struct RejectedRecordWhere {
+    pub provider: Option<String>,
+    pub run_id: Option<ID>,
+}
+
+fn runner<'a>(ctx: &Context<'a>) -> ApiResult<&'a Runner> {
+    ctx.data::<Runner>()
+        .map_err(|_| ApiError::Internal("schema built without a runner".into()))
+}
+
+fn parse_id(name: &str, id: &ID) -> ApiResult<i64> {
+    id.parse().map_err(|_| {
+        ApiError::bad_input(format!(
+            "`{name}` must be a numeric id such as \"42\", got {:?}",
+            id.0
+        ))
+    })
+}
+
+#[derive(Default)]
+pub struct ControlQuery;
+
+#[Object]
+impl ControlQuery {
+    /// Every provider this server knows, by name.
+    async fn providers(&self, ctx: &Context<'_>) -> ApiResult<Vec<ProviderInfo>> {
+        Ok(runner(ctx)?
+            .providers()
+            .iter()
+            .cloned()
+            .map(ProviderInfo)
+            .collect())
+    }
+
+    /// One provider by name; null when there is none.
+    async fn provider(&self, ctx: &Context<'_>, name: String) -> ApiResult<Option<ProviderInfo>> {
+        Ok(runner(ctx)?.provider(&name).cloned().map(ProviderInfo))
+    }
+
+    /// Runs matching `where`, newest first.
+    #[graphql(complexity = "PageArgs::size(first, last) * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn ingest_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<IngestRunWhere>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Page<IngestRun>> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let w = filter.unwrap_or_default();
+        let filter = RunFilter {
+            provider: w.provider,
+            status: w.status,
+            started_at: optional(
+                w.started_at,
+                "where.startedAt",
+                DateTimeFilterInput::into_store,
+            )?,
+        };
+        let order = runs::newest_first();
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(&order)?;
+        let page = runs::list_filtered(db, &filter, &request).await?;
+        Ok(connection(&order, page, runs::cursor_values, IngestRun))
+    }
+
+    /// Records that were not stored, newest first.
+    #[graphql(complexity = "PageArgs::size(first, last) * child_complexity")]
+    #[allow(clippy::too_many_arguments)]
+    async fn rejected_records(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: Option<RejectedRecordWhere>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Page<RejectedRecord>> {
+        use sea_orm::QueryFilter as _;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let w = filter.unwrap_or_default();
+        let order = SortOrder::new().then(rejected_record::Column::Id, Order::Desc);
+        let request = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .request(&order)?;
+        let mut select = rejected_record::Entity::find();
+        if let Some(provider) = w.provider {
+            select = select.filter(rejected_record::Column::Provider.eq(provider));
+        }
+        if let Some(run_id) = &w.run_id {
+            select =
+                select.filter(rejected_record::Column::RunId.eq(parse_id("where.runId", run_id)?));
+        }
+        let rows = request
+            .apply(&order, db.get_database_backend(), select)
+            .all(db)
+            .await?;
+        let page = request.finish(rows);
+        Ok(connection(
+            &order,
+            page,
+            |r| vec![KeyValue::Int(r.id)],
+            RejectedRecord,
+        ))
+    }
+}
+
+/// What `triggerIngest` did.
+#[derive(SimpleObject)]
+pub struct TriggerResult {
+    pub run: IngestRun,
+    /// The provider was already running: `run` is that run, and no new one was started.
+    pub already_running: bool,
+}
+
+/// Only an admin may change things (see `auth`).
+fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
+    let caller = ctx
+        .data_opt::<Caller>()
+        .copied()
+        .unwrap_or(Caller::Anonymous);
+    let policy = ctx
+        .data::<Policy>()
+        .map_err(|_| ApiError::Internal("schema built without an auth policy".into()))?;
+    if policy.may_mutate(caller) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthenticated)
+    }
+}
+
+impl From<RunnerError> for ApiError {
+    fn from(error: RunnerError) -> Self {
+        match error {
+            RunnerError::UnknownProvider(_) => ApiError::NotFound(error.to_string()),
+            RunnerError::ShuttingDown | RunnerError::ElsewhereRunning(_) => {
+                ApiError::Forbidden(error.to_string())
+            }
+            RunnerError::Database(detail) => ApiError::Internal(detail),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ControlMutation;
+
+#[Object]
+impl ControlMutation {
+    /// Starts a run of `provider` now and returns it at once (queued); the run goes on in the
+    /// background. A provider already running returns that run with `alreadyRunning`.
+    async fn trigger_ingest(
+        &self,
+        ctx: &Context<'_>,
+        provider: String,
+        #[graphql(default_with = "RunMode::Incremental")] mode: RunMode,
+    ) -> ApiResult<TriggerResult> {
+        require_admin(ctx)?;
+        let triggered = runner(ctx)?.trigger(&provider, mode, "manual").await?;
+        Ok(TriggerResult {
+            run: IngestRun(triggered.run),
+            already_running: triggered.already_running,
+        })
+    }
+
+    /// Stops a run at its next batch boundary; what it committed stays.
+    async fn cancel_ingest(&self, ctx: &Context<'_>, id: ID) -> ApiResult<IngestRun> {
+        require_admin(ctx)?;
+        let run_id = parse_id("id", &id)?;
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let run = runs::get(db, run_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no ingest run with id {run_id}")))?;
+        if !runner(ctx)?.cancel(run_id) {
+            let finished = !matches!(
+                RunStatus::parse(&run.status),
+                Some(RunStatus::Queued | RunStatus::Running)
+            );
+            return Err(ApiError::bad_input(if finished {
+                format!("run {run_id} has already ended ({})", run.status)
+            } else {
+                format!(
+                    "run {run_id} is running on another replica ({})",
+                    run.owner.unwrap_or_default()
+                )
+            }));
+        }
+        Ok(IngestRun(run))
+    }
+}
+
+#[derive(Default)]
+pub struct ControlSubscription;
+
+#[Subscription]
+impl ControlSubscription {
+    /// A run's state whenever it changes and at least once a second while it runs, ending
+    /// with its final state. With `provider` instead of `id`: every run of that provider.
+    async fn ingest_run_updated(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        provider: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = IngestRun> + use<>> {
+        let runner = runner(ctx)?.clone();
+        let run_id = match (&id, &provider) {
+            (Some(id), None) => Some(parse_id("id", id)?),
+            (None, Some(_)) => None,
+            _ => {
+                return Err(ApiError::bad_input("give exactly one of `id` and `provider`").into());
+            }
+        };
+        let db = runner.db().clone();
+        let mut events = runner.subscribe();
+        Ok(async_stream::stream! {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                // Which run to report now, and whether it has ended.
+                let changed: Option<i64> = tokio::select! {
+                    event = events.recv() => match event {
+                        Ok(e) if run_id == Some(e.run_id) || provider.as_deref() == Some(e.provider.as_str()) => Some(e.run_id),
+                        Ok(_) => None,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => run_id,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = tick.tick() => match (run_id, &provider) {
+                        (Some(id), _) => Some(id),
+                        (None, Some(p)) => runner.active_run(p),
+                        _ => None,
+                    },
+                };
+                let Some(changed) = changed else { continue };
+                let Ok(Some(run)) = runs::get(&db, changed).await else { continue };
+                let ended = !matches!(RunStatus::parse(&run.status), Some(RunStatus::Queued | RunStatus::Running));
+                yield IngestRun(run);
+                if ended && run_id.is_some() {
+                    break;
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,453 @@
+//! The ingestion control plane inside the server: starts runs (from schedule ticks, GraphQL
+//! triggers and restarts), keeps each provider's lease while its run works, cancels at batch
+//! boundaries, and tells subscribers what changed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use entity::ingest_run;
+use sea_orm::{DatabaseConnection, DbErr};
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+
+use crate::ingest::{self, Cancel};
+use crate::providers::definition::Provider;
+use crate::store::leases;
+use crate::store::runs::{self, RunMode, RunStatus};
+
+/// A run changed (its counters or its status).
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub run_id: i64,
+    pub provider: String,
+    /// The run has ended.
+    pub finished: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("no provider named {0:?}")]
+    UnknownProvider(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("{0} is running on another replica")]
+    ElsewhereRunning(String),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl From<DbErr> for RunnerError {
+    fn from(error: DbErr) -> Self {
+        RunnerError::Database(crate::db::brief(&error))
+    }
+}
+
+/// A run this replica started, or the one already under way.
+#[derive(Debug, Clone)]
+pub struct Triggered {
+    pub run: ingest_run::Model,
+    pub already_running: bool,
+}
+
+struct Active {
+    run_id: i64,
+    cancel: Cancel,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    providers: Vec<Provider>,
+    instance: String,
+    lease_ttl: Duration,
+    active: Mutex<HashMap<String, Active>>,
+    events: broadcast::Sender<RunEvent>,
+    tasks: tokio::sync::Mutex<JoinSet<()>>,
+    stopping: AtomicBool,
+}
+
+/// Cheap to clone; every clone drives the same runs.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+/// How long a lease lasts without a heartbeat; a crashed owner's lease expires after this.
+pub fn default_lease_ttl() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Runner {
+    pub fn new(db: DatabaseConnection, providers: Vec<Provider>, lease_ttl: Duration) -> Runner {
+        let instance = format!(
+            "{}-{}-{:04x}",
+            hostname(),
+            std::process::id(),
+            fastrand::u16(..)
+        );
+        let (events, _) = broadcast::channel(256);
+        Runner {
+            inner: Arc::new(Inner {
+                db,
+                providers,
+                instance,
+                lease_ttl,
+                active: Mutex::new(HashMap::new()),
+                events,
+                tasks: tokio::sync::Mutex::new(JoinSet::new()),
+                stopping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn providers(&self) -> &[Provider] {
+        &self.inner.providers
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.inner.providers.iter().find(|p| p.name == name)
+    }
+
+    /// This replica's id, as leases and runs record it.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// The run of `provider` this replica is working on, if any.
+    pub fn active_run(&self, provider: &str) -> Option<i64> {
+        self.inner
+            .active
+            .lock()
+            .ok()
+            .and_then(|a| a.get(provider).map(|r| r.run_id))
+    }
+
+    /// Starts a run now (a GraphQL trigger or a restart), or returns the one under way.
+    pub async fn trigger(
+        &self,
+        provider: &str,
+        mode: RunMode,
+        trigger: &str,
+    ) -> Result<Triggered, RunnerError> {
+        let provider = self
+            .provider(provider)
+            .cloned()
+            .ok_or_else(|| RunnerError::UnknownProvider(provider.to_string()))?;
+        if let Some(run) = self.current(&provider.name).await? {
+            return Ok(Triggered {
+                run,
+                already_running: true,
+            });
+        }
+        if !leases::claim(
+            &self.inner.db,
+            &provider.name,
+            self.instance(),
+            self.ttl(),
+            None,
+        )
+        .await?
+        {
+            return match runs::last_for(&self.inner.db, &provider.name).await? {
+                Some(run) if is_unfinished(&run) => Ok(Triggered {
+                    run,
+                    already_running: true,
+                }),
+                _ => Err(RunnerError::ElsewhereRunning(provider.name.clone())),
+            };
+        }
+        let run = self.start(provider, mode, trigger).await?;
+        Ok(Triggered {
+            run,
+            already_running: false,
+        })
+    }
+
+    /// A scheduled tick: runs the provider unless it is running (here or on another replica)
+    /// or another replica already took this tick. Returns the run id when it started one.
+    pub async fn tick(
+        &self,
+        provider: &str,
+        tick: DateTime<Utc>,
+    ) -> Result<Option<i64>, RunnerError> {
+        let Some(provider) = self.provider(provider).cloned() else {
+            return Err(RunnerError::UnknownProvider(provider.to_string()));
+        };
+        if self.active_run(&provider.name).is_some() {
+            metrics::counter!("scheduler_ticks_skipped_total", "provider" => provider.name.clone(), "reason" => "running").increment(1);
+            return Ok(None);
+        }
+        if !leases::claim(
+            &self.inner.db,
+            &provider.name,
+            self.instance(),
+            self.ttl(),
+            Some(tick),
+        )
+        .await?
+        {
+            metrics::counter!("scheduler_ticks_skipped_total", "provider" => provider.name.clone(), "reason" => "elsewhere").increment(1);
+            return Ok(None);
+        }
+        let run = self
+            .start(provider, RunMode::Incremental, "schedule")
+            .await?;
+        Ok(Some(run.id))
+    }
+
+    /// Asks a run to stop at its next batch boundary. False when it is not running here.
+    pub fn cancel(&self, run_id: i64) -> bool {
+        let active = match self.inner.active.lock() {
+            Ok(active) => active,
+            Err(_) => return false,
+        };
+        match active.values().find(|a| a.run_id == run_id) {
+            Some(run) => {
+                run.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a restart: runs left queued or running by a replica whose lease has lapsed are
+    /// marked failed, and their providers resume from the last checkpoint.
+    pub async fn recover(&self) -> Result<Vec<i64>, RunnerError> {
+        let mut resumed = Vec::new();
+        for run in runs::unfinished(&self.inner.db).await? {
+            if leases::holder(&self.inner.db, &run.provider)
+                .await?
+                .is_some()
+            {
+                continue; // a live replica is working on it
+            }
+            runs::finish(
+                &self.inner.db,
+                run.id,
+                RunStatus::Failed,
+                Some("interrupted: the server running it stopped; the next run resumes from its checkpoint".into()),
+            )
+            .await?;
+            if self.provider(&run.provider).is_some()
+                && !self.inner.stopping.load(Ordering::Relaxed)
+            {
+                let triggered = self
+                    .trigger(&run.provider, RunMode::Incremental, "resume")
+                    .await?;
+                if !triggered.already_running {
+                    resumed.push(triggered.run.id);
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Stops taking runs, asks running ones to stop at their next batch boundary, and waits
+    /// up to `grace` for them to commit and release their leases.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
+        if let Ok(active) = self.inner.active.lock() {
+            for run in active.values() {
+                run.cancel.cancel();
+            }
+        }
+        let mut tasks = self.inner.tasks.lock().await;
+        let wait = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, wait).await.is_err() {
+            tracing::warn!(
+                "runs still working after the shutdown grace period; their leases will expire"
+            );
+        }
+    }
+
+    fn ttl(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.inner.lease_ttl).unwrap_or(chrono::Duration::seconds(30))
+    }
+
+    async fn current(&self, provider: &str) -> Result<Option<ingest_run::Model>, RunnerError> {
+        match self.active_run(provider) {
+            Some(id) => Ok(runs::get(&self.inner.db, id).await?),
+            None => Ok(None),
+        }
+    }
+
+    /// Records the run as queued and starts it on its own task. The caller holds the lease.
+    async fn start(
+        &self,
+        provider: Provider,
+        mode: RunMode,
+        trigger: &str,
+    ) -> Result<ingest_run::Model, RunnerError> {
+        if self.inner.stopping.load(Ordering::Relaxed) {
+            leases::release(&self.inner.db, &provider.name, self.instance()).await?;
+            return Err(RunnerError::ShuttingDown);
+        }
+        // Holding the lease, no one else can be running this provider: runs still marked
+        // unfinished belong to a replica that died, and the checkpoint they left is resumed.
+        for stale in runs::unfinished(&self.inner.db).await? {
+            if stale.provider == provider.name {
+                runs::finish(
+                    &self.inner.db,
+                    stale.id,
+                    RunStatus::Failed,
+                    Some("interrupted: its replica stopped holding the lease".into()),
+                )
+                .await?;
+            }
+        }
+        let run = runs::queue(
+            &self.inner.db,
+            &provider.name,
+            trigger,
+            mode,
+            self.instance(),
+        )
+        .await?;
+        let cancel = Cancel::default();
+        if let Ok(mut active) = self.inner.active.lock() {
+            active.insert(
+                provider.name.clone(),
+                Active {
+                    run_id: run.id,
+                    cancel: cancel.clone(),
+                },
+            );
+        }
+        let runner = self.clone();
+        let run_id = run.id;
+        self.inner
+            .tasks
+            .lock()
+            .await
+            .spawn(async move { runner.work(provider, mode, run_id, cancel).await });
+        Ok(run)
+    }
+
+    /// One run on its task: heartbeat the lease, run, release, tell subscribers.
+    async fn work(&self, provider: Provider, mode: RunMode, run_id: i64, cancel: Cancel) {
+        let db = &self.inner.db;
+        let name = provider.name.clone();
+        let started = std::time::Instant::now();
+        let heartbeat = {
+            let runner = self.clone();
+            let name = name.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let period = runner.inner.lease_ttl / 3;
+                loop {
+                    tokio::time::sleep(period).await;
+                    match leases::heartbeat(runner.db(), &name, runner.instance(), runner.ttl())
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Another replica took the lease over: stop at the next batch.
+                            tracing::warn!(provider = %name, "lease lost; stopping the run");
+                            cancel.cancel();
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::warn!(provider = %name, error = %crate::db::brief(&error), "lease heartbeat failed")
+                        }
+                    }
+                }
+            })
+        };
+        let events = self.inner.events.clone();
+        let progress = |_: ingest::Progress| {
+            let _ = events.send(RunEvent {
+                run_id,
+                provider: name.clone(),
+                finished: false,
+            });
+        };
+        let outcome = match runs::mark_running(db, run_id).await {
+            Ok(()) => {
+                let _ = events.send(RunEvent {
+                    run_id,
+                    provider: name.clone(),
+                    finished: false,
+                });
+                ingest::run_with_id(db, &provider, mode, run_id, &cancel, &progress).await
+            }
+            Err(error) => Err(ingest::IngestError::from(error)),
+        };
+        heartbeat.abort();
+        let status = match &outcome {
+            Ok(summary) => summary.status,
+            Err(error) => {
+                // The run could not even record its end (the database is gone): say so where
+                // an operator looks, and let the lease expire.
+                tracing::error!(provider = %name, run_id, %error, "ingest run ended without recording its outcome");
+                RunStatus::Failed
+            }
+        };
+        let stopping = self.inner.stopping.load(Ordering::Relaxed);
+        if let Ok(summary) = &outcome
+            && stopping
+            && summary.status == RunStatus::Cancelled
+        {
+            // Interrupted by shutdown, not by a user: the next start resumes it.
+            let _ = runs::finish(
+                db,
+                run_id,
+                RunStatus::Failed,
+                Some(
+                    "interrupted: the server shut down; the next run resumes from its checkpoint"
+                        .into(),
+                ),
+            )
+            .await;
+        }
+        metrics::counter!("ingest_runs_total", "provider" => name.clone(), "outcome" => status.as_str()).increment(1);
+        metrics::histogram!("ingest_run_duration_seconds", "provider" => name.clone())
+            .record(started.elapsed().as_secs_f64());
+        if let Ok(summary) = &outcome {
+            let c = summary.counts;
+            for (outcome, n) in [
+                ("inserted", c.inserted),
+                ("updated", c.updated),
+                ("unchanged", c.unchanged),
+                ("rejected", summary.rejected),
+            ] {
+                metrics::counter!("ingest_records_total", "provider" => name.clone(), "outcome" => outcome).increment(n);
+            }
+        }
+        if let Err(error) = leases::release(db, &name, self.instance()).await {
+            tracing::warn!(provider = %name, error = %crate::db::brief(&error), "could not release the lease; it will expire");
+        }
+        if let Ok(mut active) = self.inner.active.lock() {
+            active.remove(&name);
+        }
+        let _ = self.inner.events.send(RunEvent {
+            run_id,
+            provider: name,
+            finished: true,
+        });
+    }
+}
+
+fn is_unfinished(run: &ingest_run::Model) -> bool {
+    matches!(
+        RunStatus::parse(&run.status),
+        Some(RunStatus::Queued | RunStatus::Running)
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tributary".to_string())
+}

@@ -1,0 +1,340 @@
+//! The ingestion control plane: schedules inside the server, leases across replicas, GraphQL
+//! triggers and cancellation, live updates over WebSocket, and who may change things.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::mock_provider::{MockConfig, MockProvider};
+use common::{Backend, TestApp};
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+fn items_provider(base: &str, schedule: Option<&str>, path: &str) -> String {
+    let schedule = schedule
+        .map(|s| format!("schedule = \"{s}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"entity = "record"
+dataset = "items"
+key = "id"
+{schedule}[source]
+kind = "http"
+url = "{base}{path}"
+records = "$.data[*]"
+[source.pagination]
+kind = "offset"
+page_size = 10
+[fields]
+id = "$.id"
+name = "$.name"
+"#
+    )
+}
+
+fn write_provider(dir: &Path, name: &str, toml: &str) {
+    std::fs::write(dir.join(format!("{name}.toml")), toml).expect("write provider");
+}
+
+async fn run_count(app: &TestApp, provider: &str) -> u64 {
+    entity::ingest_run::Entity::find()
+        .filter(entity::ingest_run::Column::Provider.eq(provider))
+        .count(&app.db)
+        .await
+        .expect("count runs")
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_schedule_fires_on_time(backend: Backend) {
+    let mock = MockProvider::start(MockConfig {
+        items: 5,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        "every-second",
+        &items_provider(&mock.base_url, Some("* * * * * *"), "/offset"),
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let runs = run_count(&app, "every-second").await;
+    // Ticks at 1 s intervals over 3.5 s: three or four, never more.
+    assert!((3..=4).contains(&runs), "{runs} runs");
+    // One request per run (5 items fit one page).
+    assert_eq!(mock.requests("offset") as u64, runs);
+    let data = app
+        .query(r#"{ provider(name: "every-second") { schedule nextFireTime lastRun { status trigger fetched } rowCount } }"#, json!({}))
+        .await;
+    assert_eq!(data["provider"]["schedule"], "* * * * * *");
+    assert_eq!(data["provider"]["lastRun"]["trigger"], "schedule");
+    assert_eq!(data["provider"]["rowCount"], 5);
+    assert!(data["provider"]["nextFireTime"].is_string());
+}
+on_both_databases!(schedule, a_schedule_fires_on_time);
+
+async fn trigger_and_cancel(backend: Backend) {
+    let mock = MockProvider::start(MockConfig {
+        items: 200,
+        latency: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        "slow",
+        &items_provider(&mock.base_url, None, "/offset"),
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+
+    let trigger = r#"mutation { triggerIngest(provider: "slow", mode: FULL) { alreadyRunning run { id status trigger mode } } }"#;
+    let started = app.query(trigger, json!({})).await;
+    assert_eq!(started["triggerIngest"]["alreadyRunning"], false);
+    assert_eq!(started["triggerIngest"]["run"]["status"], "QUEUED");
+    assert_eq!(started["triggerIngest"]["run"]["trigger"], "manual");
+    let id = started["triggerIngest"]["run"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    // Triggered again while running: the same run, flagged.
+    let again = app.query(trigger, json!({})).await;
+    assert_eq!(again["triggerIngest"]["alreadyRunning"], true);
+    assert_eq!(again["triggerIngest"]["run"]["id"], id.as_str());
+
+    let run = |id: String| {
+        let app = &app;
+        async move {
+            app.query(
+                "query($id: ID!) { ingestRun(id: $id) { status pages inserted error } }",
+                json!({ "id": id }),
+            )
+            .await["ingestRun"]
+                .clone()
+        }
+    };
+    wait_for("two committed pages", Duration::from_secs(20), async || {
+        run(id.clone()).await["pages"].as_i64().unwrap_or(0) >= 2
+    })
+    .await;
+    let cancelled = app
+        .query(
+            "mutation($id: ID!) { cancelIngest(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(cancelled["cancelIngest"]["id"], id.as_str());
+    wait_for("the run to stop", Duration::from_secs(20), async || {
+        run(id.clone()).await["status"] == "CANCELLED"
+    })
+    .await;
+    let last = run(id.clone()).await;
+    let inserted = last["inserted"].as_i64().expect("inserted");
+    assert!((20..200).contains(&inserted), "{inserted}");
+    // What it committed stays.
+    let stored = entity::record::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(stored as i64, inserted);
+
+    let unknown = app
+        .graphql(
+            r#"mutation { triggerIngest(provider: "nope") { alreadyRunning } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(unknown["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    assert_eq!(
+        unknown["errors"][0]["message"],
+        "no provider named \"nope\""
+    );
+
+    let listed = app
+        .query(
+            r#"{ ingestRuns(where: {provider: "slow", status: CANCELLED}) { nodes { id } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["ingestRuns"]["nodes"], json!([{ "id": id }]));
+}
+on_both_databases!(trigger_cancel, trigger_and_cancel);
+
+async fn mutations_need_a_token_off_loopback(backend: Backend) {
+    let mock = MockProvider::start(MockConfig {
+        items: 5,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        "items",
+        &items_provider(&mock.base_url, None, "/offset"),
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.providers_dir = providers;
+        s.listen = "0.0.0.0:0".parse().expect("address");
+        s.auth.admin_tokens = vec![ADMIN_TOKEN.to_string().into()];
+    })
+    .await;
+    let mutation =
+        json!({ "query": r#"mutation { triggerIngest(provider: "items") { run { id } } }"# });
+    let url = format!("{}/graphql", app.address);
+    let anonymous: Value = app
+        .client
+        .post(&url)
+        .json(&mutation)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    let wrong: Value = app
+        .client
+        .post(&url)
+        .bearer_auth("not-the-token-at-all")
+        .json(&mutation)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(wrong["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let admin: Value = app
+        .client
+        .post(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&mutation)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert!(admin["errors"].is_null(), "{admin}");
+    assert!(admin["data"]["triggerIngest"]["run"]["id"].is_string());
+    // Queries stay open.
+    app.query("{ providers { name } }", json!({})).await;
+
+    // Without tokens, a non-loopback listener refuses to start.
+    let (url, _dir) = common::database_url(backend).await;
+    let mut settings = common::settings(&url);
+    settings.listen = "0.0.0.0:0".parse().expect("address");
+    let refused = tributary::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().starts_with(
+            "listening on 0.0.0.0:0 (not a loopback address) with no auth.admin_tokens"
+        ),
+        "{refused}"
+    );
+}
+on_both_databases!(auth, mutations_need_a_token_off_loopback);
+
+async fn a_subscription_sees_progress_and_the_final_state(backend: Backend) {
+    let mock = MockProvider::start(MockConfig {
+        items: 60,
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        "watched",
+        &items_provider(&mock.base_url, None, "/offset"),
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    let started = app
+        .query(
+            r#"mutation { triggerIngest(provider: "watched") { run { id } } }"#,
+            json!({}),
+        )
+        .await;
+    let id = started["triggerIngest"]["run"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let mut request = format!("ws://127.0.0.1:{}/graphql/ws", app.port)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    ws.send(Message::text(
+        json!({ "type": "connection_init", "payload": {} }).to_string(),
+    ))
+    .await
+    .expect("init");
+    ws.send(Message::text(
+        json!({
+            "id": "1", "type": "subscribe",
+            "payload": { "query": "subscription($id: ID!) { ingestRunUpdated(id: $id) { id status fetched } }", "variables": { "id": id } }
+        })
+        .to_string(),
+    ))
+    .await
+    .expect("subscribe");
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(Message::Text(text))) =
+            tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a message in time")
+        else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(&text).expect("json");
+        match message["type"].as_str() {
+            Some("next") => states.push(message["payload"]["data"]["ingestRunUpdated"].clone()),
+            Some("complete") => break,
+            _ => {}
+        }
+    }
+    let last = states.last().expect("updates");
+    assert_eq!(last["status"], "SUCCEEDED", "{states:?}");
+    assert_eq!(last["fetched"], 60);
+    // Progress arrived before the end.
+    assert!(
+        states.iter().any(|s| s["status"] == "RUNNING"),
+        "{states:?}"
+    );
+}
+on_both_databases!(
+    subscription,
+    a_subscription_sees_progress_and_the_final_state
+);
