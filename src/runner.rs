@@ -18,6 +18,9 @@ use crate::providers::definition::Provider;
 use crate::store::leases;
 use crate::store::runs::{self, RunMode, RunStatus};
 
+const INTERRUPTED_STOPPED: &str =
+    "interrupted: the server running it stopped; the next run resumes from its checkpoint";
+
 /// A run changed (its counters or its status).
 #[derive(Debug, Clone)]
 pub struct RunEvent {
@@ -220,10 +223,10 @@ impl Runner {
         }
     }
 
-    /// After a restart: runs left queued or running by a replica whose lease has lapsed are
-    /// marked failed, and their providers resume from the last checkpoint.
+    /// After a (re)start: runs left queued or running by a replica whose lease has lapsed are
+    /// marked failed, and every provider whose last run was interrupted resumes from its
+    /// checkpoint. Returns the runs it started.
     pub async fn recover(&self) -> Result<Vec<i64>, RunnerError> {
-        let mut resumed = Vec::new();
         for run in runs::unfinished(&self.inner.db).await? {
             if leases::holder(&self.inner.db, &run.provider)
                 .await?
@@ -235,17 +238,31 @@ impl Runner {
                 &self.inner.db,
                 run.id,
                 RunStatus::Failed,
-                Some("interrupted: the server running it stopped; the next run resumes from its checkpoint".into()),
+                Some(INTERRUPTED_STOPPED.into()),
             )
             .await?;
-            if self.provider(&run.provider).is_some()
-                && !self.inner.stopping.load(Ordering::Relaxed)
-            {
-                let triggered = self
-                    .trigger(&run.provider, RunMode::Incremental, "resume")
-                    .await?;
-                if !triggered.already_running {
-                    resumed.push(triggered.run.id);
+        }
+        let mut resumed = Vec::new();
+        let names: Vec<String> = self
+            .inner
+            .providers
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        for name in names {
+            let Some(last) = runs::last_for(&self.inner.db, &name).await? else {
+                continue;
+            };
+            let interrupted = last.status == RunStatus::Failed.as_str()
+                && last
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("interrupted"));
+            if interrupted && !self.inner.stopping.load(Ordering::Relaxed) {
+                match self.trigger(&name, RunMode::Incremental, "resume").await {
+                    Ok(t) if !t.already_running => resumed.push(t.run.id),
+                    Ok(_) | Err(RunnerError::ElsewhereRunning(_)) => {}
+                    Err(error) => return Err(error),
                 }
             }
         }
@@ -296,6 +313,8 @@ impl Runner {
         // unfinished belong to a replica that died, and the checkpoint they left is resumed.
         for stale in runs::unfinished(&self.inner.db).await? {
             if stale.provider == provider.name {
+                metrics::counter!("lease_takeovers_total", "provider" => provider.name.clone())
+                    .increment(1);
                 runs::finish(
                     &self.inner.db,
                     stale.id,

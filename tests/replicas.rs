@@ -187,3 +187,109 @@ age = {{ path = "age", transforms = [{{ int = {{ default = -1 }} }}] }}
     );
     assert_eq!(count().await, 10_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_batch_commit_and_the_next_start_resumes() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let mock = MockProvider::start(MockConfig {
+        items: 400,
+        latency: Duration::from_millis(100),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("slow.toml"),
+        format!(
+            "entity = \"record\"\ndataset = \"items\"\nkey = \"id\"\nschedule = \"0 0 0 1 1 *\"\n[source]\nkind = \"http\"\nurl = \"{}/offset\"\nrecords = \"$.data[*]\"\n[source.pagination]\nkind = \"offset\"\npage_size = 10\n[fields]\nid = \"$.id\"\n",
+            mock.base_url
+        ),
+    )
+    .expect("provider");
+    let runs = async || {
+        entity::ingest_run::Entity::find()
+            .filter(entity::ingest_run::Column::Provider.eq("slow"))
+            .order_by_asc(entity::ingest_run::Column::Id)
+            .all(&app.db)
+            .await
+            .expect("runs")
+    };
+    // A run left queued by a replica that is gone: the next server to start takes it up.
+    let seeded = tributary::store::runs::queue(
+        &app.db,
+        "slow",
+        "manual",
+        tributary::store::runs::RunMode::Full,
+        "gone-replica",
+    )
+    .await
+    .expect("seed");
+    let server = serve(&app.database_url, dir.path(), 10);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = runs().await;
+        if all.iter().any(|r| r.id != seeded.id && r.pages >= 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resumed run never got going: {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopping = Instant::now();
+    stop(server);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    let after_stop = runs().await;
+    let interrupted = after_stop
+        .iter()
+        .find(|r| r.id != seeded.id)
+        .expect("the run");
+    assert_eq!(interrupted.status, "failed", "{after_stop:?}");
+    assert_eq!(
+        interrupted.error.as_deref(),
+        Some("interrupted: the server shut down; the next run resumes from its checkpoint")
+    );
+    let state = entity::provider_state::Entity::find_by_id("slow".to_string())
+        .one(&app.db)
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(state.lease_owner, None, "lease released");
+    let committed = entity::record::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert!(committed > 0 && committed < 400);
+
+    // The next start resumes from the checkpoint and finishes.
+    let server = serve(&app.database_url, dir.path(), 10);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let last = loop {
+        let last = runs().await.into_iter().last().expect("runs");
+        if last.status != "queued" && last.status != "running" && last.id != interrupted.id {
+            break last;
+        }
+        assert!(Instant::now() < deadline, "the run was not resumed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop(server);
+    assert_eq!(
+        entity::record::Entity::find()
+            .count(&app.db)
+            .await
+            .expect("count"),
+        400
+    );
+    assert_eq!(last.status, "succeeded");
+    assert_eq!(last.trigger, "resume");
+    assert_eq!(
+        last.fetched as u64,
+        400 - committed,
+        "resumed after the committed pages"
+    );
+}
