@@ -94,13 +94,26 @@ pub async fn start<C: ConnectionTrait>(
     mode: RunMode,
 ) -> Result<i64, DbErr> {
     let now = chrono::Utc::now();
-    let run = ingest_run::ActiveModel {
+    let mut run = new_run(provider, trigger, mode, None);
+    run.status = Set(RunStatus::Running.as_str().to_string());
+    run.started_at = Set(Some(now));
+    Ok(run.insert(db).await?.id)
+}
+
+/// A fresh `queued` run with zero counters.
+fn new_run(
+    provider: &str,
+    trigger: &str,
+    mode: RunMode,
+    owner: Option<&str>,
+) -> ingest_run::ActiveModel {
+    ingest_run::ActiveModel {
         provider: Set(provider.to_string()),
         trigger: Set(trigger.to_string()),
         mode: Set(mode.as_str().to_string()),
-        status: Set(RunStatus::Running.as_str().to_string()),
-        queued_at: Set(now),
-        started_at: Set(Some(now)),
+        status: Set(RunStatus::Queued.as_str().to_string()),
+        queued_at: Set(chrono::Utc::now()),
+        started_at: Set(None),
         finished_at: Set(None),
         pages: Set(0),
         fetched: Set(0),
@@ -109,10 +122,9 @@ pub async fn start<C: ConnectionTrait>(
         unchanged: Set(0),
         rejected: Set(0),
         error: Set(None),
-        owner: Set(None),
+        owner: Set(owner.map(str::to_string)),
         ..Default::default()
-    };
-    Ok(run.insert(db).await?.id)
+    }
 }
 
 /// What one committed batch adds to a run's counters.
@@ -192,25 +204,9 @@ pub async fn queue<C: ConnectionTrait>(
     mode: RunMode,
     owner: &str,
 ) -> Result<ingest_run::Model, DbErr> {
-    let run = ingest_run::ActiveModel {
-        provider: Set(provider.to_string()),
-        trigger: Set(trigger.to_string()),
-        mode: Set(mode.as_str().to_string()),
-        status: Set(RunStatus::Queued.as_str().to_string()),
-        queued_at: Set(chrono::Utc::now()),
-        started_at: Set(None),
-        finished_at: Set(None),
-        pages: Set(0),
-        fetched: Set(0),
-        inserted: Set(0),
-        updated: Set(0),
-        unchanged: Set(0),
-        rejected: Set(0),
-        error: Set(None),
-        owner: Set(Some(owner.to_string())),
-        ..Default::default()
-    };
-    run.insert(db).await
+    new_run(provider, trigger, mode, Some(owner))
+        .insert(db)
+        .await
 }
 
 /// A queued run starts.
