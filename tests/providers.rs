@@ -295,8 +295,14 @@ async fn the_patients_pipeline_lands_ten_thousand_records(backend: Backend) {
         );
         assert_eq!(record["name_hash"].as_str().map(str::len), Some(64));
     }
-    // Raw payloads are kept (http default) — the document text, NAME included, stays in
-    // raw_records, whose access is the operator's; the entity rows never hold it.
+    // A provider that hashes or redacts a field keeps no raw payloads by default: the
+    // document text would hold NAME in clear.
+    let raw = entity::raw_record::Entity::find()
+        .filter(entity::raw_record::Column::Provider.eq("patients"))
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(raw, 0);
     let again = run(&app, &p, RunMode::Full).await;
     assert_eq!(again.counts.unchanged, 10_000);
     assert_eq!(again.counts.inserted + again.counts.updated, 0);

@@ -359,10 +359,26 @@ impl Provider {
         }
     }
 
-    /// Whether raw payloads are kept (`keep_raw`, default on for `http`).
+    /// Whether raw payloads are kept: `keep_raw`, by default on for `http` — except when a
+    /// field is redacted or hashed, because the raw payload would hold that personal data in
+    /// clear (set `keep_raw = true` to keep it anyway).
     pub fn keep_raw(&self) -> bool {
-        self.def
-            .keep_raw
-            .unwrap_or(matches!(self.def.source, Source::Http(_)))
+        self.def.keep_raw.unwrap_or(
+            matches!(self.def.source, Source::Http(_)) && !self.has_sensitive_fields(),
+        )
+    }
+
+    /// Some field is redacted or hashed.
+    pub fn has_sensitive_fields(&self) -> bool {
+        self.def.fields.values().any(|spec| match spec {
+            FieldSpec::Path(_) => false,
+            FieldSpec::Full { transforms, .. } => transforms.iter().any(|t| {
+                matches!(
+                    t,
+                    Transform::Name(TransformName::Redact | TransformName::Sha256)
+                        | Transform::With(TransformWith::Sha256 { .. })
+                )
+            }),
+        })
     }
 }
