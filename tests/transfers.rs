@@ -523,6 +523,18 @@ async fn transfers_bring_their_token(backend: Backend) {
     for node in data["transfers"]["nodes"].as_array().expect("nodes") {
         assert_eq!(node["token"]["address"], node["tokenAddress"]);
     }
+    // `%` and `_` are literal text in startsWith/contains, never wildcards.
+    let like = app
+        .query(
+            r#"{ literal: tokens(where: {symbol: {startsWith: "W_"}}) { nodes { symbol } }
+                 prefix: tokens(where: {symbol: {startsWith: "WE"}}) { nodes { symbol } }
+                 percent: tokens(where: {name: {contains: "%"}}) { nodes { symbol } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(like["literal"]["nodes"], json!([]));
+    assert_eq!(like["prefix"]["nodes"], json!([{ "symbol": "WETH" }]));
+    assert_eq!(like["percent"]["nodes"], json!([]));
     // BigQuery's sparse token rows do not erase what a richer source said.
     let sparse = import(&app, Entity::Token, Path::new(sample)).await;
     assert_eq!(sparse.counts.unchanged, 76);

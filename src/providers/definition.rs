@@ -363,9 +363,9 @@ impl Provider {
     /// field is redacted or hashed, because the raw payload would hold that personal data in
     /// clear (set `keep_raw = true` to keep it anyway).
     pub fn keep_raw(&self) -> bool {
-        self.def.keep_raw.unwrap_or(
-            matches!(self.def.source, Source::Http(_)) && !self.has_sensitive_fields(),
-        )
+        self.def
+            .keep_raw
+            .unwrap_or(matches!(self.def.source, Source::Http(_)) && !self.has_sensitive_fields())
     }
 
     /// Some field is redacted or hashed.

@@ -1,6 +1,6 @@
 //! Column filters shared by every list query: the store's side of GraphQL's `where` inputs.
 
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, SimpleExpr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, SimpleExpr};
 use sea_orm::{ColumnTrait, DbBackend};
 
 use super::keyset::uint256_operand;
@@ -111,6 +111,12 @@ impl RangeFilter<String> {
     }
 }
 
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 impl TextFilter {
     pub fn condition(&self, column: impl ColumnTrait) -> Condition {
         let mut all = Condition::all();
@@ -120,11 +126,14 @@ impl TextFilter {
         if let Some(vs) = &self.any_of {
             all = all.add(column.is_in(vs.clone()));
         }
+        // `%` and `_` in the client's text are literal characters, not wildcards.
         if let Some(prefix) = &self.starts_with {
-            all = all.add(column.starts_with(prefix.clone()));
+            let pattern = LikeExpr::new(format!("{}%", escape_like(prefix))).escape('\\');
+            all = all.add(Expr::col(column).like(pattern));
         }
         if let Some(part) = &self.contains {
-            all = all.add(column.contains(part.clone()));
+            let pattern = LikeExpr::new(format!("%{}%", escape_like(part))).escape('\\');
+            all = all.add(Expr::col(column).like(pattern));
         }
         all
     }
