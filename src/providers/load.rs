@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 use croner::parser::{CronParser, Seconds, Year};
 use regex::Regex;
+
+use crate::transform::{TOKEN_FIELDS, TRANSFER_FIELDS};
 use serde_json_path::JsonPath;
 use toml::Value;
 
@@ -289,26 +291,7 @@ pub fn file_format(source: &FileSource) -> Option<FileFormat> {
 }
 
 /// Columns of the typed entities, and which of them a provider must map.
-const TOKEN_COLUMNS: &[&str] = &[
-    "address",
-    "symbol",
-    "name",
-    "decimals",
-    "total_supply",
-    "block_number",
-    "block_timestamp",
-];
 const TOKEN_REQUIRED: &[&str] = &["address"];
-const TRANSFER_COLUMNS: &[&str] = &[
-    "token_address",
-    "from_address",
-    "to_address",
-    "value",
-    "transaction_hash",
-    "log_index",
-    "block_number",
-    "block_timestamp",
-];
 const TRANSFER_REQUIRED: &[&str] = &[
     "token_address",
     "from_address",
@@ -1082,8 +1065,8 @@ fn check_file_source(file: &FileSource, problems: &mut Problems) {
 fn check_mapping(def: &ProviderFile, captures: Option<&[String]>, problems: &mut Problems) {
     let entity = entity_name(def.entity);
     let columns = match def.entity {
-        EntityKind::Token => Some((TOKEN_COLUMNS, TOKEN_REQUIRED)),
-        EntityKind::Transfer => Some((TRANSFER_COLUMNS, TRANSFER_REQUIRED)),
+        EntityKind::Token => Some((TOKEN_FIELDS, TOKEN_REQUIRED)),
+        EntityKind::Transfer => Some((TRANSFER_FIELDS, TRANSFER_REQUIRED)),
         EntityKind::Record => None,
     };
     if def.fields.is_empty() && columns.is_some() {
