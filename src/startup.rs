@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
@@ -31,6 +31,7 @@ pub struct AppState {
     pub schema: AppSchema,
     pub metrics: PrometheusHandle,
     pub policy: Policy,
+    pub runner: Runner,
 }
 
 pub struct Application {
@@ -90,6 +91,7 @@ impl Application {
             schema: schema.clone(),
             metrics,
             policy,
+            runner: runner.clone(),
         };
         let router = router(state, &settings)?;
         let listener = TcpListener::bind(settings.listen)
@@ -180,6 +182,7 @@ fn router(state: AppState, settings: &Settings) -> anyhow::Result<Router> {
         )
         .route("/graphql/ws", get(routes::graphql::subscriptions))
         .route("/graphiql/{file}", get(graphiql::asset))
+        .route("/ingest/{provider}", post(routes::push::ingest))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::metrics))

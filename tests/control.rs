@@ -338,3 +338,133 @@ on_both_databases!(
     subscription,
     a_subscription_sees_progress_and_the_final_state
 );
+
+async fn records_pushed_over_http_land_once(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        "events",
+        "entity = \"record\"\ndataset = \"events\"\nkey = \"id\"\n[source]\nkind = \"push\"\n[fields]\nid = \"$.id\"\nkind = { path = \"$.kind\", transforms = [\"lowercase\"] }\n",
+    );
+    let mock = MockProvider::start(MockConfig {
+        items: 5,
+        ..Default::default()
+    })
+    .await;
+    write_provider(
+        dir.path(),
+        "pulled",
+        &items_provider(&mock.base_url, None, "/offset"),
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    let url = format!("{}/ingest/events", app.address);
+    let post = |body: String| {
+        let client = app.client.clone();
+        let url = url.clone();
+        async move {
+            let response = client.post(&url).body(body).send().await.expect("post");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, body) = post(
+        r#"[{"id": "a", "kind": "Click"}, {"id": "b", "kind": "VIEW"}, {"kind": "no id"}]"#.into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            body["received"].as_i64(),
+            body["inserted"].as_i64(),
+            body["rejected"].as_i64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+    // JSON lines, the same records again: nothing changes.
+    let (status, body) =
+        post("{\"id\": \"a\", \"kind\": \"Click\"}\n{\"id\": \"b\", \"kind\": \"VIEW\"}\n".into())
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (body["unchanged"].as_i64(), body["inserted"].as_i64()),
+        (Some(2), Some(0))
+    );
+    let data = app
+        .query(
+            r#"{ records(dataset: "events") { nodes { key data } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["records"]["nodes"],
+        json!([{ "key": "a", "data": { "id": "a", "kind": "click" } }, { "key": "b", "data": { "id": "b", "kind": "view" } }])
+    );
+    let (status, body) = post("{\"id\": \"c\"}\n{oops\n".into()).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("line 2: bad JSON")),
+        "{body}"
+    );
+    let missing = app
+        .client
+        .post(format!("{}/ingest/nope", app.address))
+        .body("[]")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(missing.status(), 404);
+    let pulled = app
+        .client
+        .post(format!("{}/ingest/pulled", app.address))
+        .body("[]")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(pulled.status(), 400);
+}
+on_both_databases!(push, records_pushed_over_http_land_once);
+
+async fn pushing_needs_the_token_off_loopback(backend: Backend) {
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        "events",
+        "entity = \"record\"\ndataset = \"events\"\nkey = \"id\"\n[source]\nkind = \"push\"\n[fields]\nid = \"$.id\"\n",
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.providers_dir = providers;
+        s.listen = "0.0.0.0:0".parse().expect("address");
+        s.auth.admin_tokens = vec![ADMIN_TOKEN.to_string().into()];
+    })
+    .await;
+    let url = format!("{}/ingest/events", app.address);
+    let anonymous = app
+        .client
+        .post(&url)
+        .body(r#"[{"id": "x"}]"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(anonymous.status(), 401);
+    let admin = app
+        .client
+        .post(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .body(r#"[{"id": "x"}]"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(admin.status(), 200);
+    assert_eq!(
+        entity::record::Entity::find()
+            .count(&app.db)
+            .await
+            .expect("count"),
+        1
+    );
+}
+on_both_databases!(push_auth, pushing_needs_the_token_off_loopback);

@@ -292,3 +292,42 @@ impl RunSummary {
         }
     }
 }
+
+/// Records POSTed to a push provider: written as one run and one transaction, so a request is
+/// stored whole or not at all (its bad records go to `rejected_records` and are counted).
+pub async fn push(
+    db: &DatabaseConnection,
+    provider: &Provider,
+    records: Vec<Json>,
+) -> Result<RunSummary, IngestError> {
+    let prepared = Prepared::new(provider).map_err(IngestError::Provider)?;
+    let run_id = runs::start(db, &provider.name, "push", RunMode::Incremental).await?;
+    let txn = db.begin().await?;
+    let outcome = write_batch(&txn, &prepared, run_id, prepared.batch(records)).await;
+    let (status, written, error) = match outcome {
+        Ok(written) => {
+            txn.commit().await?;
+            (RunStatus::Succeeded, written, None)
+        }
+        Err(error) => {
+            drop(txn);
+            (
+                RunStatus::Failed,
+                write::Written::default(),
+                Some(crate::db::brief(&error)),
+            )
+        }
+    };
+    runs::finish(db, run_id, status, error.clone()).await?;
+    let mut summary = RunSummary {
+        run_id,
+        status,
+        pages: 0,
+        fetched: 0,
+        counts: UpsertCounts::default(),
+        rejected: 0,
+        error,
+    };
+    summary.add(&written);
+    Ok(summary)
+}
