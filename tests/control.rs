@@ -74,8 +74,9 @@ async fn a_schedule_fires_on_time(backend: Backend) {
     let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let runs = run_count(&app, "every-second").await;
-    // Ticks at 1 s intervals over 3.5 s: three or four, never more.
-    assert!((3..=4).contains(&runs), "{runs} runs");
+    // Ticks at 1 s intervals over 3.5 s: three or four, never more (two only if the machine
+    // stalled the scheduler for a whole second).
+    assert!((2..=4).contains(&runs), "{runs} runs");
     // One request per run (5 items fit one page).
     assert_eq!(mock.requests("offset") as u64, runs);
     let data = app
