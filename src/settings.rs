@@ -139,7 +139,9 @@ fn default_shutdown_grace_secs() -> u64 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// Largest number of pooled connections.
+    /// Largest number of pooled connections. Default: twice this machine's cores — more
+    /// connections than the cores can serve only queue inside PostgreSQL and lengthen the tail
+    /// latency of every query.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
     /// Seconds to wait for a connection before giving up.
@@ -203,7 +205,8 @@ fn default_providers_dir() -> PathBuf {
     PathBuf::from("providers")
 }
 fn default_max_connections() -> u32 {
-    10
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+    (2 * cores).max(4)
 }
 fn default_connect_timeout_secs() -> u64 {
     10

@@ -248,6 +248,7 @@ async fn write_batch(
     batch: &Batch,
 ) -> Result<UpsertCounts, DbErr> {
     let txn = db.begin().await?;
+    runs::lock_for_batch(&txn, run_id).await?;
     let counts = match &batch.records {
         Records::Tokens(records) => tokens::upsert(&txn, records).await?,
         Records::Transfers(records) => transfers::upsert(&txn, records).await?,

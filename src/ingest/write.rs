@@ -50,6 +50,7 @@ pub async fn write_batch<C: ConnectionTrait>(
     run_id: i64,
     batch: Batch,
 ) -> Result<Written, DbErr> {
+    runs::lock_for_batch(db, run_id).await?;
     let provider = &prepared.provider.name;
     let keep_raw = prepared.provider.keep_raw() && !batch.renormalize;
     let mut rejections = Vec::new();

@@ -259,3 +259,16 @@ pub async fn list_filtered(
         .await?;
     Ok(page.finish(rows))
 }
+
+/// Starts a batch's transaction by writing: on SQLite this takes the write lock at once, so a
+/// concurrent writer makes the batch wait (busy timeout) instead of failing later with
+/// SQLITE_BUSY_SNAPSHOT when its first read turns into a write. Harmless elsewhere.
+pub async fn lock_for_batch<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
+    use ingest_run::Column as R;
+    ingest_run::Entity::update_many()
+        .col_expr(R::Pages, Expr::col(R::Pages))
+        .filter(R::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
