@@ -1,7 +1,7 @@
 //! Who is calling: an admin (a configured bearer token) or anyone. Mutations and push endpoints
 //! need an admin unless no token is configured and the server only listens on loopback.
 
-use axum::extract::Request;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
@@ -69,14 +69,8 @@ impl Policy {
     }
 
     /// The caller of an HTTP request (`Authorization: Bearer …`).
-    pub fn caller_of(&self, request: &Request) -> Caller {
-        let token = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        self.caller(token)
+    pub fn caller_of(&self, headers: &HeaderMap) -> Caller {
+        self.caller(bearer(headers))
     }
 
     /// May this caller change things?
@@ -88,4 +82,13 @@ impl Policy {
     pub fn may_query(&self, caller: Caller) -> bool {
         !self.protect_queries || caller == Caller::Admin
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }

@@ -10,7 +10,6 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::WebSocketUpgrade;
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use axum::response::Response;
 
 use crate::graphql::error::{ApiError, ensure_codes};
@@ -22,7 +21,7 @@ pub async fn execute(
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let caller = state.policy.caller(bearer(&headers));
+    let caller = state.policy.caller_of(&headers);
     if !state.policy.may_query(caller) {
         let mut response = async_graphql::Response::from_errors(vec![
             async_graphql::Error::from(ApiError::Unauthenticated)
@@ -81,14 +80,6 @@ pub async fn subscriptions(
                 })
                 .serve()
         })
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
 }
 
 /// The operation's name as a metrics label: clients choose it, so keep it short and plain.

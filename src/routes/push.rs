@@ -23,11 +23,7 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let caller: Caller = state.policy.caller(token);
+    let caller: Caller = state.policy.caller_of(&headers);
     if !state.policy.may_mutate(caller) {
         return error(
             StatusCode::UNAUTHORIZED,
