@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::DatabaseConnection;
 
+use crate::hosts::HostRules;
 use crate::import::{self, Entity};
 use crate::ingest;
 use crate::providers::definition::Provider;
@@ -139,7 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let db = db::connect(&settings).await?;
             db::migrate(&db, &settings).await?;
-            run_ingest(&db, &provider, mode.into()).await
+            run_ingest(&db, &provider, &settings.hosts.rules(), mode.into()).await
         }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;
@@ -166,6 +167,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn run_ingest(
     db: &DatabaseConnection,
     provider: &Provider,
+    rules: &HostRules,
     mode: RunMode,
 ) -> anyhow::Result<ExitCode> {
     let bar = ProgressBar::new_spinner();
@@ -176,7 +178,7 @@ async fn run_ingest(
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let cancel = ingest::Cancel::default();
     let started = std::time::Instant::now();
-    let summary = ingest::run(db, provider, mode, "cli", &cancel, &|p| {
+    let summary = ingest::run(db, provider, rules, mode, "cli", &cancel, &|p| {
         bar.set_message(format!(
             "{} pages, {} records, {} rejected",
             p.pages, p.fetched, p.rejected

@@ -10,6 +10,7 @@ pub mod db;
 pub mod ethereum;
 pub mod graphiql;
 pub mod graphql;
+pub mod hosts;
 pub mod import;
 pub mod ingest;
 pub mod metrics;

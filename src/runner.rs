@@ -13,6 +13,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
+use crate::hosts::HostRules;
 use crate::ingest::{self, Cancel};
 use crate::providers::definition::Provider;
 use crate::store::leases;
@@ -63,6 +64,7 @@ struct Active {
 struct Inner {
     db: DatabaseConnection,
     providers: Vec<Provider>,
+    host_rules: HostRules,
     instance: String,
     lease_ttl: Duration,
     active: Mutex<HashMap<String, Active>>,
@@ -83,7 +85,12 @@ pub fn default_lease_ttl() -> Duration {
 }
 
 impl Runner {
-    pub fn new(db: DatabaseConnection, providers: Vec<Provider>, lease_ttl: Duration) -> Runner {
+    pub fn new(
+        db: DatabaseConnection,
+        providers: Vec<Provider>,
+        host_rules: HostRules,
+        lease_ttl: Duration,
+    ) -> Runner {
         let instance = format!(
             "{}-{}-{:04x}",
             hostname(),
@@ -95,6 +102,7 @@ impl Runner {
             inner: Arc::new(Inner {
                 db,
                 providers,
+                host_rules,
                 instance,
                 lease_ttl,
                 active: Mutex::new(HashMap::new()),
@@ -107,6 +115,11 @@ impl Runner {
 
     pub fn providers(&self) -> &[Provider] {
         &self.inner.providers
+    }
+
+    /// How host observations are matched and merged (the `hosts` settings).
+    pub fn host_rules(&self) -> &HostRules {
+        &self.inner.host_rules
     }
 
     pub fn provider(&self, name: &str) -> Option<&Provider> {
@@ -397,7 +410,8 @@ impl Runner {
                     provider: name.clone(),
                     finished: false,
                 });
-                ingest::run_with_id(db, &provider, mode, run_id, &cancel, &progress).await
+                let rules = &self.inner.host_rules;
+                ingest::run_with_id(db, &provider, rules, mode, run_id, &cancel, &progress).await
             }
             Err(error) => Err(ingest::IngestError::from(error)),
         };

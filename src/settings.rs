@@ -1,6 +1,7 @@
 //! Typed, layered settings: defaults < `--config FILE` (TOML) < `TRIBUTARY_*` variables <
 //! `DATABASE_URL`. Nested keys use `__` in variables: `TRIBUTARY_GRAPHQL__MAX_DEPTH=8`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::hosts::{HostRules, SCALAR_FIELDS};
 
 /// Where the embedded default database lives when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tributary.db?mode=rwc";
@@ -86,6 +89,95 @@ pub struct Settings {
     /// The scheduler and provider leases.
     #[serde(default)]
     pub scheduler: SchedulerSettings,
+    /// How hosts reported by several tools are merged.
+    #[serde(default)]
+    pub hosts: HostSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostSettings {
+    /// Hours after which a host that no provider has reported is stale (shown as such, never
+    /// deleted).
+    #[serde(default = "default_stale_after_hours")]
+    pub stale_after_hours: u64,
+    /// Per host field (`hostname`, `fqdn`, `os`, `platform`, `cloud_provider`,
+    /// `cloud_instance_id`, or `default` for the rest): provider names, most trusted first. A
+    /// field's value comes from the first listed provider that reports it, then from the most
+    /// recent report.
+    #[serde(default)]
+    pub field_priority: BTreeMap<String, Vec<String>>,
+    /// MAC addresses or prefixes (`02:42`) that many machines share and that must never merge
+    /// hosts. Replaces the default list.
+    #[serde(default = "crate::hosts::default_ignored_macs")]
+    pub ignored_macs: Vec<String>,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            stale_after_hours: default_stale_after_hours(),
+            field_priority: BTreeMap::new(),
+            ignored_macs: crate::hosts::default_ignored_macs(),
+        }
+    }
+}
+
+fn default_stale_after_hours() -> u64 {
+    24
+}
+
+impl HostSettings {
+    pub fn rules(&self) -> HostRules {
+        HostRules {
+            field_priority: self.field_priority.clone(),
+            ignored_macs: self
+                .ignored_macs
+                .iter()
+                .map(|m| m.trim().to_ascii_lowercase().replace('-', ":"))
+                .collect(),
+            stale_after: chrono::Duration::hours(
+                i64::try_from(self.stale_after_hours).unwrap_or(i64::MAX / 3_600_000),
+            ),
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.stale_after_hours == 0 || self.stale_after_hours > 24 * 365 * 100 {
+            return Err(SettingsError::invalid(
+                "hosts.stale_after_hours",
+                "expected a number of hours from 1 to 876000",
+            ));
+        }
+        for field in self.field_priority.keys() {
+            if field != "default" && !SCALAR_FIELDS.contains(&field.as_str()) {
+                return Err(SettingsError::invalid(
+                    &format!("hosts.field_priority.{field}"),
+                    format!(
+                        "not a host field; expected `default` or one of {}",
+                        SCALAR_FIELDS.join(", ")
+                    ),
+                ));
+            }
+        }
+        for mac in &self.ignored_macs {
+            let normal = mac.trim().to_ascii_lowercase().replace('-', ":");
+            let groups: Vec<&str> = normal.split(':').collect();
+            let valid = (1..=6).contains(&groups.len())
+                && groups
+                    .iter()
+                    .all(|g| g.len() == 2 && g.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !valid {
+                return Err(SettingsError::invalid(
+                    "hosts.ignored_macs",
+                    format!(
+                        "`{mac}` is not a MAC address or prefix; expected hex pairs such as 02:42 or 00:00:5e:00:01"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -296,6 +388,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), SettingsError> {
         database_kind(self.database_url.expose_secret())?;
+        self.hosts.validate()?;
         if self.database.max_connections == 0 {
             return Err(SettingsError::invalid(
                 "database.max_connections",

@@ -73,6 +73,7 @@ impl Application {
         let runner = Runner::new(
             db.clone(),
             providers,
+            settings.hosts.rules(),
             Duration::from_secs(settings.scheduler.lease_ttl_secs),
         );
         let facts = ServerFacts {

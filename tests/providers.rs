@@ -10,6 +10,7 @@ use common::mock_provider::{MockConfig, MockProvider, patient_age, patient_name}
 use common::{Backend, TestApp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
+use tributary::hosts::HostRules;
 use tributary::ingest::{self, Cancel, RunSummary};
 use tributary::providers::definition::Provider;
 use tributary::providers::load::load_file;
@@ -23,9 +24,17 @@ fn provider(dir: &Path, name: &str, toml: &str) -> Provider {
 }
 
 async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
-    ingest::run(&app.db, provider, mode, "test", &Cancel::default(), &|_| {})
-        .await
-        .unwrap_or_else(|e| panic!("run {}: {e}", provider.name))
+    ingest::run(
+        &app.db,
+        provider,
+        &HostRules::default(),
+        mode,
+        "test",
+        &Cancel::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("run {}: {e}", provider.name))
 }
 
 async fn record_count(app: &TestApp, dataset: &str) -> u64 {

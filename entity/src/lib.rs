@@ -1,6 +1,10 @@
 //! SeaORM entities: one module per table. Migrations (the `migration` crate) own the schema;
 //! these types mirror it for queries.
 
+pub mod host;
+pub mod host_conflict;
+pub mod host_identifier;
+pub mod host_observation;
 pub mod ingest_run;
 pub mod provider_state;
 pub mod raw_record;

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_platform_tables;
 mod m20261121_000002_tokens_transfers;
 mod m20261121_000003_records;
+mod m20261121_000004_hosts;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_platform_tables::Migration),
             Box::new(m20261121_000002_tokens_transfers::Migration),
             Box::new(m20261121_000003_records::Migration),
+            Box::new(m20261121_000004_hosts::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 pub use self::prepare::Prepared;
 use self::write::{Batch, write_batch};
+use crate::hosts::HostRules;
 use crate::providers::definition::{Provider, Source};
 use crate::sources::file::FileReader;
 use crate::sources::listing::{Listing, ListingError, Position};
@@ -75,19 +76,21 @@ pub struct Progress {
 pub async fn run(
     db: &DatabaseConnection,
     provider: &Provider,
+    rules: &HostRules,
     mode: RunMode,
     trigger: &str,
     cancel: &Cancel,
     on_progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<RunSummary, IngestError> {
     let run_id = runs::start(db, &provider.name, trigger, mode).await?;
-    run_with_id(db, provider, mode, run_id, cancel, on_progress).await
+    run_with_id(db, provider, rules, mode, run_id, cancel, on_progress).await
 }
 
 /// Runs `provider` as the already created run `run_id` (queued by a trigger).
 pub async fn run_with_id(
     db: &DatabaseConnection,
     provider: &Provider,
+    rules: &HostRules,
     mode: RunMode,
     run_id: i64,
     cancel: &Cancel,
@@ -105,6 +108,7 @@ pub async fn run_with_id(
     let outcome = drive(
         db,
         provider,
+        rules,
         mode,
         run_id,
         cancel,
@@ -131,16 +135,18 @@ pub async fn run_with_id(
 }
 
 /// The run's work; `Ok(false)` when cancelled.
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     db: &DatabaseConnection,
     provider: &Provider,
+    rules: &HostRules,
     mode: RunMode,
     run_id: i64,
     cancel: &Cancel,
     on_progress: &(dyn Fn(Progress) + Send + Sync),
     summary: &mut RunSummary,
 ) -> Result<bool, IngestError> {
-    let prepared = Arc::new(Prepared::new(provider).map_err(IngestError::Provider)?);
+    let prepared = Arc::new(Prepared::new(provider, rules).map_err(IngestError::Provider)?);
     if mode == RunMode::Renormalize {
         return renormalize(db, &prepared, run_id, cancel, on_progress, summary).await;
     }
@@ -298,9 +304,10 @@ impl RunSummary {
 pub async fn push(
     db: &DatabaseConnection,
     provider: &Provider,
+    rules: &HostRules,
     records: Vec<Json>,
 ) -> Result<RunSummary, IngestError> {
-    let prepared = Prepared::new(provider).map_err(IngestError::Provider)?;
+    let prepared = Prepared::new(provider, rules).map_err(IngestError::Provider)?;
     let run_id = runs::start(db, &provider.name, "push", RunMode::Incremental).await?;
     let txn = db.begin().await?;
     let outcome = write_batch(&txn, &prepared, run_id, prepared.batch(records)).await;

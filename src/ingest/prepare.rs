@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use serde_json_path::JsonPath;
 
 use super::write::{Batch, Item};
+use crate::hosts::HostRules;
 use crate::providers::definition::{HttpSource, Parse, Provider};
 use crate::providers::load::expand_env;
 use crate::sources::http::{Client, FetchError, Request};
@@ -18,6 +19,8 @@ use crate::transform::{Mapper, TextParser};
 
 pub struct Prepared {
     pub provider: Provider,
+    /// How `host` observations are matched and merged.
+    pub host_rules: HostRules,
     pub mapper: Mapper,
     pub text: Option<TextParser>,
     follow: Option<(JsonPath, usize)>,
@@ -28,7 +31,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Prepared {
-    pub fn new(provider: &Provider) -> Result<Prepared, String> {
+    pub fn new(provider: &Provider, host_rules: &HostRules) -> Result<Prepared, String> {
         let def = &provider.def;
         let mapper = Mapper::new(&def.fields, &env)
             .map_err(|e| format!("{}: {e}", provider.path.display()))?;
@@ -48,6 +51,7 @@ impl Prepared {
         };
         Ok(Prepared {
             provider: provider.clone(),
+            host_rules: host_rules.clone(),
             mapper,
             text,
             follow,

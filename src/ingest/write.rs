@@ -9,13 +9,14 @@ use serde_json::{Map, Value as Json};
 use super::Prepared;
 use crate::ethereum::{TokenRecord, TransferRecord};
 use crate::providers::definition::EntityKind;
+use crate::store::hosts::{self, Incoming};
 use crate::store::raw::{self, NewRaw};
 use crate::store::records::{self, NewRecord};
 use crate::store::rejected::{self, NewRejection};
 use crate::store::runs::{self, BatchProgress};
 use crate::store::upsert::UpsertCounts;
 use crate::store::{tokens, transfers};
-use crate::transform::{to_token, to_transfer};
+use crate::transform::{to_host, to_token, to_transfer};
 
 /// A raw payload as a source handed it over, or one the source already refused.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ pub struct Written {
 enum Row {
     Token(TokenRecord),
     Transfer(TransferRecord),
+    Host(Incoming),
     Record(NewRecord),
 }
 
@@ -76,6 +78,7 @@ pub async fn write_batch<C: ConnectionTrait>(
     // Payloads identical to the stored ones are not normalized again.
     let mut counts = UpsertCounts::default();
     let mut raws = Vec::new();
+    let mut unchanged_ids = Vec::new();
     if keep_raw {
         let ids: Vec<String> = mapped.iter().map(|(id, _, _)| id.clone()).collect();
         let stored: HashMap<String, Vec<u8>> = raw::hashes(db, provider, &ids).await?;
@@ -84,6 +87,7 @@ pub async fn write_batch<C: ConnectionTrait>(
             let hash = raw::content_hash(&payload);
             if stored.get(&external_id) == Some(&hash) {
                 counts.unchanged += 1;
+                unchanged_ids.push(external_id);
             } else {
                 raws.push(NewRaw {
                     external_id: external_id.clone(),
@@ -97,7 +101,11 @@ pub async fn write_batch<C: ConnectionTrait>(
     }
 
     let rows: Vec<Row> = mapped.into_iter().map(|(_, _, row)| row).collect();
-    counts.add(write_rows(db, prepared, rows).await?);
+    counts.add(write_rows(db, prepared, run_id, rows).await?);
+    if prepared.provider.def.entity == EntityKind::Host && !unchanged_ids.is_empty() {
+        // Unchanged, but reported: what keeps a host from going stale.
+        hosts::touch(db, provider, &unchanged_ids, chrono::Utc::now()).await?;
+    }
     if !raws.is_empty() {
         raw::upsert(db, provider, run_id, &raws).await?;
     }
@@ -126,15 +134,18 @@ pub async fn write_batch<C: ConnectionTrait>(
 async fn write_rows<C: ConnectionTrait>(
     db: &C,
     prepared: &Prepared,
+    run_id: i64,
     rows: Vec<Row>,
 ) -> Result<UpsertCounts, DbErr> {
     let mut token_rows = Vec::new();
     let mut transfer_rows = Vec::new();
+    let mut host_rows = Vec::new();
     let mut record_rows = Vec::new();
     for row in rows {
         match row {
             Row::Token(t) => token_rows.push(t),
             Row::Transfer(t) => transfer_rows.push(t),
+            Row::Host(h) => host_rows.push(h),
             Row::Record(r) => record_rows.push(r),
         }
     }
@@ -144,6 +155,18 @@ async fn write_rows<C: ConnectionTrait>(
     }
     if !transfer_rows.is_empty() {
         counts.add(transfers::upsert(db, &transfer_rows).await?);
+    }
+    if !host_rows.is_empty() {
+        counts.add(
+            hosts::resolve(
+                db,
+                &prepared.host_rules,
+                &prepared.provider.name,
+                run_id,
+                &host_rows,
+            )
+            .await?,
+        );
     }
     if !record_rows.is_empty() {
         let dataset = prepared
@@ -164,6 +187,17 @@ fn map_one(prepared: &Prepared, record: &Json) -> Result<(String, Row), (Option<
     let row = match prepared.provider.def.entity {
         EntityKind::Token => Row::Token(to_token(&fields).map_err(|e| (key.clone(), e))?),
         EntityKind::Transfer => Row::Transfer(to_transfer(&fields).map_err(|e| (key.clone(), e))?),
+        EntityKind::Host => {
+            let id = key_of_field(&fields, "id");
+            let (external_id, observation) = to_host(&fields).map_err(|e| (id, e))?;
+            return Ok((
+                external_id.clone(),
+                Row::Host(Incoming {
+                    external_id,
+                    observation,
+                }),
+            ));
+        }
         EntityKind::Record => {
             let Some(key) = key.clone() else {
                 let name = prepared.provider.def.key.as_deref().unwrap_or("key");
@@ -183,6 +217,7 @@ fn map_one(prepared: &Prepared, record: &Json) -> Result<(String, Row), (Option<
             hex::encode_prefixed(t.transaction_hash),
             t.log_index
         ),
+        (None, Row::Host(h)) => h.external_id.clone(),
         (None, Row::Record(_)) => hex::encode(raw::content_hash(record)),
     };
     Ok((external_id, row))
@@ -190,7 +225,10 @@ fn map_one(prepared: &Prepared, record: &Json) -> Result<(String, Row), (Option<
 
 /// The provider's `key` field as text.
 fn key_of(prepared: &Prepared, fields: &Map<String, Json>) -> Option<String> {
-    let name = prepared.provider.def.key.as_deref()?;
+    key_of_field(fields, prepared.provider.def.key.as_deref()?)
+}
+
+fn key_of_field(fields: &Map<String, Json>, name: &str) -> Option<String> {
     match fields.get(name)? {
         Json::String(s) if !s.is_empty() => Some(s.clone()),
         Json::Number(n) => Some(n.to_string()),

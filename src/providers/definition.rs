@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub struct ProviderFile {
     /// Provider id; defaults to the file name without `.toml`.
     pub name: Option<String>,
-    /// Target entity: `token`, `transfer` or `record` (a generic dataset).
+    /// Target entity: `token`, `transfer`, `host` or `record` (a generic dataset).
     pub entity: EntityKind,
     /// Dataset name; required when `entity = "record"`.
     pub dataset: Option<String>,
@@ -41,6 +41,8 @@ pub struct ProviderFile {
 pub enum EntityKind {
     Token,
     Transfer,
+    /// A machine reported by a security tool: merged with other tools' reports of it.
+    Host,
     Record,
 }
 
@@ -271,7 +273,8 @@ pub enum Transform {
     /// `"timestamp"`, `"redact"`, `"sha256"`.
     Name(TransformName),
     /// `{ int = { default = 0 } }`, `{ timestamp = { format = "%m/%d/%Y %H:%M:%S" } }`,
-    /// `{ sha256 = { key = "${PII_KEY}" } }`, `{ default = … }`.
+    /// `{ sha256 = { key = "${PII_KEY}" } }`, `{ map = { AWS_EC2_V2 = "AWS" } }`,
+    /// `{ default = … }`.
     With(TransformWith),
 }
 
@@ -299,6 +302,9 @@ pub enum TransformWith {
     Timestamp { format: Option<String> },
     /// Keyed SHA-256 (HMAC), hex: personal data that must stay joinable but not readable.
     Sha256 { key: String },
+    /// Replaces a text equal to a key by the key's value; other values pass unchanged. Makes
+    /// one provider's vocabulary match another's (`AWS_EC2_V2` → `AWS`).
+    Map(BTreeMap<String, String>),
     /// The value to use when the field is absent or null.
     Default(serde_json::Value),
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use croner::parser::{CronParser, Seconds, Year};
 use regex::Regex;
 
-use crate::transform::{TOKEN_FIELDS, TRANSFER_FIELDS};
+use crate::transform::{HOST_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
 use serde_json_path::JsonPath;
 use toml::Value;
 
@@ -292,6 +292,7 @@ pub fn file_format(source: &FileSource) -> Option<FileFormat> {
 
 /// Columns of the typed entities, and which of them a provider must map.
 const TOKEN_REQUIRED: &[&str] = &["address"];
+const HOST_REQUIRED: &[&str] = &["id"];
 const TRANSFER_REQUIRED: &[&str] = &[
     "token_address",
     "from_address",
@@ -454,7 +455,10 @@ const fn req(name: &'static str, ty: Ty) -> Key {
 
 const TOP_KEYS: &[Key] = &[
     opt("name", Ty::Str),
-    req("entity", Ty::OneOf(&["token", "transfer", "record"])),
+    req(
+        "entity",
+        Ty::OneOf(&["token", "transfer", "host", "record"]),
+    ),
     opt("dataset", Ty::Str),
     opt("schedule", Ty::Str),
     opt("enabled", Ty::Bool),
@@ -802,6 +806,7 @@ fn check_transform(item: &Value, path: &str, problems: &mut Problems) {
                         check_value(value, Ty::Table(TIMESTAMP_KEYS), &with_path, problems)
                     }
                     "sha256" => check_value(value, Ty::Table(SHA256_KEYS), &with_path, problems),
+                    "map" => check_value(value, Ty::StrMap, &with_path, problems),
                     "default" => check_value(value, Ty::Any, &with_path, problems),
                     _ => problems.add(with_path, unknown(name)),
                 }
@@ -872,6 +877,12 @@ fn validate(
         (EntityKind::Record, Some(_)) => {}
         (_, Some(_)) => problems.add("dataset", "only allowed when entity = \"record\""),
         (_, None) => {}
+    }
+    if def.entity == EntityKind::Host && def.key.is_some() {
+        problems.add(
+            "key",
+            "not used with entity = \"host\": the `id` field is the provider's id for the host",
+        );
     }
     if def.entity == EntityKind::Record && def.key.is_none() {
         problems.add("key", "missing; required when entity = \"record\"");
@@ -1067,6 +1078,7 @@ fn check_mapping(def: &ProviderFile, captures: Option<&[String]>, problems: &mut
     let columns = match def.entity {
         EntityKind::Token => Some((TOKEN_FIELDS, TOKEN_REQUIRED)),
         EntityKind::Transfer => Some((TRANSFER_FIELDS, TRANSFER_REQUIRED)),
+        EntityKind::Host => Some((HOST_FIELDS, HOST_REQUIRED)),
         EntityKind::Record => None,
     };
     if def.fields.is_empty() && columns.is_some() {
@@ -1182,6 +1194,7 @@ fn entity_name(entity: EntityKind) -> &'static str {
     match entity {
         EntityKind::Token => "token",
         EntityKind::Transfer => "transfer",
+        EntityKind::Host => "host",
         EntityKind::Record => "record",
     }
 }
@@ -1356,8 +1369,11 @@ address = { path = "address", transforms = ["hex"] }
             Err(e) => panic!("providers/ must load:\n{e}"),
         };
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["sample-tokens", "sample-transfers"]);
-        for provider in &providers {
+        assert_eq!(
+            names,
+            ["crowdstrike", "qualys", "sample-tokens", "sample-transfers"]
+        );
+        for provider in providers.iter().filter(|p| p.name.starts_with("sample-")) {
             let Source::File(file) = &provider.def.source else {
                 panic!("{} should be a file source", provider.name);
             };
@@ -1654,6 +1670,36 @@ block_timestamp = { path = "block_timestamp", transforms = [{ timestamp = { form
     }
 
     #[test]
+    fn host_providers_map_host_fields_and_need_an_id() {
+        let host = r#"
+entity = "host"
+[source]
+kind = "push"
+[fields]
+id = "device_id"
+cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2 = "AWS" } }] }
+"#;
+        let (_dir, loaded) = load(&[("h.toml", host)]);
+        assert!(loaded.is_ok(), "{loaded:?}");
+        assert_eq!(
+            problems(
+                &host
+                    .replace("id = \"device_id\"", "mac = \"mac_address\"")
+                    .replace("entity = \"host\"", "entity = \"host\"\nkey = \"mac\"")
+            ),
+            [
+                "key: not used with entity = \"host\": the `id` field is the provider's id for the host",
+                "fields.mac: not a column of host; expected one of `id`, `hostname`, `fqdn`, `os`, `platform`, `cloud_provider`, `cloud_instance_id`, `ips`, `private_ips`, `public_ips`, `macs`, `first_seen`, `last_seen`",
+                "fields.id: missing; required for entity = \"host\"",
+            ]
+        );
+        assert_eq!(
+            problems(&host.replace("AWS_EC2_V2 = \"AWS\"", "AWS_EC2_V2 = 1")),
+            ["fields.cloud_provider.transforms[0].map.AWS_EC2_V2: expected a string"]
+        );
+    }
+
+    #[test]
     fn missing_keys_and_wrong_types() {
         assert_eq!(
             problems("entity = \"token\"\n"),
@@ -1661,11 +1707,11 @@ block_timestamp = { path = "block_timestamp", transforms = [{ timestamp = { form
         );
         assert_eq!(
             problems("[source]\nkind = \"push\"\n"),
-            ["entity: missing; expected one of `token`, `transfer`, `record`"]
+            ["entity: missing; expected one of `token`, `transfer`, `host`, `record`"]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"token\"", "\"tokens\"")),
-            ["entity: expected one of `token`, `transfer`, `record` (found `tokens`)"]
+            ["entity: expected one of `token`, `transfer`, `host`, `record` (found `tokens`)"]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"push\"", "\"ftp\"")),

@@ -46,7 +46,7 @@ pub async fn ingest(
         Ok(records) => records,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match crate::ingest::push(&state.db, &provider, records).await {
+    match crate::ingest::push(&state.db, &provider, state.runner.host_rules(), records).await {
         Ok(summary) if summary.error.is_none() => (
             StatusCode::OK,
             Json(json!({

@@ -1,6 +1,7 @@
 //! Where data is stored: plain functions that take a connection, one module per table family.
 
 pub mod filter;
+pub mod hosts;
 pub mod keyset;
 pub mod leases;
 pub mod provider_state;

@@ -5,12 +5,16 @@
 //! Parsing follows the file importer's rules, so the same value is read the same way whichever
 //! way it arrived.
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Number, Value};
 
 use crate::ethereum::{Address, TokenRecord, TransferRecord, TxHash, parse_address, parse_tx_hash};
+use crate::hosts::{self, Observation};
 use crate::timestamps::parse_timestamp;
-use crate::transform::transforms::shown;
+use crate::transform::transforms::{self, shown};
 use crate::uint256::{U256, parse_decimal};
 
 /// The fields a `transfer` provider maps; `block_timestamp` is optional, the rest required.
@@ -35,6 +39,126 @@ pub const TOKEN_FIELDS: &[&str] = &[
     "block_number",
     "block_timestamp",
 ];
+
+/// The fields a `host` provider maps; only `id` (the provider's own id for the machine) is
+/// required. `ips` are sorted into private and public ones by address range; `private_ips` and
+/// `public_ips` are taken as the provider says.
+pub const HOST_FIELDS: &[&str] = &[
+    "id",
+    "hostname",
+    "fqdn",
+    "os",
+    "platform",
+    "cloud_provider",
+    "cloud_instance_id",
+    "ips",
+    "private_ips",
+    "public_ips",
+    "macs",
+    "first_seen",
+    "last_seen",
+];
+
+/// A `host` provider's mapped fields: the external id and the observation. Single-valued
+/// fields accept a list whose values are all the same (nested lists often repeat one value);
+/// list fields accept one value or a list. Errors name the field.
+pub fn to_host(fields: &Map<String, Value>) -> Result<(String, Observation), String> {
+    let id = single(fields, "id")?.ok_or_else(|| "id: missing".to_string())?;
+    let mut private_ips = ips(fields, "private_ips")?;
+    let mut public_ips = ips(fields, "public_ips")?;
+    for ip in ips(fields, "ips")? {
+        if hosts::is_private(&ip) {
+            private_ips.insert(ip);
+        } else {
+            public_ips.insert(ip);
+        }
+    }
+    let text_list = |set: BTreeSet<IpAddr>| set.into_iter().map(|ip| ip.to_string()).collect();
+    let mut macs = BTreeSet::new();
+    for value in many(fields, "macs")? {
+        match transforms::mac(&Value::String(value)) {
+            Ok(Value::String(mac)) => {
+                macs.insert(mac);
+            }
+            Ok(_) => {}
+            Err(error) => return Err(format!("macs: {error}")),
+        }
+    }
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>, String> {
+        single(fields, name)?
+            .map(|text| timestamp(name, &text))
+            .transpose()
+    };
+    Ok((
+        id,
+        Observation {
+            hostname: single(fields, "hostname")?,
+            fqdn: single(fields, "fqdn")?,
+            os: single(fields, "os")?,
+            platform: single(fields, "platform")?,
+            cloud_provider: single(fields, "cloud_provider")?,
+            cloud_instance_id: single(fields, "cloud_instance_id")?,
+            private_ips: text_list(private_ips),
+            public_ips: text_list(public_ips),
+            macs: macs.into_iter().collect(),
+            first_seen: time("first_seen")?,
+            last_seen: time("last_seen")?,
+        },
+    ))
+}
+
+/// The distinct non-blank texts of a field that may hold one value or a list.
+fn many(fields: &Map<String, Value>, name: &str) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    let mut add = |value: &Value| -> Result<(), String> {
+        match value {
+            Value::Null => {}
+            Value::String(text) if text.trim().is_empty() => {}
+            Value::String(text) => {
+                out.insert(text.trim().to_string());
+            }
+            Value::Number(number) => {
+                out.insert(exact_number(name, number)?);
+            }
+            other => {
+                return Err(format!(
+                    "{name}: expected text or a number, got {}",
+                    shown(other)
+                ));
+            }
+        }
+        Ok(())
+    };
+    match fields.get(name) {
+        None => {}
+        Some(Value::Array(items)) => items.iter().try_for_each(&mut add)?,
+        Some(value) => add(value)?,
+    }
+    Ok(out)
+}
+
+/// A field that holds one value: one text, or a list whose values are all that text.
+fn single(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
+    let values = many(fields, name)?;
+    if values.len() > 1 {
+        return Err(format!(
+            "{name}: expected one value, got {} different ones ({})",
+            values.len(),
+            values.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(values.into_iter().next())
+}
+
+fn ips(fields: &Map<String, Value>, name: &str) -> Result<BTreeSet<IpAddr>, String> {
+    many(fields, name)?
+        .into_iter()
+        .map(|text| {
+            text.parse::<IpAddr>()
+                .map_err(|_| format!("{name}: {text:?} is not an IP address"))
+        })
+        .collect()
+}
 
 /// A `transfer` provider's mapped fields as a [`TransferRecord`]. Errors name the field.
 pub fn to_transfer(fields: &Map<String, Value>) -> Result<TransferRecord, String> {
@@ -290,6 +414,59 @@ mod tests {
             })))
             .expect_err("too many decimals"),
             "decimals: expected a whole number from 0 to 255, got \"300\""
+        );
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_host_files_addresses_by_range_and_normalizes_macs() {
+        let (id, o) = to_host(&fields(json!({
+            "id": 305003660,
+            "hostname": "ip-172-31-19-223.ec2.internal",
+            "cloud_instance_id": ["i-0f74daf3d7225083a", "i-0f74daf3d7225083a"],
+            "macs": ["0A:9A:0E:BA:3F:D9", "0a-9a-0e-ba-3f-d9", null],
+            "ips": ["172.31.19.223", "18.212.216.193", "fe80:0:0:0:89a:eff:feba:3fd9"],
+            "last_seen": "2023-07-26T04:27:35Z",
+        })))
+        .expect("maps");
+        assert_eq!(id, "305003660");
+        assert_eq!(o.cloud_instance_id.as_deref(), Some("i-0f74daf3d7225083a"));
+        assert_eq!(o.macs, ["0a:9a:0e:ba:3f:d9"]);
+        assert_eq!(o.private_ips, ["172.31.19.223", "fe80::89a:eff:feba:3fd9"]);
+        assert_eq!(o.public_ips, ["18.212.216.193"]);
+        assert_eq!(
+            o.last_seen.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2023-07-26T04:27:35+00:00")
+        );
+    }
+
+    #[test]
+    fn bad_host_fields_are_named() {
+        let error = |value: Value| to_host(&fields(value)).expect_err("refused");
+        assert_eq!(error(json!({ "hostname": "a" })), "id: missing");
+        assert_eq!(
+            error(json!({ "id": "1", "os": ["Linux", "Windows"] })),
+            "os: expected one value, got 2 different ones (Linux, Windows)"
+        );
+        assert_eq!(
+            error(json!({ "id": "1", "ips": ["10.0.0.1", "ten"] })),
+            "ips: \"ten\" is not an IP address"
+        );
+        assert_eq!(
+            error(json!({ "id": "1", "macs": "zz" })),
+            "macs: \"zz\" is not a MAC address"
         );
     }
 }

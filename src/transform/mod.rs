@@ -20,7 +20,7 @@ use crate::providers::definition::{FieldSpec, Transform, TransformName, Transfor
 use crate::providers::load::expand_env;
 use path::FieldPath;
 
-pub use entity::{TOKEN_FIELDS, TRANSFER_FIELDS, to_token, to_transfer};
+pub use entity::{HOST_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS, to_host, to_token, to_transfer};
 pub use text::TextParser;
 
 /// A provider's field mappings, compiled once (JSONPaths parsed, regexes built, `${VAR}` in sha256 keys expanded).
@@ -57,6 +57,7 @@ enum Step {
     Sha256 {
         key: Option<Vec<u8>>,
     },
+    Map(BTreeMap<String, String>),
     Default(Value),
 }
 
@@ -186,6 +187,7 @@ fn compile_step(
                     key: Some(key.into_bytes()),
                 }
             }
+            TransformWith::Map(map) => Step::Map(map.clone()),
             TransformWith::Default(value) => Step::Default(value.clone()),
         },
     };
@@ -236,6 +238,13 @@ fn apply_one(step: &Step, value: &Value) -> Result<Value, String> {
         Step::Ip => transforms::ip(value),
         Step::Timestamp { format } => transforms::timestamp(value, format.as_deref()),
         Step::Sha256 { key } => transforms::sha256(value, key.as_deref()),
+        Step::Map(map) => Ok(match value {
+            Value::String(text) => map
+                .get(text)
+                .map(|to| Value::String(to.clone()))
+                .unwrap_or_else(|| value.clone()),
+            other => other.clone(),
+        }),
         // Handled on the whole value in `apply`.
         Step::Default(_) => Ok(value.clone()),
     }

@@ -1,0 +1,473 @@
+//! Hosts reported by several security tools: what one report (an observation) holds, which of
+//! its values identify the machine, and how one host's observations merge into the host's
+//! fields. Pure functions; `store::hosts` does the matching against stored hosts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One provider's report of one machine, normalized.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Observation {
+    pub hostname: Option<String>,
+    pub fqdn: Option<String>,
+    pub os: Option<String>,
+    pub platform: Option<String>,
+    pub cloud_provider: Option<String>,
+    pub cloud_instance_id: Option<String>,
+    /// Sorted, without duplicates, canonical text.
+    pub private_ips: Vec<String>,
+    pub public_ips: Vec<String>,
+    /// Lower-case colon pairs, sorted, without duplicates.
+    pub macs: Vec<String>,
+    pub first_seen: Option<DateTime<Utc>>,
+    /// When the tool last saw the machine.
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// Kinds of identifier, strongest first. The first three join an observation to a host; an
+/// IP address is shared too often (NAT, reused private ranges) to do more than confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IdKind {
+    CloudInstanceId,
+    Mac,
+    Name,
+    Ip,
+}
+
+impl IdKind {
+    pub const STRONG: [IdKind; 3] = [IdKind::CloudInstanceId, IdKind::Mac, IdKind::Name];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdKind::CloudInstanceId => "cloud_instance_id",
+            IdKind::Mac => "mac",
+            IdKind::Name => "name",
+            IdKind::Ip => "ip",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<IdKind> {
+        Some(match text {
+            "cloud_instance_id" => IdKind::CloudInstanceId,
+            "mac" => IdKind::Mac,
+            "name" => IdKind::Name,
+            "ip" => IdKind::Ip,
+            _ => return None,
+        })
+    }
+}
+
+/// Host fields that hold one value, chosen among the observations by priority then recency.
+pub const SCALAR_FIELDS: &[&str] = &[
+    "hostname",
+    "fqdn",
+    "os",
+    "platform",
+    "cloud_provider",
+    "cloud_instance_id",
+];
+
+/// Host fields that hold every value any observation reported.
+pub const LIST_FIELDS: &[&str] = &["private_ips", "public_ips", "macs"];
+
+/// MAC addresses (or prefixes) that many machines share, so never identify one: unset and
+/// broadcast addresses, Docker's default bridge, VRRP/HSRP virtual routers, VirtualBox's
+/// host-only adapter. Multicast addresses are always ignored as well.
+pub fn default_ignored_macs() -> Vec<String> {
+    [
+        "00:00:00:00:00:00",
+        "ff:ff:ff:ff:ff:ff",
+        "02:42",
+        "00:00:5e:00:01",
+        "00:00:0c:07:ac",
+        "0a:00:27:00:00",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Host names too generic to identify a machine.
+const GENERIC_NAMES: &[&str] = &[
+    "localhost",
+    "localhost.localdomain",
+    "localhost6",
+    "unknown",
+];
+
+/// How observations become hosts: from the `hosts` settings.
+#[derive(Debug, Clone)]
+pub struct HostRules {
+    /// Field name (or `default`) → providers, most trusted first.
+    pub field_priority: BTreeMap<String, Vec<String>>,
+    /// Lower-case colon-separated MACs or prefixes that never identify a host.
+    pub ignored_macs: Vec<String>,
+    /// A host no provider has reported for this long is stale.
+    pub stale_after: chrono::Duration,
+}
+
+impl Default for HostRules {
+    fn default() -> Self {
+        HostRules {
+            field_priority: BTreeMap::new(),
+            ignored_macs: default_ignored_macs(),
+            stale_after: chrono::Duration::hours(24),
+        }
+    }
+}
+
+impl HostRules {
+    /// Whether `mac` (normalized) may identify a host.
+    pub fn mac_identifies(&self, mac: &str) -> bool {
+        let multicast = u8::from_str_radix(mac.get(0..2).unwrap_or("01"), 16)
+            .map(|first| first & 1 == 1)
+            .unwrap_or(true);
+        !multicast
+            && !self
+                .ignored_macs
+                .iter()
+                .any(|p| mac.starts_with(p.as_str()))
+    }
+
+    /// A provider's rank for `field`: its place in the field's list, else in `default`, else
+    /// after every listed provider.
+    fn rank(&self, field: &str, provider: &str) -> usize {
+        for key in [field, "default"] {
+            if let Some(list) = self.field_priority.get(key)
+                && let Some(i) = list.iter().position(|p| p == provider)
+            {
+                return i;
+            }
+        }
+        usize::MAX
+    }
+
+    /// The identifiers of an observation, strongest kind first, without duplicates. Every MAC
+    /// is indexed (so hosts can be found by it), but a shared one never joins hosts.
+    pub fn identifiers(&self, o: &Observation) -> Vec<Identifier> {
+        let mut out = Vec::new();
+        if let Some(id) = o.cloud_instance_id.as_deref().map(str::trim)
+            && !id.is_empty()
+        {
+            out.push(Identifier::new(
+                IdKind::CloudInstanceId,
+                id.to_ascii_lowercase(),
+                true,
+            ));
+        }
+        for mac in &o.macs {
+            out.push(Identifier::new(
+                IdKind::Mac,
+                mac.clone(),
+                self.mac_identifies(mac),
+            ));
+        }
+        let mut names = BTreeSet::new();
+        for name in [&o.fqdn, &o.hostname].into_iter().flatten() {
+            let name = normal_name(name);
+            if !name.is_empty() && !GENERIC_NAMES.contains(&name.as_str()) {
+                names.insert(name);
+            }
+        }
+        out.extend(
+            names
+                .into_iter()
+                .map(|n| Identifier::new(IdKind::Name, n, true)),
+        );
+        let ips: BTreeSet<&String> = o.private_ips.iter().chain(&o.public_ips).collect();
+        out.extend(
+            ips.into_iter()
+                .map(|ip| Identifier::new(IdKind::Ip, ip.clone(), false)),
+        );
+        out
+    }
+}
+
+/// A host name as identifiers hold it: trimmed, case-folded, without a trailing dot.
+pub fn normal_name(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_lowercase()
+}
+
+/// One normalized identifier of an observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identifier {
+    pub kind: IdKind,
+    pub value: String,
+    /// Joins an observation to the host that has it. IPs and shared MACs only help find hosts.
+    pub strong: bool,
+}
+
+impl Identifier {
+    fn new(kind: IdKind, value: String, strong: bool) -> Self {
+        Identifier {
+            kind,
+            value,
+            strong,
+        }
+    }
+}
+
+/// Whether an address is private to a network (RFC 1918, shared CGNAT space, loopback,
+/// link-local, IPv6 unique-local) rather than reachable on the internet.
+pub fn is_private(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// One stored observation, as the merge needs it.
+#[derive(Debug, Clone)]
+pub struct Reported<'a> {
+    pub provider: &'a str,
+    pub external_id: &'a str,
+    pub observation: &'a Observation,
+    pub reported_at: DateTime<Utc>,
+}
+
+/// A host's merged fields and where each came from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Merged {
+    pub fields: Observation,
+    /// Field → providers it came from (one for single-valued fields).
+    pub sources: BTreeMap<String, Vec<String>>,
+    pub last_reported_at: Option<DateTime<Utc>>,
+}
+
+/// Merges one host's observations. Single-valued fields come from the provider ranked first
+/// for the field, then from the most recent observation (the tool's `last_seen`, else when it
+/// was reported); lists are the union of every observation's values. The result depends only
+/// on the set of observations, never on the order they arrived in.
+pub fn merge(rules: &HostRules, observations: &[Reported<'_>]) -> Merged {
+    let mut merged = Merged::default();
+    let recency = |r: &Reported<'_>| r.observation.last_seen.unwrap_or(r.reported_at);
+    for &field in SCALAR_FIELDS {
+        let best = observations
+            .iter()
+            .filter_map(|r| scalar(r.observation, field).map(|value| (r, value)))
+            .min_by(|(a, _), (b, _)| {
+                rules
+                    .rank(field, a.provider)
+                    .cmp(&rules.rank(field, b.provider))
+                    .then_with(|| recency(b).cmp(&recency(a)))
+                    .then_with(|| a.provider.cmp(b.provider))
+                    .then_with(|| a.external_id.cmp(b.external_id))
+            });
+        if let Some((r, value)) = best {
+            *scalar_mut(&mut merged.fields, field) = Some(value.to_string());
+            merged
+                .sources
+                .insert(field.to_string(), vec![r.provider.to_string()]);
+        }
+    }
+    for &field in LIST_FIELDS {
+        let mut values = BTreeSet::new();
+        let mut providers = BTreeSet::new();
+        for r in observations {
+            let list = list(r.observation, field);
+            if !list.is_empty() {
+                values.extend(list.iter().cloned());
+                providers.insert(r.provider.to_string());
+            }
+        }
+        *list_mut(&mut merged.fields, field) = values.into_iter().collect();
+        if !providers.is_empty() {
+            merged
+                .sources
+                .insert(field.to_string(), providers.into_iter().collect());
+        }
+    }
+    let o = observations.iter().map(|r| r.observation);
+    merged.fields.first_seen = o.clone().filter_map(|o| o.first_seen).min();
+    merged.fields.last_seen = o.filter_map(|o| o.last_seen).max();
+    merged.last_reported_at = observations.iter().map(|r| r.reported_at).max();
+    merged
+}
+
+fn scalar<'a>(o: &'a Observation, field: &str) -> Option<&'a str> {
+    match field {
+        "hostname" => o.hostname.as_deref(),
+        "fqdn" => o.fqdn.as_deref(),
+        "os" => o.os.as_deref(),
+        "platform" => o.platform.as_deref(),
+        "cloud_provider" => o.cloud_provider.as_deref(),
+        "cloud_instance_id" => o.cloud_instance_id.as_deref(),
+        _ => None,
+    }
+}
+
+fn scalar_mut<'a>(o: &'a mut Observation, field: &str) -> &'a mut Option<String> {
+    match field {
+        "hostname" => &mut o.hostname,
+        "fqdn" => &mut o.fqdn,
+        "os" => &mut o.os,
+        "platform" => &mut o.platform,
+        "cloud_provider" => &mut o.cloud_provider,
+        _ => &mut o.cloud_instance_id,
+    }
+}
+
+fn list<'a>(o: &'a Observation, field: &str) -> &'a [String] {
+    match field {
+        "private_ips" => &o.private_ips,
+        "public_ips" => &o.public_ips,
+        _ => &o.macs,
+    }
+}
+
+fn list_mut<'a>(o: &'a mut Observation, field: &str) -> &'a mut Vec<String> {
+    match field {
+        "private_ips" => &mut o.private_ips,
+        "public_ips" => &mut o.public_ips,
+        _ => &mut o.macs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("RFC 3339")
+    }
+
+    #[test]
+    fn shared_and_multicast_macs_never_identify_a_host() {
+        let rules = HostRules::default();
+        assert!(rules.mac_identifies("12:5e:2e:db:58:99"));
+        assert!(rules.mac_identifies("0a:9a:0e:ba:3f:d9"));
+        assert!(!rules.mac_identifies("00:00:00:00:00:00"));
+        assert!(!rules.mac_identifies("ff:ff:ff:ff:ff:ff"));
+        assert!(!rules.mac_identifies("02:42:ac:11:00:02"));
+        assert!(!rules.mac_identifies("01:00:5e:00:00:fb"));
+    }
+
+    #[test]
+    fn identifiers_are_case_folded_and_strongest_first() {
+        let rules = HostRules::default();
+        let o = Observation {
+            hostname: Some("EC2AMAZ-E8FAE79".into()),
+            fqdn: Some("EC2AMAZ-E8FAE79.WORKGROUP.".into()),
+            cloud_instance_id: Some("i-04A7635EE51C50EA0".into()),
+            macs: vec!["02:42:ac:11:00:02".into(), "0a:1d:96:2e:f5:17".into()],
+            private_ips: vec!["172.31.18.214".into()],
+            public_ips: vec!["34.236.143.31".into()],
+            ..Default::default()
+        };
+        let ids = rules.identifiers(&o);
+        let found: Vec<(IdKind, &str, bool)> = ids
+            .iter()
+            .map(|i| (i.kind, i.value.as_str(), i.strong))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (IdKind::CloudInstanceId, "i-04a7635ee51c50ea0", true),
+                (IdKind::Mac, "02:42:ac:11:00:02", false),
+                (IdKind::Mac, "0a:1d:96:2e:f5:17", true),
+                (IdKind::Name, "ec2amaz-e8fae79", true),
+                (IdKind::Name, "ec2amaz-e8fae79.workgroup", true),
+                (IdKind::Ip, "172.31.18.214", false),
+                (IdKind::Ip, "34.236.143.31", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn private_addresses_are_told_from_public_ones() {
+        for private in [
+            "10.1.2.3",
+            "172.31.19.223",
+            "192.168.86.151",
+            "100.64.0.1",
+            "fe80::89a:eff:feba:3fd9",
+            "fd00::1",
+        ] {
+            assert!(is_private(&private.parse().expect("ip")), "{private}");
+        }
+        for public in ["18.212.216.193", "98.109.97.138", "2600:1f18::1"] {
+            assert!(!is_private(&public.parse().expect("ip")), "{public}");
+        }
+    }
+
+    #[test]
+    fn merge_follows_priority_then_recency_whatever_the_order() {
+        let qualys = Observation {
+            hostname: Some("ip-172-31-93-76.ec2.internal".into()),
+            os: Some("Amazon Linux 2".into()),
+            cloud_provider: Some("AWS".into()),
+            macs: vec!["12:5e:2e:db:58:99".into()],
+            private_ips: vec!["172.31.93.76".into(), "fe80::105e:2eff:fedb:5899".into()],
+            first_seen: Some(at("2022-08-18T22:23:03Z")),
+            last_seen: Some(at("2022-08-31T10:26:24Z")),
+            ..Default::default()
+        };
+        let crowdstrike = Observation {
+            hostname: Some("ip-172-31-93-76.ec2.internal".into()),
+            os: Some("Amazon Linux 2 (kernel 5.10)".into()),
+            platform: Some("Linux".into()),
+            macs: vec!["12:5e:2e:db:58:99".into()],
+            private_ips: vec!["172.31.93.76".into()],
+            first_seen: Some(at("2022-09-22T22:35:56Z")),
+            last_seen: Some(at("2023-03-16T13:34:47Z")),
+            ..Default::default()
+        };
+        let reported = at("2026-11-21T00:00:00Z");
+        let q = Reported {
+            provider: "qualys",
+            external_id: "305004025",
+            observation: &qualys,
+            reported_at: reported,
+        };
+        let c = Reported {
+            provider: "crowdstrike",
+            external_id: "e64d",
+            observation: &crowdstrike,
+            reported_at: reported,
+        };
+
+        // No priority: the more recent report (CrowdStrike's) wins.
+        let rules = HostRules::default();
+        let merged = merge(&rules, &[q.clone(), c.clone()]);
+        assert_eq!(merged, merge(&rules, &[c.clone(), q.clone()]));
+        assert_eq!(
+            merged.fields.os.as_deref(),
+            Some("Amazon Linux 2 (kernel 5.10)")
+        );
+        assert_eq!(merged.sources["os"], vec!["crowdstrike"]);
+        assert_eq!(merged.fields.cloud_provider.as_deref(), Some("AWS"));
+        assert_eq!(merged.sources["cloud_provider"], vec!["qualys"]);
+        assert_eq!(
+            merged.fields.private_ips,
+            vec!["172.31.93.76", "fe80::105e:2eff:fedb:5899"]
+        );
+        assert_eq!(merged.sources["private_ips"], vec!["crowdstrike", "qualys"]);
+        assert_eq!(merged.fields.first_seen, Some(at("2022-08-18T22:23:03Z")));
+        assert_eq!(merged.fields.last_seen, Some(at("2023-03-16T13:34:47Z")));
+
+        // Qualys first for `os`: its older value wins that field only.
+        let mut rules = HostRules::default();
+        rules
+            .field_priority
+            .insert("os".into(), vec!["qualys".into(), "crowdstrike".into()]);
+        let merged = merge(&rules, &[c, q]);
+        assert_eq!(merged.fields.os.as_deref(), Some("Amazon Linux 2"));
+        assert_eq!(merged.sources["os"], vec!["qualys"]);
+        assert_eq!(merged.sources["platform"], vec!["crowdstrike"]);
+    }
+}

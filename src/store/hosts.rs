@@ -1,0 +1,777 @@
+//! Hosts: the resolver that matches observations to hosts and keeps the merged hosts current,
+//! and the read queries.
+//!
+//! The resolver works a batch at a time with a fixed number of statements, whatever the batch
+//! size: one lookup of the batch's stored observations, one per identifier kind in the index,
+//! one load of the touched hosts' observations, then bulk writes. Matching happens in memory in
+//! input order, so an identifier first seen early in a batch already counts for later records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{host, host_conflict, host_identifier, host_observation};
+use sea_orm::sea_query::{Condition, Expr, OnConflict, Order, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use serde_json::Value as Json;
+
+use super::filter::{RangeFilter, TextFilter};
+use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
+use super::upsert::{UpsertCounts, last_wins};
+use crate::hosts::{self, HostRules, IdKind, Observation, Reported};
+
+/// Rows per statement: under both databases' parameter limits for the widest table.
+const CHUNK: usize = 1_000;
+
+/// Serializes resolvers across connections on PostgreSQL (SQLite has one writer anyway): two
+/// providers' batches resolving at once could each create a host for the same machine.
+const RESOLVE_LOCK: i64 = 0x7472_6962_686f_7374; // "tribhost"
+
+/// One observation to resolve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    pub external_id: String,
+    pub observation: Observation,
+}
+
+/// Resolves a batch of one provider's observations: each joins the host it shares a strong
+/// identifier with (or a new host), conflicts are recorded, and the touched hosts are merged
+/// again. Observations identical to the stored ones count as unchanged and are only marked as
+/// reported. Runs in the caller's transaction.
+pub async fn resolve<C: ConnectionTrait>(
+    db: &C,
+    rules: &HostRules,
+    provider: &str,
+    run_id: i64,
+    incoming: &[Incoming],
+) -> Result<UpsertCounts, DbErr> {
+    let mut counts = UpsertCounts::default();
+    let kept = last_wins(incoming, |o| o.external_id.clone(), &mut counts);
+    if kept.is_empty() {
+        return Ok(counts);
+    }
+    lock(db).await?;
+    let now = Utc::now();
+
+    let ids: Vec<String> = kept
+        .iter()
+        .map(|&i| incoming[i].external_id.clone())
+        .collect();
+    let stored = observations_by_external_id(db, provider, &ids).await?;
+    let mut changed: Vec<&Incoming> = Vec::new();
+    let mut same: Vec<String> = Vec::new();
+    for &i in &kept {
+        let o = &incoming[i];
+        match stored.get(&o.external_id) {
+            Some(model) if observation_of(model) == o.observation => {
+                same.push(o.external_id.clone())
+            }
+            _ => changed.push(o),
+        }
+    }
+    counts.unchanged += same.len() as u64;
+    touch(db, provider, &same, now).await?;
+    if changed.is_empty() {
+        return Ok(counts);
+    }
+
+    // The index entries of every identifier in the batch.
+    let identifiers: Vec<Vec<hosts::Identifier>> = changed
+        .iter()
+        .map(|o| rules.identifiers(&o.observation))
+        .collect();
+    let mut wanted: BTreeMap<IdKind, BTreeSet<String>> = BTreeMap::new();
+    for id in identifiers.iter().flatten() {
+        wanted.entry(id.kind).or_default().insert(id.value.clone());
+    }
+    let mut index = lookup(db, &wanted).await?;
+    let mut next_id = max_host_id(db).await? + 1;
+
+    // Match in input order.
+    let mut new_hosts: HashSet<i64> = HashSet::new();
+    let mut new_identifiers: Vec<(IdKind, String, i64)> = Vec::new();
+    let mut conflicts: Vec<host_conflict::ActiveModel> = Vec::new();
+    let mut resolved: Vec<(&Incoming, i64, Option<IdKind>)> = Vec::with_capacity(changed.len());
+    for (o, ids) in changed.iter().zip(&identifiers) {
+        let matched = IdKind::STRONG.iter().find_map(|&kind| {
+            ids.iter()
+                .filter(|id| id.strong && id.kind == kind)
+                .filter_map(|id| index.get(&(id.kind, id.value.clone())))
+                .flatten()
+                .min()
+                .map(|&host| (host, kind))
+        });
+        let (host_id, matched_by) = match (stored.get(&o.external_id), matched) {
+            // A known observation stays with its host: a host id never moves under a client.
+            (Some(model), _) => (
+                model.host_id,
+                model.matched_by.as_deref().and_then(IdKind::parse),
+            ),
+            (None, Some((host, kind))) => (host, Some(kind)),
+            (None, None) => {
+                let id = next_id;
+                next_id += 1;
+                new_hosts.insert(id);
+                (id, None)
+            }
+        };
+        for id in ids {
+            let owners = index.entry((id.kind, id.value.clone())).or_default();
+            if id.strong {
+                // Other hosts hold this identifier: report it and merge nothing. The identifier
+                // is then claimed by both, so both are found by it, and a later observation
+                // carrying only it is reported as ambiguous too.
+                for &other in owners.iter().filter(|&&h| h != host_id) {
+                    conflicts.push(host_conflict::ActiveModel {
+                        kind: Set(id.kind.as_str().to_string()),
+                        value: Set(id.value.clone()),
+                        host_id: Set(host_id),
+                        other_host_id: Set(other),
+                        provider: Set(provider.to_string()),
+                        external_id: Set(o.external_id.clone()),
+                        detected_at: Set(now),
+                        ..Default::default()
+                    });
+                }
+            }
+            if owners.insert(host_id) {
+                new_identifiers.push((id.kind, id.value.clone(), host_id));
+            }
+        }
+        resolved.push((o, host_id, matched_by));
+    }
+    for (o, _, _) in &resolved {
+        if stored.contains_key(&o.external_id) {
+            counts.updated += 1;
+        } else {
+            counts.inserted += 1;
+        }
+    }
+
+    // Merge every touched host from all of its observations, the batch's included.
+    let touched: BTreeSet<i64> = resolved.iter().map(|(_, host, _)| *host).collect();
+    let mut by_host: BTreeMap<i64, Vec<Member>> = BTreeMap::new();
+    let replaced: HashSet<&str> = resolved
+        .iter()
+        .map(|(o, _, _)| o.external_id.as_str())
+        .collect();
+    for model in observations_of_hosts(db, &touched).await? {
+        if model.provider == provider && replaced.contains(model.external_id.as_str()) {
+            continue;
+        }
+        by_host.entry(model.host_id).or_default().push(Member {
+            observation: observation_of(&model),
+            provider: model.provider,
+            external_id: model.external_id,
+            reported_at: model.reported_at,
+        });
+    }
+    for (o, host, _) in &resolved {
+        by_host.entry(*host).or_default().push(Member {
+            provider: provider.to_string(),
+            external_id: o.external_id.clone(),
+            observation: o.observation.clone(),
+            reported_at: now,
+        });
+    }
+    let created = created_at(db, &touched, &new_hosts, now).await?;
+    let merged_hosts: Vec<host::ActiveModel> = by_host
+        .iter()
+        .map(|(&id, members)| {
+            let reported: Vec<Reported<'_>> = members
+                .iter()
+                .map(|m| Reported {
+                    provider: &m.provider,
+                    external_id: &m.external_id,
+                    observation: &m.observation,
+                    reported_at: m.reported_at,
+                })
+                .collect();
+            let merged = hosts::merge(rules, &reported);
+            host_row(
+                id,
+                &merged,
+                members.len(),
+                created.get(&id).copied().unwrap_or(now),
+                now,
+            )
+        })
+        .collect();
+
+    write_hosts(db, merged_hosts).await?;
+    let rows = resolved
+        .iter()
+        .map(|(o, host, matched_by)| observation_row(provider, o, *host, *matched_by, run_id, now));
+    write_observations(db, rows.collect()).await?;
+    write_identifiers(db, &new_identifiers).await?;
+    write_conflicts(db, conflicts).await?;
+    Ok(counts)
+}
+
+/// One observation of a host being merged.
+struct Member {
+    provider: String,
+    external_id: String,
+    observation: Observation,
+    reported_at: DateTime<Utc>,
+}
+
+async fn lock<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [RESOLVE_LOCK.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Marks observations as reported now (a run received them unchanged), and their hosts.
+pub async fn touch<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    external_ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    for chunk in external_ids.chunks(CHUNK) {
+        host_observation::Entity::update_many()
+            .col_expr(host_observation::Column::ReportedAt, Expr::value(now))
+            .filter(host_observation::Column::Provider.eq(provider))
+            .filter(host_observation::Column::ExternalId.is_in(chunk.to_vec()))
+            .exec(db)
+            .await?;
+        host::Entity::update_many()
+            .col_expr(host::Column::LastReportedAt, Expr::value(now))
+            .filter(
+                host::Column::Id.in_subquery(
+                    Query::select()
+                        .column(host_observation::Column::HostId)
+                        .from(host_observation::Entity)
+                        .and_where(host_observation::Column::Provider.eq(provider))
+                        .and_where(host_observation::Column::ExternalId.is_in(chunk.to_vec()))
+                        .to_owned(),
+                ),
+            )
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn observations_by_external_id<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    external_ids: &[String],
+) -> Result<HashMap<String, host_observation::Model>, DbErr> {
+    let mut found = HashMap::with_capacity(external_ids.len());
+    for chunk in external_ids.chunks(CHUNK) {
+        for model in host_observation::Entity::find()
+            .filter(host_observation::Column::Provider.eq(provider))
+            .filter(host_observation::Column::ExternalId.is_in(chunk.to_vec()))
+            .all(db)
+            .await?
+        {
+            found.insert(model.external_id.clone(), model);
+        }
+    }
+    Ok(found)
+}
+
+async fn observations_of_hosts<C: ConnectionTrait>(
+    db: &C,
+    host_ids: &BTreeSet<i64>,
+) -> Result<Vec<host_observation::Model>, DbErr> {
+    let ids: Vec<i64> = host_ids.iter().copied().collect();
+    let mut found = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        found.extend(
+            host_observation::Entity::find()
+                .filter(host_observation::Column::HostId.is_in(chunk.to_vec()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
+/// (kind, value) → the hosts that hold it, for the wanted identifiers.
+async fn lookup<C: ConnectionTrait>(
+    db: &C,
+    wanted: &BTreeMap<IdKind, BTreeSet<String>>,
+) -> Result<HashMap<(IdKind, String), BTreeSet<i64>>, DbErr> {
+    let mut index: HashMap<(IdKind, String), BTreeSet<i64>> = HashMap::new();
+    for (&kind, values) in wanted {
+        let values: Vec<String> = values.iter().cloned().collect();
+        for chunk in values.chunks(CHUNK) {
+            let rows: Vec<(String, i64)> = host_identifier::Entity::find()
+                .select_only()
+                .column(host_identifier::Column::Value)
+                .column(host_identifier::Column::HostId)
+                .filter(host_identifier::Column::Kind.eq(kind.as_str()))
+                .filter(host_identifier::Column::Value.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (value, host) in rows {
+                index.entry((kind, value)).or_default().insert(host);
+            }
+        }
+    }
+    Ok(index)
+}
+
+async fn max_host_id<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
+    let max: Option<Option<i64>> = host::Entity::find()
+        .select_only()
+        .column_as(host::Column::Id.max(), "max")
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(max.flatten().unwrap_or(0))
+}
+
+/// Creation times of the existing touched hosts (kept on rewrite).
+async fn created_at<C: ConnectionTrait>(
+    db: &C,
+    touched: &BTreeSet<i64>,
+    new_hosts: &HashSet<i64>,
+    now: DateTime<Utc>,
+) -> Result<HashMap<i64, DateTime<Utc>>, DbErr> {
+    let existing: Vec<i64> = touched
+        .iter()
+        .filter(|id| !new_hosts.contains(id))
+        .copied()
+        .collect();
+    let mut found: HashMap<i64, DateTime<Utc>> = new_hosts.iter().map(|&id| (id, now)).collect();
+    for chunk in existing.chunks(CHUNK) {
+        let rows: Vec<(i64, DateTime<Utc>)> = host::Entity::find()
+            .select_only()
+            .column(host::Column::Id)
+            .column(host::Column::CreatedAt)
+            .filter(host::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+fn json_list(values: &[String]) -> Json {
+    Json::Array(values.iter().cloned().map(Json::String).collect())
+}
+
+fn list_of(value: &Json) -> Vec<String> {
+    match value {
+        Json::Array(items) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A stored observation's normalized fields.
+pub fn observation_of(model: &host_observation::Model) -> Observation {
+    Observation {
+        hostname: model.hostname.clone(),
+        fqdn: model.fqdn.clone(),
+        os: model.os.clone(),
+        platform: model.platform.clone(),
+        cloud_provider: model.cloud_provider.clone(),
+        cloud_instance_id: model.cloud_instance_id.clone(),
+        private_ips: list_of(&model.private_ips),
+        public_ips: list_of(&model.public_ips),
+        macs: list_of(&model.macs),
+        first_seen: model.first_seen,
+        last_seen: model.last_seen,
+    }
+}
+
+pub fn list_field(value: &Json) -> Vec<String> {
+    list_of(value)
+}
+
+fn host_row(
+    id: i64,
+    merged: &hosts::Merged,
+    observations: usize,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> host::ActiveModel {
+    let f = &merged.fields;
+    let sources: serde_json::Map<String, Json> = merged
+        .sources
+        .iter()
+        .map(|(field, providers)| (field.clone(), json_list(providers)))
+        .collect();
+    host::ActiveModel {
+        id: Set(id),
+        hostname: Set(f.hostname.clone()),
+        fqdn: Set(f.fqdn.clone()),
+        os: Set(f.os.clone()),
+        platform: Set(f.platform.clone()),
+        cloud_provider: Set(f.cloud_provider.clone()),
+        cloud_instance_id: Set(f.cloud_instance_id.clone()),
+        private_ips: Set(json_list(&f.private_ips)),
+        public_ips: Set(json_list(&f.public_ips)),
+        macs: Set(json_list(&f.macs)),
+        field_sources: Set(Json::Object(sources)),
+        first_seen: Set(f.first_seen),
+        last_seen: Set(f.last_seen),
+        last_reported_at: Set(merged.last_reported_at.unwrap_or(now)),
+        observations: Set(i32::try_from(observations).unwrap_or(i32::MAX)),
+        created_at: Set(created_at),
+        updated_at: Set(now),
+    }
+}
+
+fn observation_row(
+    provider: &str,
+    o: &Incoming,
+    host_id: i64,
+    matched_by: Option<IdKind>,
+    run_id: i64,
+    now: DateTime<Utc>,
+) -> host_observation::ActiveModel {
+    let f = &o.observation;
+    host_observation::ActiveModel {
+        provider: Set(provider.to_string()),
+        external_id: Set(o.external_id.clone()),
+        host_id: Set(host_id),
+        hostname: Set(f.hostname.clone()),
+        fqdn: Set(f.fqdn.clone()),
+        os: Set(f.os.clone()),
+        platform: Set(f.platform.clone()),
+        cloud_provider: Set(f.cloud_provider.clone()),
+        cloud_instance_id: Set(f.cloud_instance_id.clone()),
+        private_ips: Set(json_list(&f.private_ips)),
+        public_ips: Set(json_list(&f.public_ips)),
+        macs: Set(json_list(&f.macs)),
+        first_seen: Set(f.first_seen),
+        last_seen: Set(f.last_seen),
+        matched_by: Set(matched_by.map(|k| k.as_str().to_string())),
+        reported_at: Set(now),
+        run_id: Set(Some(run_id)),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+}
+
+async fn write_hosts<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<host::ActiveModel>,
+) -> Result<(), DbErr> {
+    use host::Column as C;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+        host::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::column(C::Id)
+                    .update_columns([
+                        C::Hostname,
+                        C::Fqdn,
+                        C::Os,
+                        C::Platform,
+                        C::CloudProvider,
+                        C::CloudInstanceId,
+                        C::PrivateIps,
+                        C::PublicIps,
+                        C::Macs,
+                        C::FieldSources,
+                        C::FirstSeen,
+                        C::LastSeen,
+                        C::LastReportedAt,
+                        C::Observations,
+                        C::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_observations<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<host_observation::ActiveModel>,
+) -> Result<(), DbErr> {
+    use host_observation::Column as C;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+        host_observation::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::columns([C::Provider, C::ExternalId])
+                    .update_columns([
+                        C::HostId,
+                        C::Hostname,
+                        C::Fqdn,
+                        C::Os,
+                        C::Platform,
+                        C::CloudProvider,
+                        C::CloudInstanceId,
+                        C::PrivateIps,
+                        C::PublicIps,
+                        C::Macs,
+                        C::FirstSeen,
+                        C::LastSeen,
+                        C::MatchedBy,
+                        C::ReportedAt,
+                        C::RunId,
+                        C::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_identifiers<C: ConnectionTrait>(
+    db: &C,
+    rows: &[(IdKind, String, i64)],
+) -> Result<(), DbErr> {
+    use host_identifier::Column as C;
+    for chunk in rows.chunks(CHUNK * 3) {
+        let models = chunk
+            .iter()
+            .map(|(kind, value, host)| host_identifier::ActiveModel {
+                kind: Set(kind.as_str().to_string()),
+                value: Set(value.clone()),
+                host_id: Set(*host),
+            });
+        host_identifier::Entity::insert_many(models)
+            .on_conflict(
+                OnConflict::columns([C::Kind, C::Value, C::HostId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn write_conflicts<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<host_conflict::ActiveModel>,
+) -> Result<(), DbErr> {
+    use host_conflict::Column as C;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+        host_conflict::Entity::insert_many(chunk)
+            .on_conflict(
+                OnConflict::columns([
+                    C::Provider,
+                    C::ExternalId,
+                    C::Kind,
+                    C::Value,
+                    C::OtherHostId,
+                ])
+                .do_nothing()
+                .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads.
+
+/// What `hosts(where: …)` may filter on.
+#[derive(Debug, Clone, Default)]
+pub struct HostFilter {
+    pub hostname: TextFilter,
+    pub os: TextFilter,
+    /// Canonical address text.
+    pub ip: Option<String>,
+    /// Lower-case colon pairs.
+    pub mac: Option<String>,
+    pub cloud_instance_id: Option<String>,
+    pub provider: Option<String>,
+    pub last_seen: RangeFilter<DateTime<Utc>>,
+    /// `Some(true)`: not reported since this instant; `Some(false)`: reported since.
+    pub stale_before: Option<(bool, DateTime<Utc>)>,
+}
+
+impl HostFilter {
+    fn condition(&self) -> Condition {
+        let mut all = Condition::all()
+            .add(self.hostname.condition(host::Column::Hostname))
+            .add(self.os.condition(host::Column::Os))
+            .add(self.last_seen.condition(host::Column::LastSeen));
+        let with_identifier = |kind: IdKind, value: &str| {
+            host::Column::Id.in_subquery(
+                Query::select()
+                    .column(host_identifier::Column::HostId)
+                    .from(host_identifier::Entity)
+                    .and_where(host_identifier::Column::Kind.eq(kind.as_str()))
+                    .and_where(host_identifier::Column::Value.eq(value))
+                    .to_owned(),
+            )
+        };
+        if let Some(ip) = &self.ip {
+            all = all.add(with_identifier(IdKind::Ip, ip));
+        }
+        if let Some(mac) = &self.mac {
+            all = all.add(with_identifier(IdKind::Mac, mac));
+        }
+        if let Some(id) = &self.cloud_instance_id {
+            all = all.add(with_identifier(
+                IdKind::CloudInstanceId,
+                &id.trim().to_ascii_lowercase(),
+            ));
+        }
+        if let Some(provider) = &self.provider {
+            all = all.add(
+                host::Column::Id.in_subquery(
+                    Query::select()
+                        .column(host_observation::Column::HostId)
+                        .from(host_observation::Entity)
+                        .and_where(host_observation::Column::Provider.eq(provider.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some((stale, cutoff)) = self.stale_before {
+            all = all.add(if stale {
+                host::Column::LastReportedAt.lt(cutoff)
+            } else {
+                host::Column::LastReportedAt.gte(cutoff)
+            });
+        }
+        all
+    }
+}
+
+/// Fields a host list can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostSort {
+    Id,
+    Hostname,
+    LastSeen,
+}
+
+pub fn order(sort: &[(HostSort, Order)]) -> SortOrder<host::Column> {
+    use host::Column as C;
+    let mut order = SortOrder::new();
+    for (field, direction) in sort {
+        order = match field {
+            HostSort::Id => order.then(C::Id, direction.clone()),
+            HostSort::Hostname => order.then_nullable(C::Hostname, direction.clone()),
+            HostSort::LastSeen => order.then_nullable(C::LastSeen, direction.clone()),
+        };
+    }
+    // The id is unique: the tie-breaker (and the default order).
+    let last = sort.last().map(|(_, d)| d.clone()).unwrap_or(Order::Asc);
+    order.then(C::Id, last)
+}
+
+pub fn cursor_values(sort: &[(HostSort, Order)], h: &host::Model) -> Vec<KeyValue> {
+    let mut values: Vec<KeyValue> = sort
+        .iter()
+        .map(|(field, _)| match field {
+            HostSort::Id => KeyValue::Int(h.id),
+            HostSort::Hostname => h
+                .hostname
+                .clone()
+                .map(KeyValue::Text)
+                .unwrap_or(KeyValue::Null),
+            HostSort::LastSeen => KeyValue::time(h.last_seen),
+        })
+        .collect();
+    values.push(KeyValue::Int(h.id));
+    values
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &HostFilter,
+    sort: &[(HostSort, Order)],
+    page: &PageRequest,
+) -> Result<Page<host::Model>, DbErr> {
+    let backend = db.get_database_backend();
+    let select = host::Entity::find().filter(filter.condition());
+    let rows = page.apply(&order(sort), backend, select).all(db).await?;
+    Ok(page.finish(rows))
+}
+
+pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<host::Model>, DbErr> {
+    host::Entity::find_by_id(id).one(db).await
+}
+
+/// Hosts by id (the DataLoader behind conflicts' hosts).
+pub async fn by_ids(db: &DatabaseConnection, ids: &[i64]) -> Result<Vec<host::Model>, DbErr> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        found.extend(
+            host::Entity::find()
+                .filter(host::Column::Id.is_in(chunk.to_vec()))
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
+/// The observations of many hosts at once (the DataLoader behind `Host.observations`), by
+/// provider then external id.
+pub async fn observations(
+    db: &DatabaseConnection,
+    host_ids: &[i64],
+) -> Result<Vec<host_observation::Model>, DbErr> {
+    let mut found = Vec::new();
+    for chunk in host_ids.chunks(CHUNK) {
+        found.extend(
+            host_observation::Entity::find()
+                .filter(host_observation::Column::HostId.is_in(chunk.to_vec()))
+                .order_by_asc(host_observation::Column::Provider)
+                .order_by_asc(host_observation::Column::ExternalId)
+                .all(db)
+                .await?,
+        );
+    }
+    Ok(found)
+}
+
+/// Conflicts, oldest first.
+pub fn conflict_order() -> SortOrder<host_conflict::Column> {
+    SortOrder::new().then(host_conflict::Column::Id, Order::Asc)
+}
+
+pub fn conflict_cursor(c: &host_conflict::Model) -> Vec<KeyValue> {
+    vec![KeyValue::Int(c.id)]
+}
+
+/// Conflicts, of one host (either side) when given.
+pub async fn conflicts(
+    db: &DatabaseConnection,
+    host_id: Option<i64>,
+    page: &PageRequest,
+) -> Result<Page<host_conflict::Model>, DbErr> {
+    let mut condition = Condition::all();
+    if let Some(id) = host_id {
+        condition = condition.add(
+            Condition::any()
+                .add(host_conflict::Column::HostId.eq(id))
+                .add(host_conflict::Column::OtherHostId.eq(id)),
+        );
+    }
+    let select = host_conflict::Entity::find().filter(condition);
+    let rows = page
+        .apply(&conflict_order(), db.get_database_backend(), select)
+        .all(db)
+        .await?;
+    Ok(page.finish(rows))
+}
