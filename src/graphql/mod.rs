@@ -5,6 +5,7 @@ pub mod connection;
 pub mod control;
 pub mod error;
 pub mod filters;
+pub mod hosts;
 pub mod parse_cache;
 pub mod records;
 pub mod runs;
@@ -25,6 +26,7 @@ pub struct QueryRoot(
     server::ServerQuery,
     tokens::TokenQuery,
     transfers::TransferQuery,
+    hosts::HostQuery,
     records::RecordQuery,
     runs::RunQuery,
     control::ControlQuery,
@@ -59,9 +61,15 @@ pub fn build(
     policy: crate::auth::Policy,
 ) -> AppSchema {
     let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
+    let host_loader = DataLoader::new(hosts::HostLoader { db: db.clone() }, tokio::spawn);
+    let observations = DataLoader::new(hosts::ObservationLoader { db: db.clone() }, tokio::spawn);
+    let raws = DataLoader::new(hosts::RawLoader { db: db.clone() }, tokio::spawn);
     let mut builder = builder()
         .data(db)
         .data(tokens)
+        .data(host_loader)
+        .data(observations)
+        .data(raws)
         .data(runner)
         .data(policy)
         .data(facts)

@@ -98,3 +98,36 @@ pub async fn page(
         .all(db)
         .await
 }
+
+/// Payloads of many (provider, external id) pairs at once (the DataLoader behind
+/// `HostObservation.raw`).
+pub async fn payloads(
+    db: &DatabaseConnection,
+    keys: &[(String, String)],
+) -> Result<HashMap<(String, String), Json>, DbErr> {
+    let mut by_provider: HashMap<&str, Vec<String>> = HashMap::new();
+    for (provider, external_id) in keys {
+        by_provider
+            .entry(provider)
+            .or_default()
+            .push(external_id.clone());
+    }
+    let mut found = HashMap::with_capacity(keys.len());
+    for (provider, ids) in by_provider {
+        for chunk in ids.chunks(1_000) {
+            let rows: Vec<(String, Json)> = raw_record::Entity::find()
+                .select_only()
+                .column(raw_record::Column::ExternalId)
+                .column(raw_record::Column::Payload)
+                .filter(raw_record::Column::Provider.eq(provider))
+                .filter(raw_record::Column::ExternalId.is_in(chunk.to_vec()))
+                .into_tuple()
+                .all(db)
+                .await?;
+            for (external_id, payload) in rows {
+                found.insert((provider.to_string(), external_id), payload);
+            }
+        }
+    }
+    Ok(found)
+}
