@@ -1,5 +1,6 @@
 //! Column filters shared by every list query: the store's side of GraphQL's `where` inputs.
 
+use sea_orm::sea_query::extension::postgres::PgFunc;
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, SimpleExpr};
 use sea_orm::{ColumnTrait, DbBackend};
 
@@ -136,5 +137,27 @@ impl TextFilter {
             all = all.add(Expr::col(column).like(pattern));
         }
         all
+    }
+}
+
+/// `column IN (values)` that stays fast under PostgreSQL's cached generic plans: there the
+/// values go as one array parameter (`column = ANY($1)`), which the index can use together
+/// with the other columns of a composite key. A long `IN ($1, …, $1000)` list with a generic
+/// plan uses the index for the leading column only and checks every row against the list.
+pub fn text_in(backend: DbBackend, column: impl ColumnTrait, values: &[String]) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => {
+            let array = sea_orm::Value::Array(
+                sea_orm::sea_query::ArrayType::String,
+                Some(Box::new(
+                    values
+                        .iter()
+                        .map(|v| sea_orm::Value::String(Some(v.clone())))
+                        .collect(),
+                )),
+            );
+            Expr::col(column.as_column_ref()).eq(PgFunc::any(Expr::val(array)))
+        }
+        _ => column.is_in(values.to_vec()),
     }
 }

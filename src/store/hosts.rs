@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use serde_json::Value as Json;
 
-use super::filter::{RangeFilter, TextFilter};
+use super::filter::{RangeFilter, TextFilter, text_in};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::upsert::{UpsertCounts, last_wins};
 use crate::hosts::{self, HostRules, IdKind, Observation, Reported};
@@ -237,11 +237,16 @@ pub async fn touch<C: ConnectionTrait>(
     external_ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
     for chunk in external_ids.chunks(CHUNK) {
         host_observation::Entity::update_many()
             .col_expr(host_observation::Column::ReportedAt, Expr::value(now))
             .filter(host_observation::Column::Provider.eq(provider))
-            .filter(host_observation::Column::ExternalId.is_in(chunk.to_vec()))
+            .filter(text_in(
+                backend,
+                host_observation::Column::ExternalId,
+                chunk,
+            ))
             .exec(db)
             .await?;
         host::Entity::update_many()
@@ -252,7 +257,11 @@ pub async fn touch<C: ConnectionTrait>(
                         .column(host_observation::Column::HostId)
                         .from(host_observation::Entity)
                         .and_where(host_observation::Column::Provider.eq(provider))
-                        .and_where(host_observation::Column::ExternalId.is_in(chunk.to_vec()))
+                        .and_where(text_in(
+                            backend,
+                            host_observation::Column::ExternalId,
+                            chunk,
+                        ))
                         .to_owned(),
                 ),
             )
@@ -267,11 +276,16 @@ async fn observations_by_external_id<C: ConnectionTrait>(
     provider: &str,
     external_ids: &[String],
 ) -> Result<HashMap<String, host_observation::Model>, DbErr> {
+    let backend = db.get_database_backend();
     let mut found = HashMap::with_capacity(external_ids.len());
     for chunk in external_ids.chunks(CHUNK) {
         for model in host_observation::Entity::find()
             .filter(host_observation::Column::Provider.eq(provider))
-            .filter(host_observation::Column::ExternalId.is_in(chunk.to_vec()))
+            .filter(text_in(
+                backend,
+                host_observation::Column::ExternalId,
+                chunk,
+            ))
             .all(db)
             .await?
         {
@@ -303,6 +317,7 @@ async fn lookup<C: ConnectionTrait>(
     db: &C,
     wanted: &BTreeMap<IdKind, BTreeSet<String>>,
 ) -> Result<HashMap<(IdKind, String), BTreeSet<i64>>, DbErr> {
+    let backend = db.get_database_backend();
     let mut index: HashMap<(IdKind, String), BTreeSet<i64>> = HashMap::new();
     for (&kind, values) in wanted {
         let values: Vec<String> = values.iter().cloned().collect();
@@ -312,7 +327,7 @@ async fn lookup<C: ConnectionTrait>(
                 .column(host_identifier::Column::Value)
                 .column(host_identifier::Column::HostId)
                 .filter(host_identifier::Column::Kind.eq(kind.as_str()))
-                .filter(host_identifier::Column::Value.is_in(chunk.to_vec()))
+                .filter(text_in(backend, host_identifier::Column::Value, chunk))
                 .into_tuple()
                 .all(db)
                 .await?;
@@ -550,7 +565,7 @@ async fn write_identifiers<C: ConnectionTrait>(
             });
         host_identifier::Entity::insert_many(models)
             .on_conflict(
-                OnConflict::columns([C::Kind, C::Value, C::HostId])
+                OnConflict::columns([C::Value, C::Kind, C::HostId])
                     .do_nothing()
                     .to_owned(),
             )

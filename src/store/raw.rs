@@ -32,6 +32,7 @@ pub async fn hashes<C: ConnectionTrait>(
     provider: &str,
     external_ids: &[String],
 ) -> Result<HashMap<String, Vec<u8>>, DbErr> {
+    let backend = db.get_database_backend();
     let mut found = HashMap::with_capacity(external_ids.len());
     for chunk in external_ids.chunks(2_000) {
         let rows: Vec<(String, Vec<u8>)> = raw_record::Entity::find()
@@ -39,7 +40,11 @@ pub async fn hashes<C: ConnectionTrait>(
             .column(raw_record::Column::ExternalId)
             .column(raw_record::Column::ContentHash)
             .filter(raw_record::Column::Provider.eq(provider))
-            .filter(raw_record::Column::ExternalId.is_in(chunk.to_vec()))
+            .filter(super::filter::text_in(
+                backend,
+                raw_record::Column::ExternalId,
+                chunk,
+            ))
             .into_tuple()
             .all(db)
             .await?;
