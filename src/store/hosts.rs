@@ -13,7 +13,7 @@ use entity::{host, host_conflict, host_identifier, host_observation};
 use sea_orm::sea_query::{Condition, Expr, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde_json::Value as Json;
 
@@ -177,7 +177,7 @@ pub async fn resolve<C: ConnectionTrait>(
         });
     }
     let created = created_at(db, &touched, &new_hosts, now).await?;
-    let merged_hosts: Vec<host::ActiveModel> = by_host
+    let merged_hosts: Vec<host::Model> = by_host
         .iter()
         .map(|(&id, members)| {
             let reported: Vec<Reported<'_>> = members
@@ -417,31 +417,31 @@ fn host_row(
     observations: usize,
     created_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> host::ActiveModel {
+) -> host::Model {
     let f = &merged.fields;
     let sources: serde_json::Map<String, Json> = merged
         .sources
         .iter()
         .map(|(field, providers)| (field.clone(), json_list(providers)))
         .collect();
-    host::ActiveModel {
-        id: Set(id),
-        hostname: Set(f.hostname.clone()),
-        fqdn: Set(f.fqdn.clone()),
-        os: Set(f.os.clone()),
-        platform: Set(f.platform.clone()),
-        cloud_provider: Set(f.cloud_provider.clone()),
-        cloud_instance_id: Set(f.cloud_instance_id.clone()),
-        private_ips: Set(json_list(&f.private_ips)),
-        public_ips: Set(json_list(&f.public_ips)),
-        macs: Set(json_list(&f.macs)),
-        field_sources: Set(Json::Object(sources)),
-        first_seen: Set(f.first_seen),
-        last_seen: Set(f.last_seen),
-        last_reported_at: Set(merged.last_reported_at.unwrap_or(now)),
-        observations: Set(i32::try_from(observations).unwrap_or(i32::MAX)),
-        created_at: Set(created_at),
-        updated_at: Set(now),
+    host::Model {
+        id,
+        hostname: f.hostname.clone(),
+        fqdn: f.fqdn.clone(),
+        os: f.os.clone(),
+        platform: f.platform.clone(),
+        cloud_provider: f.cloud_provider.clone(),
+        cloud_instance_id: f.cloud_instance_id.clone(),
+        private_ips: json_list(&f.private_ips),
+        public_ips: json_list(&f.public_ips),
+        macs: json_list(&f.macs),
+        field_sources: Json::Object(sources),
+        first_seen: f.first_seen,
+        last_seen: f.last_seen,
+        last_reported_at: merged.last_reported_at.unwrap_or(now),
+        observations: i32::try_from(observations).unwrap_or(i32::MAX),
+        created_at,
+        updated_at: now,
     }
 }
 
@@ -452,37 +452,133 @@ fn observation_row(
     matched_by: Option<IdKind>,
     run_id: i64,
     now: DateTime<Utc>,
-) -> host_observation::ActiveModel {
+) -> host_observation::Model {
     let f = &o.observation;
-    host_observation::ActiveModel {
-        provider: Set(provider.to_string()),
-        external_id: Set(o.external_id.clone()),
-        host_id: Set(host_id),
-        hostname: Set(f.hostname.clone()),
-        fqdn: Set(f.fqdn.clone()),
-        os: Set(f.os.clone()),
-        platform: Set(f.platform.clone()),
-        cloud_provider: Set(f.cloud_provider.clone()),
-        cloud_instance_id: Set(f.cloud_instance_id.clone()),
-        private_ips: Set(json_list(&f.private_ips)),
-        public_ips: Set(json_list(&f.public_ips)),
-        macs: Set(json_list(&f.macs)),
-        first_seen: Set(f.first_seen),
-        last_seen: Set(f.last_seen),
-        matched_by: Set(matched_by.map(|k| k.as_str().to_string())),
-        reported_at: Set(now),
-        run_id: Set(Some(run_id)),
-        updated_at: Set(now),
-        ..Default::default()
+    host_observation::Model {
+        // Not written: the database gives it.
+        id: 0,
+        provider: provider.to_string(),
+        external_id: o.external_id.clone(),
+        host_id,
+        hostname: f.hostname.clone(),
+        fqdn: f.fqdn.clone(),
+        os: f.os.clone(),
+        platform: f.platform.clone(),
+        cloud_provider: f.cloud_provider.clone(),
+        cloud_instance_id: f.cloud_instance_id.clone(),
+        private_ips: json_list(&f.private_ips),
+        public_ips: json_list(&f.public_ips),
+        macs: json_list(&f.macs),
+        first_seen: f.first_seen,
+        last_seen: f.last_seen,
+        matched_by: matched_by.map(|k| k.as_str().to_string()),
+        reported_at: now,
+        run_id: Some(run_id),
+        updated_at: now,
     }
 }
 
-async fn write_hosts<C: ConnectionTrait>(
-    db: &C,
-    rows: Vec<host::ActiveModel>,
-) -> Result<(), DbErr> {
+/// Array parameters for `UNNEST` on PostgreSQL. Elements cannot be NULL there, so absent text
+/// and times travel as '' and come back through NULLIF.
+mod arrays {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use sea_orm::Value;
+    use sea_orm::sea_query::ArrayType;
+
+    pub fn texts<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Value {
+        let items = values
+            .map(|v| Value::String(Some(v.unwrap_or_default().to_string())))
+            .collect();
+        Value::Array(ArrayType::String, Some(Box::new(items)))
+    }
+
+    pub fn times(values: impl Iterator<Item = Option<DateTime<Utc>>>) -> Value {
+        let items = values
+            .map(|v| {
+                Value::String(Some(
+                    v.map(|t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                        .unwrap_or_default(),
+                ))
+            })
+            .collect();
+        Value::Array(ArrayType::String, Some(Box::new(items)))
+    }
+
+    pub fn bigints(values: impl Iterator<Item = i64>) -> Value {
+        let items = values.map(|v| Value::BigInt(Some(v))).collect();
+        Value::Array(ArrayType::BigInt, Some(Box::new(items)))
+    }
+
+    pub fn ints(values: impl Iterator<Item = i32>) -> Value {
+        let items = values.map(|v| Value::Int(Some(v))).collect();
+        Value::Array(ArrayType::Int, Some(Box::new(items)))
+    }
+}
+
+async fn write_hosts<C: ConnectionTrait>(db: &C, rows: Vec<host::Model>) -> Result<(), DbErr> {
     use host::Column as C;
-    let mut rows = rows.into_iter().peekable();
+    if db.get_database_backend() == DbBackend::Postgres {
+        for chunk in rows.chunks(CHUNK) {
+            let text = |f: fn(&host::Model) -> Option<&str>| arrays::texts(chunk.iter().map(f));
+            let json = |f: fn(&host::Model) -> &Json| {
+                let owned: Vec<String> = chunk.iter().map(|h| f(h).to_string()).collect();
+                arrays::texts(owned.iter().map(|s| Some(s.as_str())))
+            };
+            let values = vec![
+                arrays::bigints(chunk.iter().map(|h| h.id)),
+                text(|h| h.hostname.as_deref()),
+                text(|h| h.fqdn.as_deref()),
+                text(|h| h.os.as_deref()),
+                text(|h| h.platform.as_deref()),
+                text(|h| h.cloud_provider.as_deref()),
+                text(|h| h.cloud_instance_id.as_deref()),
+                json(|h| &h.private_ips),
+                json(|h| &h.public_ips),
+                json(|h| &h.macs),
+                json(|h| &h.field_sources),
+                arrays::times(chunk.iter().map(|h| h.first_seen)),
+                arrays::times(chunk.iter().map(|h| h.last_seen)),
+                arrays::times(chunk.iter().map(|h| Some(h.last_reported_at))),
+                arrays::ints(chunk.iter().map(|h| h.observations)),
+                arrays::times(chunk.iter().map(|h| Some(h.created_at))),
+                arrays::times(chunk.iter().map(|h| Some(h.updated_at))),
+            ];
+            db.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO hosts (id, hostname, fqdn, os, platform, cloud_provider,
+                     cloud_instance_id, private_ips, public_ips, macs, field_sources, first_seen,
+                     last_seen, last_reported_at, observations, created_at, updated_at)
+                 SELECT id, NULLIF(hostname, ''), NULLIF(fqdn, ''), NULLIF(os, ''),
+                     NULLIF(platform, ''), NULLIF(cloud_provider, ''),
+                     NULLIF(cloud_instance_id, ''), private_ips::jsonb, public_ips::jsonb,
+                     macs::jsonb, field_sources::jsonb, NULLIF(first_seen, '')::timestamptz,
+                     NULLIF(last_seen, '')::timestamptz, last_reported_at::timestamptz,
+                     observations, created_at::timestamptz, updated_at::timestamptz
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                     $12::text[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[])
+                     AS v(id, hostname, fqdn, os, platform, cloud_provider, cloud_instance_id,
+                          private_ips, public_ips, macs, field_sources, first_seen, last_seen,
+                          last_reported_at, observations, created_at, updated_at)
+                 ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname,
+                     fqdn = EXCLUDED.fqdn, os = EXCLUDED.os, platform = EXCLUDED.platform,
+                     cloud_provider = EXCLUDED.cloud_provider,
+                     cloud_instance_id = EXCLUDED.cloud_instance_id,
+                     private_ips = EXCLUDED.private_ips, public_ips = EXCLUDED.public_ips,
+                     macs = EXCLUDED.macs, field_sources = EXCLUDED.field_sources,
+                     first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
+                     last_reported_at = EXCLUDED.last_reported_at,
+                     observations = EXCLUDED.observations, updated_at = EXCLUDED.updated_at",
+                values,
+            ))
+            .await?;
+        }
+        return Ok(());
+    }
+    let mut rows = rows
+        .into_iter()
+        .map(IntoActiveModel::into_active_model)
+        .peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
         host::Entity::insert_many(chunk)
@@ -515,10 +611,78 @@ async fn write_hosts<C: ConnectionTrait>(
 
 async fn write_observations<C: ConnectionTrait>(
     db: &C,
-    rows: Vec<host_observation::ActiveModel>,
+    rows: Vec<host_observation::Model>,
 ) -> Result<(), DbErr> {
     use host_observation::Column as C;
-    let mut rows = rows.into_iter().peekable();
+    if db.get_database_backend() == DbBackend::Postgres {
+        type M = host_observation::Model;
+        for chunk in rows.chunks(CHUNK) {
+            let text = |f: fn(&M) -> Option<&str>| arrays::texts(chunk.iter().map(f));
+            let json = |f: fn(&M) -> &Json| {
+                let owned: Vec<String> = chunk.iter().map(|o| f(o).to_string()).collect();
+                arrays::texts(owned.iter().map(|s| Some(s.as_str())))
+            };
+            let values = vec![
+                text(|o| Some(o.provider.as_str())),
+                text(|o| Some(o.external_id.as_str())),
+                arrays::bigints(chunk.iter().map(|o| o.host_id)),
+                text(|o| o.hostname.as_deref()),
+                text(|o| o.fqdn.as_deref()),
+                text(|o| o.os.as_deref()),
+                text(|o| o.platform.as_deref()),
+                text(|o| o.cloud_provider.as_deref()),
+                text(|o| o.cloud_instance_id.as_deref()),
+                json(|o| &o.private_ips),
+                json(|o| &o.public_ips),
+                json(|o| &o.macs),
+                arrays::times(chunk.iter().map(|o| o.first_seen)),
+                arrays::times(chunk.iter().map(|o| o.last_seen)),
+                text(|o| o.matched_by.as_deref()),
+                arrays::times(chunk.iter().map(|o| Some(o.reported_at))),
+                arrays::bigints(chunk.iter().map(|o| o.run_id.unwrap_or(0))),
+                arrays::times(chunk.iter().map(|o| Some(o.updated_at))),
+            ];
+            db.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO host_observations (provider, external_id, host_id, hostname, fqdn,
+                     os, platform, cloud_provider, cloud_instance_id, private_ips, public_ips,
+                     macs, first_seen, last_seen, matched_by, reported_at, run_id, updated_at)
+                 SELECT provider, external_id, host_id, NULLIF(hostname, ''), NULLIF(fqdn, ''),
+                     NULLIF(os, ''), NULLIF(platform, ''), NULLIF(cloud_provider, ''),
+                     NULLIF(cloud_instance_id, ''), private_ips::jsonb, public_ips::jsonb,
+                     macs::jsonb, NULLIF(first_seen, '')::timestamptz,
+                     NULLIF(last_seen, '')::timestamptz, NULLIF(matched_by, ''),
+                     reported_at::timestamptz, NULLIF(run_id, 0), updated_at::timestamptz
+                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+                     $17::bigint[], $18::text[])
+                     AS v(provider, external_id, host_id, hostname, fqdn, os, platform,
+                          cloud_provider, cloud_instance_id, private_ips, public_ips, macs,
+                          first_seen, last_seen, matched_by, reported_at, run_id, updated_at)
+                 ON CONFLICT (external_id, provider) DO UPDATE SET host_id = EXCLUDED.host_id,
+                     hostname = EXCLUDED.hostname, fqdn = EXCLUDED.fqdn, os = EXCLUDED.os,
+                     platform = EXCLUDED.platform, cloud_provider = EXCLUDED.cloud_provider,
+                     cloud_instance_id = EXCLUDED.cloud_instance_id,
+                     private_ips = EXCLUDED.private_ips, public_ips = EXCLUDED.public_ips,
+                     macs = EXCLUDED.macs, first_seen = EXCLUDED.first_seen,
+                     last_seen = EXCLUDED.last_seen, matched_by = EXCLUDED.matched_by,
+                     reported_at = EXCLUDED.reported_at, run_id = EXCLUDED.run_id,
+                     updated_at = EXCLUDED.updated_at",
+                values,
+            ))
+            .await?;
+        }
+        return Ok(());
+    }
+    let mut rows = rows
+        .into_iter()
+        .map(|o| {
+            let mut row = o.into_active_model();
+            row.id = sea_orm::ActiveValue::NotSet;
+            row
+        })
+        .peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
         host_observation::Entity::insert_many(chunk)
@@ -555,6 +719,24 @@ async fn write_identifiers<C: ConnectionTrait>(
     rows: &[(IdKind, String, i64)],
 ) -> Result<(), DbErr> {
     use host_identifier::Column as C;
+    if db.get_database_backend() == DbBackend::Postgres {
+        for chunk in rows.chunks(CHUNK * 3) {
+            let values = vec![
+                arrays::texts(chunk.iter().map(|(_, value, _)| Some(value.as_str()))),
+                arrays::texts(chunk.iter().map(|(kind, _, _)| Some(kind.as_str()))),
+                arrays::bigints(chunk.iter().map(|(_, _, host)| *host)),
+            ];
+            db.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO host_identifiers (value, kind, host_id)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
+                 ON CONFLICT (value, kind, host_id) DO NOTHING",
+                values,
+            ))
+            .await?;
+        }
+        return Ok(());
+    }
     for chunk in rows.chunks(CHUNK * 3) {
         let models = chunk
             .iter()
