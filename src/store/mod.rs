@@ -3,6 +3,7 @@
 pub mod filter;
 pub mod keyset;
 pub mod leases;
+pub mod products;
 pub mod provider_state;
 pub mod raw;
 pub mod records;

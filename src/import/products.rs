@@ -1,0 +1,162 @@
+//! Streaming reader for product files: CSV with the columns `name,sku,description` (in any
+//! order; quoted multi-line fields, CRLF or LF line ends), or JSON lines with those keys.
+//!
+//! The CSV and JSON-lines machinery (line numbers, rejections, bounded memory) is the one the
+//! ERC-20 readers use; this module only says what a product row is.
+
+use std::io::Read;
+
+use serde::Deserialize;
+
+use super::ethereum::{
+    ColumnIndex, CsvRows, FileError, Format, JsonRows, Rows, field, invalid_json, open_csv,
+    optional_field,
+};
+use crate::store::products::ProductRecord;
+
+/// Iterator over a (decompressed) reader's products. The CSV header is read at once, so a file
+/// without a `sku` column fails before any row.
+pub fn products<R: Read + Send + 'static>(
+    reader: R,
+    format: Format,
+) -> Result<Rows<ProductRecord>, FileError> {
+    match format {
+        Format::Csv => {
+            let (reader, header) = open_csv(reader)?;
+            let mut columns = ColumnIndex::new(header);
+            let sku = columns.required("sku");
+            let name = columns.optional("name");
+            let description = columns.optional("description");
+            let header = columns.finish()?;
+            Ok(Box::new(CsvRows::new(reader, header, move |row| {
+                ProductRecord::new(
+                    field(row, sku, "sku")?,
+                    optional_field(row, name, "name")?,
+                    optional_field(row, description, "description")?,
+                )
+            })))
+        }
+        Format::JsonLines => Ok(Box::new(JsonRows::new(reader, product_from_json))),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProductItem {
+    sku: Option<serde_json::Value>,
+    name: Option<serde_json::Value>,
+    description: Option<serde_json::Value>,
+}
+
+fn text_value(column: &str, value: Option<serde_json::Value>) -> Result<Option<String>, String> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(other) => Err(format!("{column}: expected text, got {other}")),
+    }
+}
+
+fn product_from_json(line: &str) -> Result<ProductRecord, String> {
+    let item: ProductItem = serde_json::from_str(line).map_err(invalid_json)?;
+    let sku = text_value("sku", item.sku)?.unwrap_or_default();
+    let name = text_value("name", item.name)?;
+    let description = text_value("description", item.description)?;
+    ProductRecord::new(&sku, name.as_deref(), description.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::ethereum::{Rejection, Row};
+
+    fn read(text: &str, format: Format) -> (Vec<(u64, ProductRecord)>, Vec<Rejection>) {
+        let rows =
+            products(std::io::Cursor::new(text.as_bytes().to_vec()), format).expect("header");
+        let mut records = Vec::new();
+        let mut rejected = Vec::new();
+        for row in rows {
+            match row.expect("no file error") {
+                Row::Record { line, record } => records.push((line, record)),
+                Row::Rejected(r) => rejected.push(r),
+            }
+        }
+        (records, rejected)
+    }
+
+    fn product(sku: &str, name: Option<&str>, description: Option<&str>) -> ProductRecord {
+        ProductRecord {
+            sku: sku.into(),
+            name: name.map(Into::into),
+            description: description.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn crlf_quoted_multi_line_rows_keep_their_lines() {
+        let text = "name,sku,description\r\nBryce Jones,lay-raise-best-end,Art community.\r\nTheresa Taylor,step-onto,\"Choice should lead.\nOften stuff.\"\r\n ,blank-name,\r\nX,,no sku\r\nRoy,\"help-return-art\",\"Pm, daughter\"\r\n";
+        let (records, rejected) = read(text, Format::Csv);
+        assert_eq!(
+            records,
+            vec![
+                (
+                    2,
+                    product(
+                        "lay-raise-best-end",
+                        Some("Bryce Jones"),
+                        Some("Art community.")
+                    )
+                ),
+                (
+                    3,
+                    product(
+                        "step-onto",
+                        Some("Theresa Taylor"),
+                        Some("Choice should lead.\nOften stuff.")
+                    )
+                ),
+                (5, product("blank-name", None, None)),
+                (
+                    7,
+                    product("help-return-art", Some("Roy"), Some("Pm, daughter"))
+                ),
+            ]
+        );
+        assert_eq!(
+            rejected,
+            vec![Rejection {
+                line: 6,
+                reason: "sku: missing".into(),
+                payload: "X,,no sku".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn a_file_without_sku_is_a_file_error() {
+        let error = products(
+            std::io::Cursor::new(b"name,description\nA,B\n".to_vec()),
+            Format::Csv,
+        )
+        .err()
+        .expect("missing column");
+        assert_eq!(
+            error.to_string(),
+            "the CSV header has no column sku; required: sku; found: name, description"
+        );
+    }
+
+    #[test]
+    fn json_lines_products() {
+        let text = "{\"sku\":\" a \",\"name\":\"N\",\"description\":\"d\"}\n{\"name\":\"x\"}\n{\"sku\":7,\"name\":[1]}\n";
+        let (records, rejected) = read(text, Format::JsonLines);
+        assert_eq!(records, vec![(1, product("a", Some("N"), Some("d")))]);
+        let reasons: Vec<(u64, &str)> = rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![(2, "sku: missing"), (3, "name: expected text, got [1]")]
+        );
+    }
+}
