@@ -274,7 +274,7 @@ pub struct TriggerResult {
 }
 
 /// Only an admin may change things (see `auth`).
-fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
+pub(super) fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
     let caller = ctx
         .data_opt::<Caller>()
         .copied()

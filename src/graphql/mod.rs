@@ -4,8 +4,10 @@
 pub mod connection;
 pub mod control;
 pub mod error;
+pub mod events;
 pub mod filters;
 pub mod parse_cache;
+pub mod products;
 pub mod records;
 pub mod runs;
 pub mod scalars;
@@ -25,13 +27,15 @@ pub struct QueryRoot(
     server::ServerQuery,
     tokens::TokenQuery,
     transfers::TransferQuery,
+    products::ProductQuery,
+    events::EventQuery,
     records::RecordQuery,
     runs::RunQuery,
     control::ControlQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(control::ControlMutation);
+pub struct MutationRoot(control::ControlMutation, events::EventMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(control::ControlSubscription);
@@ -57,6 +61,7 @@ pub fn build(
     limits: &GraphqlSettings,
     runner: crate::runner::Runner,
     policy: crate::auth::Policy,
+    events: crate::events::writer::EventWriter,
 ) -> AppSchema {
     let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
     let mut builder = builder()
@@ -64,6 +69,7 @@ pub fn build(
         .data(tokens)
         .data(runner)
         .data(policy)
+        .data(events)
         .data(facts)
         .extension(parse_cache::ParseCache::default())
         .limit_depth(limits.max_depth)
