@@ -2,7 +2,9 @@
 //!
 //! `sku` is the natural key. `product_counts` holds one row per name that at least one product
 //! has, kept exact by the writer in the same transaction as the products (a count that reaches
-//! zero is deleted before the commit; a negative one would mean drift, so it is refused).
+//! zero is deleted before the commit). No CHECK on the count: the writer's upsert proposes a
+//! negative change as the row to insert, and PostgreSQL checks that row before it turns into an
+//! update of the existing one.
 //! On PostgreSQL the text keys use the "C" collation: ordering and keyset cursors then compare
 //! bytes as SQLite does, and `LIKE 'prefix%'` can use the indexes.
 
@@ -22,7 +24,7 @@ const POSTGRES_UP: &[&str] = &[
     )"#,
     r#"CREATE TABLE product_counts (
         name text COLLATE "C" PRIMARY KEY,
-        count bigint NOT NULL CHECK (count >= 0)
+        count bigint NOT NULL
     )"#,
 ];
 
@@ -36,7 +38,7 @@ const SQLITE_UP: &[&str] = &[
     )"#,
     r#"CREATE TABLE product_counts (
         name text PRIMARY KEY,
-        count integer NOT NULL CHECK (count >= 0)
+        count integer NOT NULL
     )"#,
 ];
 

@@ -44,7 +44,7 @@ impl ProviderInfo {
             _ => SourceKind::Push,
         }
     }
-    /// `token`, `transfer` or `record`.
+    /// `token`, `transfer`, `product` or `record`.
     async fn entity(&self) -> String {
         format!("{:?}", self.0.def.entity).to_lowercase()
     }

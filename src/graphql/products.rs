@@ -164,7 +164,7 @@ impl ProductQuery {
         &self,
         ctx: &Context<'_>,
         #[graphql(name = "where")] filter: Option<ProductCountWhere>,
-        #[graphql(default)] order_by: ProductCountOrder,
+        order_by: Option<ProductCountOrder>,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -176,7 +176,7 @@ impl ProductQuery {
             name: optional(w.name, "where.name", StringFilterInput::into_store)?,
             count: optional(w.count, "where.count", IntFilterInput::into_store)?,
         };
-        let sort = match order_by {
+        let sort = match order_by.unwrap_or_default() {
             ProductCountOrder::CountDesc => CountSort::CountDesc,
             ProductCountOrder::Name => CountSort::Name,
         };

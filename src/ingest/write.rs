@@ -9,13 +9,14 @@ use serde_json::{Map, Value as Json};
 use super::Prepared;
 use crate::ethereum::{TokenRecord, TransferRecord};
 use crate::providers::definition::EntityKind;
+use crate::store::products::{self as products, ProductRecord};
 use crate::store::raw::{self, NewRaw};
 use crate::store::records::{self, NewRecord};
 use crate::store::rejected::{self, NewRejection};
 use crate::store::runs::{self, BatchProgress};
 use crate::store::upsert::UpsertCounts;
 use crate::store::{tokens, transfers};
-use crate::transform::{to_token, to_transfer};
+use crate::transform::{to_product, to_token, to_transfer};
 
 /// A raw payload as a source handed it over, or one the source already refused.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ pub struct Written {
 enum Row {
     Token(TokenRecord),
     Transfer(TransferRecord),
+    Product(ProductRecord),
     Record(NewRecord),
 }
 
@@ -130,11 +132,13 @@ async fn write_rows<C: ConnectionTrait>(
 ) -> Result<UpsertCounts, DbErr> {
     let mut token_rows = Vec::new();
     let mut transfer_rows = Vec::new();
+    let mut product_rows = Vec::new();
     let mut record_rows = Vec::new();
     for row in rows {
         match row {
             Row::Token(t) => token_rows.push(t),
             Row::Transfer(t) => transfer_rows.push(t),
+            Row::Product(p) => product_rows.push(p),
             Row::Record(r) => record_rows.push(r),
         }
     }
@@ -144,6 +148,9 @@ async fn write_rows<C: ConnectionTrait>(
     }
     if !transfer_rows.is_empty() {
         counts.add(transfers::upsert(db, &transfer_rows).await?);
+    }
+    if !product_rows.is_empty() {
+        counts.add(products::upsert(db, &prepared.provider.name, &product_rows).await?);
     }
     if !record_rows.is_empty() {
         let dataset = prepared
@@ -164,6 +171,7 @@ fn map_one(prepared: &Prepared, record: &Json) -> Result<(String, Row), (Option<
     let row = match prepared.provider.def.entity {
         EntityKind::Token => Row::Token(to_token(&fields).map_err(|e| (key.clone(), e))?),
         EntityKind::Transfer => Row::Transfer(to_transfer(&fields).map_err(|e| (key.clone(), e))?),
+        EntityKind::Product => Row::Product(to_product(&fields).map_err(|e| (key.clone(), e))?),
         EntityKind::Record => {
             let Some(key) = key.clone() else {
                 let name = prepared.provider.def.key.as_deref().unwrap_or("key");
@@ -183,6 +191,7 @@ fn map_one(prepared: &Prepared, record: &Json) -> Result<(String, Row), (Option<
             hex::encode_prefixed(t.transaction_hash),
             t.log_index
         ),
+        (None, Row::Product(p)) => p.sku.clone(),
         (None, Row::Record(_)) => hex::encode(raw::content_hash(record)),
     };
     Ok((external_id, row))

@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub struct ProviderFile {
     /// Provider id; defaults to the file name without `.toml`.
     pub name: Option<String>,
-    /// Target entity: `token`, `transfer` or `record` (a generic dataset).
+    /// Target entity: `token`, `transfer`, `product` or `record` (a generic dataset).
     pub entity: EntityKind,
     /// Dataset name; required when `entity = "record"`.
     pub dataset: Option<String>,
@@ -41,6 +41,7 @@ pub struct ProviderFile {
 pub enum EntityKind {
     Token,
     Transfer,
+    Product,
     Record,
 }
 

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use croner::parser::{CronParser, Seconds, Year};
 use regex::Regex;
 
-use crate::transform::{TOKEN_FIELDS, TRANSFER_FIELDS};
+use crate::transform::{PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
 use serde_json_path::JsonPath;
 use toml::Value;
 
@@ -292,6 +292,7 @@ pub fn file_format(source: &FileSource) -> Option<FileFormat> {
 
 /// Columns of the typed entities, and which of them a provider must map.
 const TOKEN_REQUIRED: &[&str] = &["address"];
+const PRODUCT_REQUIRED: &[&str] = &["sku"];
 const TRANSFER_REQUIRED: &[&str] = &[
     "token_address",
     "from_address",
@@ -454,7 +455,10 @@ const fn req(name: &'static str, ty: Ty) -> Key {
 
 const TOP_KEYS: &[Key] = &[
     opt("name", Ty::Str),
-    req("entity", Ty::OneOf(&["token", "transfer", "record"])),
+    req(
+        "entity",
+        Ty::OneOf(&["token", "transfer", "product", "record"]),
+    ),
     opt("dataset", Ty::Str),
     opt("schedule", Ty::Str),
     opt("enabled", Ty::Bool),
@@ -1067,6 +1071,7 @@ fn check_mapping(def: &ProviderFile, captures: Option<&[String]>, problems: &mut
     let columns = match def.entity {
         EntityKind::Token => Some((TOKEN_FIELDS, TOKEN_REQUIRED)),
         EntityKind::Transfer => Some((TRANSFER_FIELDS, TRANSFER_REQUIRED)),
+        EntityKind::Product => Some((PRODUCT_FIELDS, PRODUCT_REQUIRED)),
         EntityKind::Record => None,
     };
     if def.fields.is_empty() && columns.is_some() {
@@ -1182,6 +1187,7 @@ fn entity_name(entity: EntityKind) -> &'static str {
     match entity {
         EntityKind::Token => "token",
         EntityKind::Transfer => "transfer",
+        EntityKind::Product => "product",
         EntityKind::Record => "record",
     }
 }
@@ -1661,11 +1667,11 @@ block_timestamp = { path = "block_timestamp", transforms = [{ timestamp = { form
         );
         assert_eq!(
             problems("[source]\nkind = \"push\"\n"),
-            ["entity: missing; expected one of `token`, `transfer`, `record`"]
+            ["entity: missing; expected one of `token`, `transfer`, `product`, `record`"]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"token\"", "\"tokens\"")),
-            ["entity: expected one of `token`, `transfer`, `record` (found `tokens`)"]
+            ["entity: expected one of `token`, `transfer`, `product`, `record` (found `tokens`)"]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"push\"", "\"ftp\"")),
