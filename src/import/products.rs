@@ -4,12 +4,14 @@
 //! The CSV and JSON-lines machinery (line numbers, rejections, bounded memory) is the one the
 //! ERC-20 readers use; this module only says what a product row is.
 
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 
 use serde::Deserialize;
 
 use super::ethereum::{
-    ColumnIndex, CsvRows, FileError, Format, JsonRows, Rows, field, invalid_json, open_csv,
+    ColumnIndex, CsvRows, FileError, Format, JsonRows, Row, Rows, field, invalid_json, open_csv,
     optional_field,
 };
 use crate::store::products::ProductRecord;
@@ -38,6 +40,62 @@ pub fn products<R: Read + Send + 'static>(
         }
         Format::JsonLines => Ok(Box::new(JsonRows::new(reader, product_from_json))),
     }
+}
+
+/// Where each SKU's last row is in a file, and a hash of what it holds: found by a first pass
+/// over the file, so the import writes each product once, with its final values. Rows a later
+/// row of the same SKU replaces are then only counted, and importing the same file again
+/// changes nothing (a streaming upsert would rewrite every SKU that repeats across batches
+/// twice, and move its `updated_at`).
+///
+/// Memory follows the number of distinct SKUs (about 80 bytes each), not the file size.
+#[derive(Debug, Default)]
+pub struct LastRows {
+    by_sku: HashMap<String, (u64, u64)>,
+}
+
+/// What to do with one product row of the second pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Write,
+    /// A later row of the file replaces it with different values.
+    ReplacedByChange,
+    /// A later row of the file repeats it.
+    Repeated,
+}
+
+impl LastRows {
+    /// Reads the whole file once. A file-level error is returned as the import would report it.
+    pub fn scan<R: Read + Send + 'static>(reader: R, format: Format) -> Result<Self, FileError> {
+        let mut last = LastRows::default();
+        let mut ordinal = 0u64;
+        for row in products(reader, format)? {
+            if let Row::Record { record, .. } = row? {
+                last.by_sku
+                    .insert(record.sku.clone(), (ordinal, content_hash(&record)));
+                ordinal += 1;
+            }
+        }
+        Ok(last)
+    }
+
+    /// The fate of the `ordinal`-th product row (rejections are not counted) of the same file.
+    pub fn fate(&self, ordinal: u64, record: &ProductRecord) -> Fate {
+        match self.by_sku.get(&record.sku) {
+            Some(&(last, _)) if last == ordinal => Fate::Write,
+            Some(&(_, hash)) if hash == content_hash(record) => Fate::Repeated,
+            Some(_) => Fate::ReplacedByChange,
+            // The file changed between the passes: write what this pass read.
+            None => Fate::Write,
+        }
+    }
+}
+
+fn content_hash(record: &ProductRecord) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    record.name.hash(&mut hasher);
+    record.description.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Deserialize)]
@@ -128,6 +186,30 @@ mod tests {
                 reason: "sku: missing".into(),
                 payload: "X,,no sku".into(),
             }]
+        );
+    }
+
+    #[test]
+    fn only_the_last_row_of_a_sku_is_written() {
+        let text = "name,sku,description\nA,s1,x\nB,s2,y\nA,s1,x\nC,s2,z\n,,bad\nD,s3,w\n";
+        let last = LastRows::scan(std::io::Cursor::new(text.as_bytes().to_vec()), Format::Csv)
+            .expect("scan");
+        let (records, rejected) = read(text, Format::Csv);
+        assert_eq!(rejected.len(), 1);
+        let fates: Vec<(&str, Fate)> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (_, r))| (r.sku.as_str(), last.fate(i as u64, r)))
+            .collect();
+        assert_eq!(
+            fates,
+            vec![
+                ("s1", Fate::Repeated),
+                ("s2", Fate::ReplacedByChange),
+                ("s1", Fate::Write),
+                ("s2", Fate::Write),
+                ("s3", Fate::Write),
+            ]
         );
     }
 
