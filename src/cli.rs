@@ -40,7 +40,8 @@ pub enum Command {
     /// Print the GraphQL schema (SDL) to stdout.
     Schema,
     /// Import a file in an entity's canonical format: ethereum-etl / BigQuery CSV or JSON lines
-    /// for tokens and transfers, optionally gzipped. Exit status 2 when rows were rejected.
+    /// for tokens and transfers, `name,sku,description` CSV for products; optionally gzipped.
+    /// Exit status 2 when rows were rejected.
     Import {
         /// What the file holds.
         #[arg(value_enum)]

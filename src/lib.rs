@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod ethereum;
+pub mod events;
 pub mod graphiql;
 pub mod graphql;
 pub mod hosts;

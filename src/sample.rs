@@ -36,6 +36,7 @@ pub async fn load_if_empty(db: &DatabaseConnection) -> Result<bool, ImportError>
             format,
             gzip: false,
             trigger: "startup",
+            last_rows: None,
         };
         import::import_reader(db, entity, source, Cursor::new(data), |_| {}).await?;
     }

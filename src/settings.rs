@@ -92,6 +92,9 @@ pub struct Settings {
     /// How hosts reported by several tools are merged.
     #[serde(default)]
     pub hosts: HostSettings,
+    /// Events pushed to `POST /submit`: the group-commit writer.
+    #[serde(default)]
+    pub events: EventSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +122,37 @@ impl Default for HostSettings {
             stale_after_hours: default_stale_after_hours(),
             field_priority: BTreeMap::new(),
             ignored_macs: crate::hosts::default_ignored_macs(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// Events accepted but not yet committed, at most. When the database falls behind and the
+    /// queue is full, `/submit` answers 503 with `Retry-After` instead of growing memory. Also
+    /// the most events one `/submit/batch` request may carry.
+    #[serde(default = "default_event_queue_capacity")]
+    pub queue_capacity: usize,
+    /// Most events stored by one insert (one commit).
+    #[serde(default = "default_event_max_batch")]
+    pub max_batch: usize,
+    /// Milliseconds the writer waits for more events before committing a batch that is not
+    /// full. 0: commit what is queued at once (batches still grow while a commit is running).
+    #[serde(default = "default_event_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// Seconds a client refused with 503 is told to wait (`Retry-After`).
+    #[serde(default = "default_event_retry_after_secs")]
+    pub retry_after_secs: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        EventSettings {
+            queue_capacity: default_event_queue_capacity(),
+            max_batch: default_event_max_batch(),
+            max_wait_ms: default_event_max_wait_ms(),
+            retry_after_secs: default_event_retry_after_secs(),
         }
     }
 }
@@ -178,6 +212,20 @@ impl HostSettings {
         }
         Ok(())
     }
+}
+
+fn default_event_queue_capacity() -> usize {
+    // A few tenths of a second of the target rate: enough to ride out a slow commit.
+    10_000
+}
+fn default_event_max_batch() -> usize {
+    1_000
+}
+fn default_event_max_wait_ms() -> u64 {
+    0
+}
+fn default_event_retry_after_secs() -> u64 {
+    1
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -424,6 +472,30 @@ impl Settings {
                 "expected a number of bytes of at least 1024",
             ));
         }
+        if self.events.queue_capacity == 0 || self.events.queue_capacity > u32::MAX as usize {
+            return Err(SettingsError::invalid(
+                "events.queue_capacity",
+                format!("expected a whole number from 1 to {}", u32::MAX),
+            ));
+        }
+        if self.events.max_batch == 0 {
+            return Err(SettingsError::invalid(
+                "events.max_batch",
+                "expected a whole number of at least 1",
+            ));
+        }
+        if self.events.max_wait_ms > 1000 {
+            return Err(SettingsError::invalid(
+                "events.max_wait_ms",
+                "expected a number of milliseconds from 0 to 1000",
+            ));
+        }
+        if self.events.retry_after_secs == 0 {
+            return Err(SettingsError::invalid(
+                "events.retry_after_secs",
+                "expected a number of seconds of at least 1",
+            ));
+        }
         for origin in &self.http.cors_allowed_origins {
             let parsed = url::Url::parse(origin).ok();
             let is_origin = parsed.as_ref().is_some_and(|u| {
@@ -546,6 +618,24 @@ mod tests {
             .expect_err("rejected")
             .to_string();
         assert_eq!(err, "config file /nonexistent/t.toml: not found");
+    }
+
+    #[test]
+    fn event_settings_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TRIBUTARY_EVENTS__QUEUE_CAPACITY", "0");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `events.queue_capacity`: expected a whole number from 1 to 4294967295"
+            );
+            jail.set_env("TRIBUTARY_EVENTS__QUEUE_CAPACITY", "50");
+            jail.set_env("TRIBUTARY_EVENTS__MAX_WAIT_MS", "2");
+            let s = Settings::load(None).expect("valid");
+            assert_eq!((s.events.queue_capacity, s.events.max_wait_ms), (50, 2));
+            assert_eq!(s.events.max_batch, 1_000);
+            Ok(())
+        });
     }
 
     #[test]

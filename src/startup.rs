@@ -18,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Policy;
+use crate::events::writer::{EventWriter, WriterTask};
 use crate::graphql::{self, AppSchema, ServerFacts};
 use crate::providers::load_dir;
 use crate::runner::Runner;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub policy: Policy,
     pub runner: Runner,
+    /// The group-commit writer behind `/submit` and `submitEvent`.
+    pub events: EventWriter,
 }
 
 pub struct Application {
@@ -44,6 +47,7 @@ pub struct Application {
     runner: Runner,
     run_schedules: bool,
     shutdown_grace: Duration,
+    events: WriterTask,
 }
 
 impl Application {
@@ -80,12 +84,14 @@ impl Application {
             database: settings.database_kind(),
             started_at: chrono::Utc::now(),
         };
+        let (events, events_task) = EventWriter::start(db.clone(), &settings.events);
         let schema = graphql::build(
             db.clone(),
             facts,
             &settings.graphql,
             runner.clone(),
             policy.clone(),
+            events.clone(),
         );
         let state = AppState {
             db: db.clone(),
@@ -93,6 +99,7 @@ impl Application {
             metrics,
             policy,
             runner: runner.clone(),
+            events,
         };
         let router = router(state, &settings)?;
         let listener = TcpListener::bind(settings.listen)
@@ -108,6 +115,7 @@ impl Application {
             runner,
             run_schedules: settings.scheduler.enabled,
             shutdown_grace: Duration::from_secs(settings.scheduler.shutdown_grace_secs),
+            events: events_task,
         })
     }
 
@@ -168,6 +176,8 @@ impl Application {
             let _ = scheduler.shutdown().await;
         }
         self.runner.shutdown(self.shutdown_grace).await;
+        // In-flight requests have had their answers; store whatever is still queued.
+        self.events.drain().await;
         served?;
         self.db.close().await.ok();
         tracing::info!("stopped");
@@ -184,6 +194,8 @@ fn router(state: AppState, settings: &Settings) -> anyhow::Result<Router> {
         .route("/graphql/ws", get(routes::graphql::subscriptions))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/ingest/{provider}", post(routes::push::ingest))
+        .route("/submit", post(routes::submit::submit))
+        .route("/submit/batch", post(routes::submit::submit_batch))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::metrics::metrics))

@@ -9,6 +9,8 @@ mod m20261121_000001_platform_tables;
 mod m20261121_000002_tokens_transfers;
 mod m20261121_000003_records;
 mod m20261121_000004_hosts;
+mod m20261121_000005_products;
+mod m20261121_000006_events;
 
 pub struct Migrator;
 
@@ -20,6 +22,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_tokens_transfers::Migration),
             Box::new(m20261121_000003_records::Migration),
             Box::new(m20261121_000004_hosts::Migration),
+            Box::new(m20261121_000005_products::Migration),
+            Box::new(m20261121_000006_events::Migration),
         ]
     }
 }

@@ -44,7 +44,7 @@ impl ProviderInfo {
             _ => SourceKind::Push,
         }
     }
-    /// `token`, `transfer` or `record`.
+    /// `token`, `transfer`, `product` or `record`.
     async fn entity(&self) -> String {
         format!("{:?}", self.0.def.entity).to_lowercase()
     }
@@ -274,7 +274,7 @@ pub struct TriggerResult {
 }
 
 /// Only an admin may change things (see `auth`).
-fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
+pub(super) fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
     let caller = ctx
         .data_opt::<Caller>()
         .copied()

@@ -4,9 +4,11 @@
 pub mod connection;
 pub mod control;
 pub mod error;
+pub mod events;
 pub mod filters;
 pub mod hosts;
 pub mod parse_cache;
+pub mod products;
 pub mod records;
 pub mod runs;
 pub mod scalars;
@@ -27,13 +29,15 @@ pub struct QueryRoot(
     tokens::TokenQuery,
     transfers::TransferQuery,
     hosts::HostQuery,
+    products::ProductQuery,
+    events::EventQuery,
     records::RecordQuery,
     runs::RunQuery,
     control::ControlQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(control::ControlMutation);
+pub struct MutationRoot(control::ControlMutation, events::EventMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct SubscriptionRoot(control::ControlSubscription);
@@ -59,6 +63,7 @@ pub fn build(
     limits: &GraphqlSettings,
     runner: crate::runner::Runner,
     policy: crate::auth::Policy,
+    events: crate::events::writer::EventWriter,
 ) -> AppSchema {
     let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
     let host_loader = DataLoader::new(hosts::HostLoader { db: db.clone() }, tokio::spawn);
@@ -72,6 +77,7 @@ pub fn build(
         .data(raws)
         .data(runner)
         .data(policy)
+        .data(events)
         .data(facts)
         .extension(parse_cache::ParseCache::default())
         .limit_depth(limits.max_depth)

@@ -199,7 +199,7 @@ fn text_or_none(text: &str) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-fn open_csv<R: Read>(reader: R) -> Result<(csv::Reader<R>, Vec<String>), FileError> {
+pub(super) fn open_csv<R: Read>(reader: R) -> Result<(csv::Reader<R>, Vec<String>), FileError> {
     // Flexible, so a short or long row becomes one rejection instead of ending the file. Only
     // `\n` ends a row: with the default (CR, LF or CRLF), a CRLF row ends at its `\r`, the `\n` is
     // counted with the next row, and every row of a CRLF file would report the line before its own.
@@ -247,7 +247,7 @@ fn csv_error(error: csv::Error, line: u64) -> FileError {
 }
 
 /// Resolves column names to positions once per file, collecting every missing required column.
-struct ColumnIndex {
+pub(super) struct ColumnIndex {
     header: Vec<String>,
     required: Vec<&'static str>,
     missing: Vec<&'static str>,
@@ -255,7 +255,7 @@ struct ColumnIndex {
 }
 
 impl ColumnIndex {
-    fn new(header: Vec<String>) -> Self {
+    pub(super) fn new(header: Vec<String>) -> Self {
         ColumnIndex {
             header,
             required: Vec::new(),
@@ -264,7 +264,7 @@ impl ColumnIndex {
         }
     }
 
-    fn optional(&mut self, name: &'static str) -> Option<usize> {
+    pub(super) fn optional(&mut self, name: &'static str) -> Option<usize> {
         let index = self.header.iter().position(|column| column == name)?;
         self.used.push((index, name));
         Some(index)
@@ -272,7 +272,7 @@ impl ColumnIndex {
 
     /// The position of a required column; when it is missing, [`ColumnIndex::finish`] fails, so
     /// the placeholder returned here is never used.
-    fn required(&mut self, name: &'static str) -> usize {
+    pub(super) fn required(&mut self, name: &'static str) -> usize {
         self.required.push(name);
         match self.optional(name) {
             Some(index) => index,
@@ -283,7 +283,7 @@ impl ColumnIndex {
         }
     }
 
-    fn finish(mut self) -> Result<Header, FileError> {
+    pub(super) fn finish(mut self) -> Result<Header, FileError> {
         if !self.missing.is_empty() {
             return Err(FileError::MissingColumns {
                 missing: self.missing,
@@ -300,7 +300,7 @@ impl ColumnIndex {
 }
 
 /// The header as read, and the columns a record type reads (by position), for short-row reasons.
-struct Header {
+pub(super) struct Header {
     names: Vec<String>,
     used: Vec<(usize, &'static str)>,
 }
@@ -351,7 +351,11 @@ struct TokenColumns {
 }
 
 /// One field of a CSV row as text, without the `\r` of a CRLF line end.
-fn field<'r>(row: &'r csv::ByteRecord, index: usize, column: &str) -> Result<&'r str, String> {
+pub(super) fn field<'r>(
+    row: &'r csv::ByteRecord,
+    index: usize,
+    column: &str,
+) -> Result<&'r str, String> {
     let bytes = row
         .get(index)
         .ok_or_else(|| format!("missing column {column}"))?;
@@ -369,7 +373,7 @@ fn without_line_end<'r>(row: &csv::ByteRecord, index: usize, bytes: &'r [u8]) ->
 }
 
 /// An optional column's field; `None` when the header lacks the column or the field is empty.
-fn optional_field<'r>(
+pub(super) fn optional_field<'r>(
     row: &'r csv::ByteRecord,
     index: Option<usize>,
     column: &str,
@@ -469,7 +473,7 @@ fn csv_payload(row: &csv::ByteRecord) -> String {
     text.strip_suffix('\n').unwrap_or(&text).to_string()
 }
 
-struct CsvRows<R, T, P> {
+pub(super) struct CsvRows<R, T, P> {
     reader: csv::Reader<R>,
     row: csv::ByteRecord,
     header: Header,
@@ -483,7 +487,7 @@ where
     R: Read,
     P: FnMut(&csv::ByteRecord) -> Result<T, String>,
 {
-    fn new(reader: csv::Reader<R>, header: Header, parse: P) -> Self {
+    pub(super) fn new(reader: csv::Reader<R>, header: Header, parse: P) -> Self {
         CsvRows {
             reader,
             row: csv::ByteRecord::new(),
@@ -675,7 +679,7 @@ fn check_type(raw: Option<&RawValue>, expected: &str) -> Result<(), String> {
     }
 }
 
-fn invalid_json(error: serde_json::Error) -> String {
+pub(super) fn invalid_json(error: serde_json::Error) -> String {
     format!("invalid JSON: {error}")
 }
 
@@ -730,7 +734,7 @@ fn token_from_json(line: &str) -> Result<TokenRecord, String> {
     })
 }
 
-struct JsonRows<R, T> {
+pub(super) struct JsonRows<R, T> {
     reader: BufReader<R>,
     buffer: Vec<u8>,
     /// Lines read so far, so the next line's number is `line + 1`.
@@ -741,7 +745,7 @@ struct JsonRows<R, T> {
 }
 
 impl<R: Read, T> JsonRows<R, T> {
-    fn new(reader: R, parse: fn(&str) -> Result<T, String>) -> Self {
+    pub(super) fn new(reader: R, parse: fn(&str) -> Result<T, String>) -> Self {
         JsonRows {
             reader: BufReader::with_capacity(BUFFER_BYTES, reader),
             buffer: Vec::new(),

@@ -10,13 +10,14 @@ use super::Prepared;
 use crate::ethereum::{TokenRecord, TransferRecord};
 use crate::providers::definition::EntityKind;
 use crate::store::hosts::{self, Incoming};
+use crate::store::products::{self as products, ProductRecord};
 use crate::store::raw::{self, NewRaw};
 use crate::store::records::{self, NewRecord};
 use crate::store::rejected::{self, NewRejection};
 use crate::store::runs::{self, BatchProgress};
 use crate::store::upsert::UpsertCounts;
 use crate::store::{tokens, transfers};
-use crate::transform::{to_host, to_token, to_transfer};
+use crate::transform::{to_host, to_product, to_token, to_transfer};
 
 /// A raw payload as a source handed it over, or one the source already refused.
 #[derive(Debug)]
@@ -43,6 +44,7 @@ enum Row {
     Token(TokenRecord),
     Transfer(TransferRecord),
     Host(Incoming),
+    Product(ProductRecord),
     Record(NewRecord),
 }
 
@@ -140,12 +142,14 @@ async fn write_rows<C: ConnectionTrait>(
     let mut token_rows = Vec::new();
     let mut transfer_rows = Vec::new();
     let mut host_rows = Vec::new();
+    let mut product_rows = Vec::new();
     let mut record_rows = Vec::new();
     for row in rows {
         match row {
             Row::Token(t) => token_rows.push(t),
             Row::Transfer(t) => transfer_rows.push(t),
             Row::Host(h) => host_rows.push(h),
+            Row::Product(p) => product_rows.push(p),
             Row::Record(r) => record_rows.push(r),
         }
     }
@@ -167,6 +171,9 @@ async fn write_rows<C: ConnectionTrait>(
             )
             .await?,
         );
+    }
+    if !product_rows.is_empty() {
+        counts.add(products::upsert(db, &prepared.provider.name, &product_rows).await?);
     }
     if !record_rows.is_empty() {
         let dataset = prepared
@@ -198,6 +205,7 @@ fn map_one(prepared: &Prepared, record: &Json) -> Result<(String, Row), (Option<
                 }),
             ));
         }
+        EntityKind::Product => Row::Product(to_product(&fields).map_err(|e| (key.clone(), e))?),
         EntityKind::Record => {
             let Some(key) = key.clone() else {
                 let name = prepared.provider.def.key.as_deref().unwrap_or("key");
@@ -218,6 +226,7 @@ fn map_one(prepared: &Prepared, record: &Json) -> Result<(String, Row), (Option<
             t.log_index
         ),
         (None, Row::Host(h)) => h.external_id.clone(),
+        (None, Row::Product(p)) => p.sku.clone(),
         (None, Row::Record(_)) => hex::encode(raw::content_hash(record)),
     };
     Ok((external_id, row))

@@ -13,7 +13,7 @@ use serde::Deserialize;
 pub struct ProviderFile {
     /// Provider id; defaults to the file name without `.toml`.
     pub name: Option<String>,
-    /// Target entity: `token`, `transfer`, `host` or `record` (a generic dataset).
+    /// Target entity: `token`, `transfer`, `host`, `product` or `record` (a generic dataset).
     pub entity: EntityKind,
     /// Dataset name; required when `entity = "record"`.
     pub dataset: Option<String>,
@@ -43,6 +43,7 @@ pub enum EntityKind {
     Transfer,
     /// A machine reported by a security tool: merged with other tools' reports of it.
     Host,
+    Product,
     Record,
 }
 

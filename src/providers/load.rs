@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use croner::parser::{CronParser, Seconds, Year};
 use regex::Regex;
 
-use crate::transform::{HOST_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
+use crate::transform::{HOST_FIELDS, PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
 use serde_json_path::JsonPath;
 use toml::Value;
 
@@ -293,6 +293,7 @@ pub fn file_format(source: &FileSource) -> Option<FileFormat> {
 /// Columns of the typed entities, and which of them a provider must map.
 const TOKEN_REQUIRED: &[&str] = &["address"];
 const HOST_REQUIRED: &[&str] = &["id"];
+const PRODUCT_REQUIRED: &[&str] = &["sku"];
 const TRANSFER_REQUIRED: &[&str] = &[
     "token_address",
     "from_address",
@@ -457,7 +458,7 @@ const TOP_KEYS: &[Key] = &[
     opt("name", Ty::Str),
     req(
         "entity",
-        Ty::OneOf(&["token", "transfer", "host", "record"]),
+        Ty::OneOf(&["token", "transfer", "host", "product", "record"]),
     ),
     opt("dataset", Ty::Str),
     opt("schedule", Ty::Str),
@@ -1079,6 +1080,7 @@ fn check_mapping(def: &ProviderFile, captures: Option<&[String]>, problems: &mut
         EntityKind::Token => Some((TOKEN_FIELDS, TOKEN_REQUIRED)),
         EntityKind::Transfer => Some((TRANSFER_FIELDS, TRANSFER_REQUIRED)),
         EntityKind::Host => Some((HOST_FIELDS, HOST_REQUIRED)),
+        EntityKind::Product => Some((PRODUCT_FIELDS, PRODUCT_REQUIRED)),
         EntityKind::Record => None,
     };
     if def.fields.is_empty() && columns.is_some() {
@@ -1195,6 +1197,7 @@ fn entity_name(entity: EntityKind) -> &'static str {
         EntityKind::Token => "token",
         EntityKind::Transfer => "transfer",
         EntityKind::Host => "host",
+        EntityKind::Product => "product",
         EntityKind::Record => "record",
     }
 }
@@ -1456,6 +1459,7 @@ address = { path = "address", transforms = ["hex"] }
         assert_eq!(
             names,
             [
+                "products-csv",
                 "crowdstrike-hosts",
                 "slack-users",
                 "patients",
@@ -1707,11 +1711,13 @@ cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2
         );
         assert_eq!(
             problems("[source]\nkind = \"push\"\n"),
-            ["entity: missing; expected one of `token`, `transfer`, `host`, `record`"]
+            ["entity: missing; expected one of `token`, `transfer`, `host`, `product`, `record`"]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"token\"", "\"tokens\"")),
-            ["entity: expected one of `token`, `transfer`, `host`, `record` (found `tokens`)"]
+            [
+                "entity: expected one of `token`, `transfer`, `host`, `product`, `record` (found `tokens`)"
+            ]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"push\"", "\"ftp\"")),

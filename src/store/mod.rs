@@ -1,9 +1,11 @@
 //! Where data is stored: plain functions that take a connection, one module per table family.
 
+pub mod events;
 pub mod filter;
 pub mod hosts;
 pub mod keyset;
 pub mod leases;
+pub mod products;
 pub mod provider_state;
 pub mod raw;
 pub mod records;

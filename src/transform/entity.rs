@@ -1,4 +1,5 @@
-//! Entity adapters: a `token` or `transfer` provider's mapped fields into typed records.
+//! Entity adapters: a `token`, `transfer` or `product` provider's mapped fields into typed
+//! records.
 //!
 //! Field names are the entity's column names. Each value may be text or a JSON number (the mapper
 //! gives `uint256` values as decimal text, timestamps as RFC 3339); null or absent means unknown.
@@ -13,6 +14,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::ethereum::{Address, TokenRecord, TransferRecord, TxHash, parse_address, parse_tx_hash};
 use crate::hosts::{self, Observation};
+use crate::store::products::ProductRecord;
 use crate::timestamps::parse_timestamp;
 use crate::transform::transforms::{self, shown};
 use crate::uint256::{U256, parse_decimal};
@@ -158,6 +160,29 @@ fn ips(fields: &Map<String, Value>, name: &str) -> Result<BTreeSet<IpAddr>, Stri
                 .map_err(|_| format!("{name}: {text:?} is not an IP address"))
         })
         .collect()
+}
+
+/// The fields a `product` provider maps; only `sku` is required.
+pub const PRODUCT_FIELDS: &[&str] = &["sku", "name", "description"];
+
+/// A `product` provider's mapped fields as a [`ProductRecord`], by the file importer's rules
+/// (SKU and name trimmed, blank means none; a description keeps its line breaks). Errors name
+/// the field.
+pub fn to_product(fields: &Map<String, Value>) -> Result<ProductRecord, String> {
+    let raw = |name: &str| -> Result<Option<String>, String> {
+        match fields.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(Value::Number(number)) => exact_number(name, number).map(Some),
+            Some(other) => Err(format!("{name}: expected text, got {}", shown(other))),
+        }
+    };
+    let sku = raw("sku")?.unwrap_or_default();
+    ProductRecord::new(
+        &sku,
+        raw("name")?.as_deref(),
+        raw("description")?.as_deref(),
+    )
 }
 
 /// A `transfer` provider's mapped fields as a [`TransferRecord`]. Errors name the field.

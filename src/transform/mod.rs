@@ -20,7 +20,10 @@ use crate::providers::definition::{FieldSpec, Transform, TransformName, Transfor
 use crate::providers::load::expand_env;
 use path::FieldPath;
 
-pub use entity::{HOST_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS, to_host, to_token, to_transfer};
+pub use entity::{
+    HOST_FIELDS, PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS, to_host, to_product, to_token,
+    to_transfer,
+};
 pub use text::TextParser;
 
 /// A provider's field mappings, compiled once (JSONPaths parsed, regexes built, `${VAR}` in sha256 keys expanded).

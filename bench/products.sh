@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Products benchmark, run by hand (never by `cargo test`).
+#
+# `tributary import product` of ROWS generated products (default 500,000: 466,693 SKUs, 222,024
+# names, CRLF, quoted multi-line descriptions; ../shared/bench/gen_products.py) into PostgreSQL,
+# products and product_counts, against a baseline measured in the same run into identical
+# tables (created by Tributary's own migrations): `psql \copy` into a staging table, one
+# INSERT … ON CONFLICT (the last row of a SKU winning) and one GROUP BY into product_counts.
+# Prints the ratio, our peak memory, a second import of the same file, and checks that both
+# databases end with the same products and counts.
+#
+# Needs: PostgreSQL reachable at $PGURL (a role that may create databases), python3, psql,
+# GNU time, bc. Usage: bench/products.sh [ROWS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROWS=${1:-500000}
+PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
+WORK=${WORK:-/tmp/tributary-bench}
+SHARED=${SHARED:-../shared}
+BIN=target/release/tributary
+
+for tool in psql python3 /usr/bin/time bc; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+echo "==> build"
+cargo build --release --locked --quiet
+
+mkdir -p "$WORK"
+CSV="$WORK/products-$ROWS.csv"
+if [[ ! -f "$CSV" ]]; then
+  echo "==> generate $ROWS products"
+  python3 "$SHARED/bench/gen_products.py" "$ROWS" > "$CSV"
+fi
+echo "input: $CSV ($(du -h "$CSV" | cut -f1))"
+
+fresh_db() {
+  psql "$PGURL/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"
+}
+now() { date +%s.%N; }
+# Products and counts as one fingerprint each, to compare the two databases.
+fingerprint() {
+  psql "$1" -At -c "SELECT md5(string_agg(sku || '|' || coalesce(name, '') || '|' || coalesce(description, ''), E'\n' ORDER BY sku)) FROM products" \
+                -c "SELECT md5(string_agg(name || '|' || count, E'\n' ORDER BY name)) FROM product_counts"
+}
+
+# --- baseline ---------------------------------------------------------------------------
+fresh_db tributary_bench_products_baseline
+BASE_URL="$PGURL/tributary_bench_products_baseline"
+DATABASE_URL=$BASE_URL "$BIN" migrate
+psql "$BASE_URL" -q -v ON_ERROR_STOP=1 -c "CREATE TABLE staging (line bigserial, name text, sku text, description text)"
+echo "==> baseline: psql \\copy + INSERT … ON CONFLICT + GROUP BY"
+t0=$(now)
+psql "$BASE_URL" -q -v ON_ERROR_STOP=1 \
+  -c "\\copy staging (name, sku, description) FROM '$CSV' WITH (FORMAT csv, HEADER true)" \
+  -c "INSERT INTO products (sku, name, description, provider, updated_at)
+      SELECT DISTINCT ON (sku) sku, NULLIF(name, ''), NULLIF(description, ''), 'baseline', now()
+      FROM staging ORDER BY sku, line DESC
+      ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
+        provider = EXCLUDED.provider, updated_at = EXCLUDED.updated_at" \
+  -c "INSERT INTO product_counts (name, count)
+      SELECT name, count(*) FROM products WHERE name IS NOT NULL GROUP BY name"
+t1=$(now)
+baseline=$(echo "$t1 - $t0" | bc -l)
+printf 'baseline: %.2f s\n' "$baseline"
+
+# --- ours -------------------------------------------------------------------------------
+fresh_db tributary_bench_products
+URL="$PGURL/tributary_bench_products"
+DATABASE_URL=$URL "$BIN" migrate
+echo "==> tributary import product"
+t0=$(now)
+DATABASE_URL=$URL /usr/bin/time -f '%M' -o "$WORK/products-rss" "$BIN" import product "$CSV"
+t1=$(now)
+ours=$(echo "$t1 - $t0" | bc -l)
+rss_mb=$(echo "$(cat "$WORK/products-rss") / 1024" | bc -l)
+echo "==> the same file again"
+t0=$(now)
+DATABASE_URL=$URL "$BIN" import product "$CSV"
+t1=$(now)
+again=$(echo "$t1 - $t0" | bc -l)
+
+if [[ "$(fingerprint "$BASE_URL")" == "$(fingerprint "$URL")" ]]; then
+  same="yes"
+else
+  same="NO"
+fi
+read -r products names < <(psql "$URL" -At -F ' ' -c "SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM product_counts)")
+
+echo
+echo "==> results ($ROWS rows: $products products, $names names with products)"
+printf 'import:        %.2f s  (baseline %.2f s)  ratio %.2fx  (target <= 1.25x)\n' "$ours" "$baseline" "$(echo "$ours / $baseline" | bc -l)"
+printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
+printf 'second import: %.2f s  ratio %.2fx of the first (target <= 1x)\n' "$again" "$(echo "$again / $ours" | bc -l)"
+echo "same products and counts as the baseline: $same"

@@ -1,0 +1,220 @@
+//! Group commit: many concurrent requests, one insert. Handlers hand their events to one writer
+//! task and wait; the writer takes everything queued (up to `max_batch` events, lingering up to
+//! `max_wait_ms` for more), stores it with one statement, and only then answers each request.
+//! An event is therefore acknowledged only once it is committed, and durability costs one
+//! commit per batch rather than one per request.
+//!
+//! The queue is bounded in events (`queue_capacity`): when the database falls behind, new
+//! requests are refused at once (the handler answers 503 with `Retry-After`) instead of
+//! growing memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::NewEvent;
+use crate::settings::EventSettings;
+use crate::store::events;
+
+/// Why events were not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the event queue is full; retry shortly")]
+    Busy,
+    #[error("more events in one request than the queue holds ({0})")]
+    TooMany(usize),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("the events could not be stored")]
+    Failed,
+}
+
+/// One request's events and where to send the outcome.
+struct Unit {
+    events: Vec<NewEvent>,
+    ack: oneshot::Sender<Result<Vec<i64>, SubmitError>>,
+    /// Returned to the queue's budget when the unit is done with.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The handle handlers use; cheap to clone.
+#[derive(Clone)]
+pub struct EventWriter {
+    sender: mpsc::UnboundedSender<Unit>,
+    budget: Arc<Semaphore>,
+    capacity: usize,
+    /// Seconds a refused client is told to wait.
+    pub retry_after_secs: u64,
+}
+
+/// The writer task, for shutdown.
+pub struct WriterTask {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl WriterTask {
+    /// Stops taking events, stores and acknowledges what is queued, and waits for that.
+    pub async fn drain(self) {
+        let _ = self.stop.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the event writer stopped abnormally");
+        }
+    }
+}
+
+impl EventWriter {
+    /// Starts the writer task on `db`.
+    pub fn start(db: DatabaseConnection, settings: &EventSettings) -> (EventWriter, WriterTask) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let (stop, stopped) = watch::channel(false);
+        let limits = Limits {
+            max_batch: settings.max_batch,
+            max_wait: Duration::from_millis(settings.max_wait_ms),
+        };
+        let task = tokio::spawn(run(db, receiver, stopped, limits));
+        let writer = EventWriter {
+            sender,
+            budget: Arc::new(Semaphore::new(settings.queue_capacity)),
+            capacity: settings.queue_capacity,
+            retry_after_secs: settings.retry_after_secs,
+        };
+        (writer, WriterTask { stop, task })
+    }
+
+    /// Queues `events` (one request's) and waits until they are committed; their ids in order.
+    /// Refused at once when the queue has no room for all of them.
+    pub async fn submit(&self, events: Vec<NewEvent>) -> Result<Vec<i64>, SubmitError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if events.len() > self.capacity {
+            return Err(SubmitError::TooMany(self.capacity));
+        }
+        let permit = match self
+            .budget
+            .clone()
+            .try_acquire_many_owned(events.len() as u32)
+        {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                metrics::counter!("events_refused_total", "reason" => "busy").increment(1);
+                return Err(SubmitError::Busy);
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(SubmitError::ShuttingDown),
+        };
+        let (ack, answer) = oneshot::channel();
+        let unit = Unit {
+            events,
+            ack,
+            _permit: permit,
+        };
+        if self.sender.send(unit).is_err() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        // The writer always answers; a dropped sender means it stopped without storing.
+        answer.await.unwrap_or(Err(SubmitError::ShuttingDown))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_batch: usize,
+    max_wait: Duration,
+}
+
+async fn run(
+    db: DatabaseConnection,
+    mut receiver: mpsc::UnboundedReceiver<Unit>,
+    mut stop: watch::Receiver<bool>,
+    limits: Limits,
+) {
+    let mut stopping = false;
+    loop {
+        let first = if stopping {
+            receiver.recv().await
+        } else {
+            tokio::select! {
+                unit = receiver.recv() => unit,
+                _ = stop.changed() => {
+                    // No new units; what is queued is still received, then `None`.
+                    stopping = true;
+                    receiver.close();
+                    continue;
+                }
+            }
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        let mut count = batch[0].events.len();
+        gather(&mut receiver, &mut batch, &mut count, limits).await;
+        write(&db, batch).await;
+    }
+    tracing::debug!("event writer stopped: queue drained");
+}
+
+/// Adds what is already queued, then lingers up to `max_wait` for more, until `max_batch`.
+async fn gather(
+    receiver: &mut mpsc::UnboundedReceiver<Unit>,
+    batch: &mut Vec<Unit>,
+    count: &mut usize,
+    limits: Limits,
+) {
+    while *count < limits.max_batch {
+        match receiver.try_recv() {
+            Ok(unit) => {
+                *count += unit.events.len();
+                batch.push(unit);
+            }
+            Err(_) => break,
+        }
+    }
+    if limits.max_wait.is_zero() || *count >= limits.max_batch {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + limits.max_wait;
+    while *count < limits.max_batch {
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(unit)) => {
+                *count += unit.events.len();
+                batch.push(unit);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+}
+
+/// Stores one batch and answers every request in it.
+async fn write(db: &DatabaseConnection, batch: Vec<Unit>) {
+    // A client that hung up gets no answer and will retry: storing its event would only make a
+    // duplicate.
+    let batch: Vec<Unit> = batch.into_iter().filter(|u| !u.ack.is_closed()).collect();
+    let rows: Vec<&NewEvent> = batch.iter().flat_map(|u| u.events.iter()).collect();
+    if rows.is_empty() {
+        return;
+    }
+    let stored = events::insert(db, &rows).await;
+    let size = rows.len();
+    drop(rows);
+    match stored {
+        Ok(ids) => {
+            metrics::counter!("events_stored_total").increment(size as u64);
+            metrics::histogram!("events_batch_size").record(size as f64);
+            let mut ids = ids.into_iter();
+            for unit in batch {
+                let mine: Vec<i64> = ids.by_ref().take(unit.events.len()).collect();
+                let _ = unit.ack.send(Ok(mine));
+            }
+        }
+        Err(error) => {
+            metrics::counter!("events_failed_total").increment(size as u64);
+            tracing::error!(error = %crate::db::brief(&error), events = size, "storing events failed");
+            for unit in batch {
+                let _ = unit.ack.send(Err(SubmitError::Failed));
+            }
+        }
+    }
+}

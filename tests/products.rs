@@ -1,0 +1,505 @@
+//! Products end to end on both databases: the real 998-row sample (CRLF, quoted multi-line
+//! descriptions, every row twice) and the real edits file, through the importer, a file
+//! provider and the command line, with `product_counts` compared to a GROUP BY each time.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{Backend, TestApp};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Statement};
+use serde_json::{Value, json};
+use tributary::import::{self, Entity};
+use tributary::ingest::{self, Cancel};
+use tributary::providers::load::load_file;
+use tributary::store::runs::RunMode;
+use tributary::store::upsert::UpsertCounts;
+
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/products");
+
+fn file(name: &str) -> PathBuf {
+    Path::new(DATA).join(name)
+}
+
+/// What the files say, read with the csv crate's defaults (not the importer's reader): SKU →
+/// (name, description), the last row of a SKU winning.
+fn expected_from(files: &[&str]) -> BTreeMap<String, (String, String)> {
+    let mut products = BTreeMap::new();
+    for name in files {
+        let mut reader = csv::Reader::from_path(file(name)).expect("sample file");
+        for row in reader.records() {
+            let row = row.expect("row");
+            products.insert(row[1].to_string(), (row[0].to_string(), row[2].to_string()));
+        }
+    }
+    products
+}
+
+/// Every stored product: SKU → (name, description).
+async fn stored(app: &TestApp) -> BTreeMap<String, (String, String)> {
+    entity::product::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("products")
+        .into_iter()
+        .map(|p| {
+            (
+                p.sku,
+                (
+                    p.name.expect("every sample product has a name"),
+                    p.description
+                        .expect("every sample product has a description"),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// `product_counts` as stored, by name.
+async fn counts_table(app: &TestApp) -> Vec<(String, i64)> {
+    entity::product_count::Entity::find()
+        .order_by_asc(entity::product_count::Column::Name)
+        .all(&app.db)
+        .await
+        .expect("counts")
+        .into_iter()
+        .map(|c| (c.name, c.count))
+        .collect()
+}
+
+/// The same computed from the products by the database, by name.
+async fn group_by_name(app: &TestApp) -> Vec<(String, i64)> {
+    let backend = app.db.get_database_backend();
+    app.db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT name, count(*) AS n FROM products GROUP BY name ORDER BY name",
+        ))
+        .await
+        .expect("group by")
+        .into_iter()
+        .map(|row| {
+            let name: Option<String> = row.try_get("", "name").expect("name");
+            let n: i64 = row.try_get("", "n").expect("n");
+            (name.expect("no product without a name in the samples"), n)
+        })
+        .collect()
+}
+
+/// And from the files, in Rust.
+fn counts_of(products: &BTreeMap<String, (String, String)>) -> Vec<(String, i64)> {
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    for (name, _) in products.values() {
+        *counts.entry(name.clone()).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+async fn assert_counts_exact(app: &TestApp, expected: &BTreeMap<String, (String, String)>) {
+    let table = counts_table(app).await;
+    assert_eq!(
+        table,
+        group_by_name(app).await,
+        "product_counts vs GROUP BY"
+    );
+    assert_eq!(table, counts_of(expected), "product_counts vs the files");
+}
+
+async fn import(app: &TestApp, name: &str) -> import::ImportSummary {
+    import::import_file(&app.db, Entity::Product, &file(name), |_| {})
+        .await
+        .unwrap_or_else(|e| panic!("import {name}: {e}"))
+}
+
+async fn sample_then_edits(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+
+    let summary = import(&app, "products_first499_twice.csv").await;
+    assert_eq!((summary.rows, summary.rejected), (998, 0));
+    // The second copy of each row is identical to the first.
+    assert_eq!(
+        summary.counts,
+        UpsertCounts {
+            inserted: 499,
+            updated: 0,
+            unchanged: 499
+        }
+    );
+    let expected = expected_from(&["products_first499_twice.csv"]);
+    assert_eq!(expected.len(), 499);
+    assert_eq!(stored(&app).await, expected);
+    assert_counts_exact(&app, &expected).await;
+    let bryce = expected["lay-raise-best-end"].0.clone();
+    assert_eq!(bryce, "Bryce Jones");
+
+    let summary = import(&app, "products_upsert_edits.csv").await;
+    assert_eq!((summary.rows, summary.rejected), (6, 0));
+    assert_eq!(
+        summary.counts,
+        UpsertCounts {
+            inserted: 1,
+            updated: 1,
+            unchanged: 4
+        }
+    );
+    let expected = expected_from(&["products_first499_twice.csv", "products_upsert_edits.csv"]);
+    assert_eq!(expected.len(), 500);
+    let products = stored(&app).await;
+    assert_eq!(products, expected);
+    assert_eq!(products["lay-raise-best-end"].0, "Sajal Sirohi");
+    assert_eq!(
+        products["a-new-primary-key"],
+        (
+            "Sajal Sirohi".to_string(),
+            "This is a good thing I think so.".to_string()
+        )
+    );
+    assert_counts_exact(&app, &expected).await;
+    let table = counts_table(&app).await;
+    assert!(table.contains(&("Sajal Sirohi".to_string(), 2)));
+    // Bryce Jones had one product; the rename leaves none, and no row with a zero count.
+    assert!(!table.iter().any(|(name, n)| *name == bryce || *n == 0));
+
+    // The same file again changes nothing.
+    let again = import(&app, "products_upsert_edits.csv").await;
+    assert_eq!(
+        again.counts,
+        UpsertCounts {
+            inserted: 0,
+            updated: 0,
+            unchanged: 6
+        }
+    );
+    assert_counts_exact(&app, &expected).await;
+
+    // Over GraphQL.
+    let data = app
+        .query(
+            r#"{
+              product(sku: "lay-raise-best-end") { sku name description provider }
+              products(where: { name: { eq: "Sajal Sirohi" } }) { nodes { sku } }
+              productCounts(where: { name: { eq: "Sajal Sirohi" } }) { nodes { name count } }
+              missing: product(sku: "no-such-sku") { sku }
+            }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data,
+        json!({
+            "product": {
+                "sku": "lay-raise-best-end",
+                "name": "Sajal Sirohi",
+                "description": "Art community floor adult your single type. Per back community former stock thing.",
+                "provider": "import:product",
+            },
+            "products": { "nodes": [{ "sku": "a-new-primary-key" }, { "sku": "lay-raise-best-end" }] },
+            "productCounts": { "nodes": [{ "name": "Sajal Sirohi", "count": 2 }] },
+            "missing": null,
+        })
+    );
+}
+on_both_databases!(sample_imports_as_499_then_edits_give_500, sample_then_edits);
+
+/// Pages through a connection with `first: 100`, returning every node.
+async fn all_pages(app: &TestApp, query: &str, field: &str, variables: Value) -> Vec<Value> {
+    let mut nodes = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut vars = variables.clone();
+        vars["after"] = json!(after);
+        let data = app.query(query, vars).await;
+        let connection = &data[field];
+        nodes.extend(
+            connection["nodes"]
+                .as_array()
+                .expect("nodes")
+                .iter()
+                .cloned(),
+        );
+        if connection["pageInfo"]["hasNextPage"] != json!(true) {
+            return nodes;
+        }
+        after = Some(
+            connection["pageInfo"]["endCursor"]
+                .as_str()
+                .expect("cursor")
+                .to_string(),
+        );
+    }
+}
+
+async fn counts_and_products_page_in_order(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    import(&app, "products_first499_twice.csv").await;
+    import(&app, "products_upsert_edits.csv").await;
+    let expected = expected_from(&["products_first499_twice.csv", "products_upsert_edits.csv"]);
+
+    // Most common first, names in order within a count: the keyset mixes directions.
+    let mut by_count = counts_of(&expected);
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    const COUNTS: &str = r#"query ($after: String, $order: ProductCountOrder, $where: ProductCountWhere) {
+      productCounts(orderBy: $order, where: $where, first: 100, after: $after) {
+        nodes { name count } pageInfo { hasNextPage endCursor }
+      }
+    }"#;
+    let pages = all_pages(&app, COUNTS, "productCounts", json!({})).await;
+    let got: Vec<(String, i64)> = pages
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().expect("name").to_string(),
+                n["count"].as_i64().expect("count"),
+            )
+        })
+        .collect();
+    assert_eq!(got, by_count);
+    assert!(
+        got[0].1 >= 2,
+        "some names have several products: {:?}",
+        got[0]
+    );
+
+    let by_name = all_pages(&app, COUNTS, "productCounts", json!({ "order": "NAME" })).await;
+    let names: Vec<&str> = by_name
+        .iter()
+        .map(|n| n["name"].as_str().expect("name"))
+        .collect();
+    let expected_names: Vec<String> = counts_of(&expected).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, expected_names);
+
+    let several = all_pages(
+        &app,
+        COUNTS,
+        "productCounts",
+        json!({ "where": { "count": { "gte": 2 } } }),
+    )
+    .await;
+    let several: Vec<(String, i64)> = several
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().expect("name").to_string(),
+                n["count"].as_i64().expect("count"),
+            )
+        })
+        .collect();
+    let expected_several: Vec<(String, i64)> =
+        by_count.iter().filter(|(_, n)| *n >= 2).cloned().collect();
+    assert_eq!(several, expected_several);
+
+    // Products by name (then SKU), and by SKU descending, visit every product once.
+    const PRODUCTS: &str = r#"query ($after: String, $order: [ProductOrder!], $where: ProductWhere) {
+      products(orderBy: $order, where: $where, first: 100, after: $after) {
+        nodes { sku name } pageInfo { hasNextPage endCursor }
+      }
+    }"#;
+    let mut by_name_sku: Vec<(String, String)> = expected
+        .iter()
+        .map(|(sku, (name, _))| (name.clone(), sku.clone()))
+        .collect();
+    by_name_sku.sort();
+    let pages = all_pages(
+        &app,
+        PRODUCTS,
+        "products",
+        json!({ "order": [{ "field": "NAME" }] }),
+    )
+    .await;
+    let got: Vec<(String, String)> = pages
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().expect("name").to_string(),
+                n["sku"].as_str().expect("sku").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, by_name_sku);
+    let pages = all_pages(
+        &app,
+        PRODUCTS,
+        "products",
+        json!({ "order": [{ "field": "SKU", "direction": "DESC" }] }),
+    )
+    .await;
+    let skus: Vec<&str> = pages
+        .iter()
+        .map(|n| n["sku"].as_str().expect("sku"))
+        .collect();
+    let mut expected_skus: Vec<&str> = expected.keys().map(String::as_str).collect();
+    expected_skus.reverse();
+    assert_eq!(skus, expected_skus);
+
+    // startsWith on the SKU.
+    let pages = all_pages(
+        &app,
+        PRODUCTS,
+        "products",
+        json!({ "where": { "sku": { "startsWith": "lay-" } } }),
+    )
+    .await;
+    let skus: Vec<&str> = pages
+        .iter()
+        .map(|n| n["sku"].as_str().expect("sku"))
+        .collect();
+    let expected_lay: Vec<&str> = expected
+        .keys()
+        .map(String::as_str)
+        .filter(|s| s.starts_with("lay-"))
+        .collect();
+    assert!(!expected_lay.is_empty());
+    assert_eq!(skus, expected_lay);
+}
+on_both_databases!(
+    counts_and_products_page_in_order,
+    counts_and_products_page_in_order
+);
+
+async fn a_product_provider_keeps_counts_exact(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let write = |name: &str, data: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "entity = \"product\"\nkey = \"sku\"\n[source]\nkind = \"file\"\npath = \"{}\"\n[fields]\nsku = \"sku\"\nname = \"name\"\ndescription = \"description\"\n",
+                file(data).display()
+            ),
+        )
+        .expect("provider file");
+        load_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let sample = write("sample-products", "products_first499_twice.csv");
+    let edits = write("product-edits", "products_upsert_edits.csv");
+    for provider in [&sample, &edits] {
+        let summary = ingest::run(
+            &app.db,
+            provider,
+            &tributary::hosts::HostRules::default(),
+            RunMode::Full,
+            "test",
+            &Cancel::default(),
+            &|_| {},
+        )
+        .await
+        .expect("run");
+        assert_eq!(summary.error, None);
+        assert_eq!(summary.rejected, 0);
+    }
+    let expected = expected_from(&["products_first499_twice.csv", "products_upsert_edits.csv"]);
+    assert_eq!(stored(&app).await, expected);
+    assert_counts_exact(&app, &expected).await;
+    let lay = entity::product::Entity::find_by_id("lay-raise-best-end".to_string())
+        .one(&app.db)
+        .await
+        .expect("query")
+        .expect("product");
+    assert_eq!(lay.provider, "product-edits");
+
+    // The importer and the provider read rows alike: importing the last file changes nothing.
+    let again = import(&app, "products_upsert_edits.csv").await;
+    assert_eq!(
+        again.counts,
+        UpsertCounts {
+            inserted: 0,
+            updated: 0,
+            unchanged: 6
+        }
+    );
+    assert_counts_exact(&app, &expected).await;
+}
+on_both_databases!(
+    a_product_provider_keeps_counts_exact,
+    a_product_provider_keeps_counts_exact
+);
+
+async fn command_line_import(backend: Backend) {
+    use std::io::Write;
+    let (url, _dir) = common::database_url(backend).await;
+    let work = tempfile::tempdir().expect("dir");
+    // The sample gzipped, and a file with one bad row (no SKU) on line 3.
+    let gz = work.path().join("products.csv.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).expect("gz"),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(&std::fs::read(file("products_first499_twice.csv")).expect("sample"))
+        .expect("write");
+    encoder.finish().expect("finish");
+    let bad = work.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "name,sku,description\r\nA,a-1,x\r\nB,,y\r\nC,c-1,\"multi\nline\"\r\n",
+    )
+    .expect("bad file");
+
+    let run = |path: &Path| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TRIBUTARY_") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .env("DATABASE_URL", &url)
+            .args(["import", "product"])
+            .arg(path)
+            .output()
+            .expect("run tributary")
+    };
+    let output = run(&gz);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("imported 998 rows from")
+            && stdout.contains("499 inserted, 0 updated, 499 unchanged, 0 rejected"),
+        "{stdout}"
+    );
+    let output = run(&bad);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("2 inserted, 0 updated, 0 unchanged, 1 rejected"),
+        "{stdout}"
+    );
+
+    let db = sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("connect");
+    let rejected = entity::rejected_record::Entity::find()
+        .all(&db)
+        .await
+        .expect("rejections");
+    let rejected: Vec<(String, Option<i64>, String, Option<String>)> = rejected
+        .into_iter()
+        .map(|r| (r.provider, r.line, r.reason, r.payload))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![(
+            "import:product".to_string(),
+            Some(3),
+            "sku: missing".to_string(),
+            Some("B,,y".to_string())
+        )]
+    );
+    let c1 = entity::product::Entity::find_by_id("c-1".to_string())
+        .one(&db)
+        .await
+        .expect("query")
+        .expect("c-1");
+    assert_eq!(c1.description.as_deref(), Some("multi\nline"));
+    let total = entity::product_count::Entity::find()
+        .all(&db)
+        .await
+        .expect("counts")
+        .iter()
+        .map(|c| c.count)
+        .sum::<i64>();
+    assert_eq!(total, 501);
+}
+on_both_databases!(command_line_import, command_line_import);
