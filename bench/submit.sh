@@ -21,7 +21,7 @@ PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench}
 SHARED=${SHARED:-../shared}
 BIN=target/release/tributary
-PORT=${PORT:-18081}
+PORT=${PORT:-18747}
 BODY="$SHARED/data/submit/readme_example_request.json"
 
 for tool in psql wrk curl bc; do
@@ -44,6 +44,7 @@ for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
   sleep 0.1
 done
+kill -0 $SERVER 2>/dev/null || { echo "the server did not start (port $PORT taken? set PORT)" >&2; exit 1; }
 
 LUA="$WORK/submit.lua"
 python3 - "$BODY" > "$LUA" <<'PY'
@@ -76,7 +77,11 @@ echo "==> POST /submit (README example body), ${DURATION}s, $CONNECTIONS connect
 wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$LUA" "http://127.0.0.1:$PORT/submit" >/dev/null
 sleep 1
 psql "$URL" -q -c "TRUNCATE events"
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | grep -E "^http_requests_total\{.*route=\"/submit\".*status=\"$1\"" | awk '{s+=$2} END {print s+0}'; }
+# The server's own count of /submit answers with status $1.
+metric() {
+  curl -s "http://127.0.0.1:$PORT/metrics" | awk -v st="status=\"$1\"" \
+    '/^http_requests_total\{/ && index($0, "route=\"/submit\"") && index($0, st) {s+=$2} END {print s+0}'
+}
 before_204=$(metric 204)
 before_503=$(metric 503)
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$LUA" "http://127.0.0.1:$PORT/submit" | tee "$WORK/wrk-submit.txt"
