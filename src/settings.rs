@@ -109,6 +109,10 @@ pub struct EventSettings {
     /// Seconds a client refused with 503 is told to wait (`Retry-After`).
     #[serde(default = "default_event_retry_after_secs")]
     pub retry_after_secs: u64,
+    /// Writer tasks: with 2, the next batch is gathered and sent while one commits. Each
+    /// holds a pooled connection while it writes.
+    #[serde(default = "default_event_writers")]
+    pub writers: usize,
 }
 
 impl Default for EventSettings {
@@ -118,6 +122,7 @@ impl Default for EventSettings {
             max_batch: default_event_max_batch(),
             max_wait_ms: default_event_max_wait_ms(),
             retry_after_secs: default_event_retry_after_secs(),
+            writers: default_event_writers(),
         }
     }
 }
@@ -134,6 +139,9 @@ fn default_event_max_wait_ms() -> u64 {
 }
 fn default_event_retry_after_secs() -> u64 {
     1
+}
+fn default_event_writers() -> usize {
+    2
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -395,6 +403,17 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "events.max_wait_ms",
                 "expected a number of milliseconds from 0 to 1000",
+            ));
+        }
+        if self.events.writers == 0
+            || self.events.writers as u64 > u64::from(self.database.max_connections)
+        {
+            return Err(SettingsError::invalid(
+                "events.writers",
+                format!(
+                    "expected a whole number from 1 to database.max_connections ({})",
+                    self.database.max_connections
+                ),
             ));
         }
         if self.events.retry_after_secs == 0 {
