@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${1:-30}
-CONNECTIONS=${2:-64}
+CONNECTIONS=${2:-128}
 THREADS=${THREADS:-2}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench}
