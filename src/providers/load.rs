@@ -1446,6 +1446,7 @@ address = { path = "address", transforms = ["hex"] }
         assert_eq!(
             names,
             [
+                "products-csv",
                 "crowdstrike-hosts",
                 "slack-users",
                 "patients",
