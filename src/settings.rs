@@ -144,6 +144,10 @@ pub struct EventSettings {
     /// Seconds a client refused with 503 is told to wait (`Retry-After`).
     #[serde(default = "default_event_retry_after_secs")]
     pub retry_after_secs: u64,
+    /// Writer tasks. With 2, the next batch is gathered and sent while one commits (worth it
+    /// when the database is far away); each holds a pooled connection while it writes.
+    #[serde(default = "default_event_writers")]
+    pub writers: usize,
 }
 
 impl Default for EventSettings {
@@ -153,6 +157,7 @@ impl Default for EventSettings {
             max_batch: default_event_max_batch(),
             max_wait_ms: default_event_max_wait_ms(),
             retry_after_secs: default_event_retry_after_secs(),
+            writers: default_event_writers(),
         }
     }
 }
@@ -225,6 +230,11 @@ fn default_event_max_wait_ms() -> u64 {
     0
 }
 fn default_event_retry_after_secs() -> u64 {
+    1
+}
+fn default_event_writers() -> usize {
+    // Measured on 2 cores with PostgreSQL local: one writer makes batches twice as large, and
+    // per-batch work is what the CPU runs out on (33,000 against 29,700 acknowledged req/s).
     1
 }
 
@@ -488,6 +498,17 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "events.max_wait_ms",
                 "expected a number of milliseconds from 0 to 1000",
+            ));
+        }
+        if self.events.writers == 0
+            || self.events.writers as u64 > u64::from(self.database.max_connections)
+        {
+            return Err(SettingsError::invalid(
+                "events.writers",
+                format!(
+                    "expected a whole number from 1 to database.max_connections ({})",
+                    self.database.max_connections
+                ),
             ));
         }
         if self.events.retry_after_secs == 0 {

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
@@ -167,7 +168,14 @@ impl Application {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not check for interrupted runs"),
         }
-        let served = axum::serve(self.listener, self.router)
+        // Small answers (a 204) go out at once: with Nagle's algorithm a response written in
+        // two segments waits for the client's delayed ACK, up to 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the HTTP server stopped with an error");

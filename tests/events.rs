@@ -516,3 +516,65 @@ on_both_databases!(
     submit_event_needs_the_token_when_one_is_set,
     submit_event_needs_the_token_when_one_is_set
 );
+
+async fn shutdown_answers_what_is_queued(backend: Backend) {
+    let (url, _dir) = common::database_url(backend).await;
+    let app = tributary::startup::Application::build(common::settings(&url))
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let db = sea_orm::Database::connect(url.as_str())
+        .await
+        .expect("connect");
+    let lock = hold_events(&db, backend).await;
+
+    let client = reqwest::Client::new();
+    let request = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{address}/submit");
+        async move {
+            client
+                .post(url)
+                .body(readme_example())
+                .send()
+                .await
+                .expect("POST")
+                .status()
+        }
+    });
+    // The event is queued behind the lock; then the server is told to stop.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!request.is_finished());
+    stop.send(()).expect("stop");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !server.is_finished(),
+        "the server waits for the queued event"
+    );
+    lock.rollback().await.expect("release");
+
+    assert_eq!(request.await.expect("task"), 204);
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("the server stops")
+        .expect("task")
+        .expect("clean stop");
+    assert_eq!(rows(&db).await.len(), 1);
+    assert!(
+        client
+            .post(format!("{address}/submit"))
+            .body(readme_example())
+            .send()
+            .await
+            .is_err(),
+        "nothing listens after the stop"
+    );
+}
+on_both_databases!(
+    shutdown_answers_what_is_queued,
+    shutdown_answers_what_is_queued
+);

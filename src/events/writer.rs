@@ -1,6 +1,7 @@
-//! Group commit: many concurrent requests, one insert. Handlers hand their events to one writer
-//! task and wait; the writer takes everything queued (up to `max_batch` events, lingering up to
+//! Group commit: many concurrent requests, one insert. Handlers hand their events to the writer
+//! tasks and wait; a writer takes everything queued (up to `max_batch` events, lingering up to
 //! `max_wait_ms` for more), stores it with one statement, and only then answers each request.
+//! With `writers` above 1, the next batch is gathered and sent while one is committing.
 //! An event is therefore acknowledged only once it is committed, and durability costs one
 //! commit per batch rather than one per request.
 //!
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::NewEvent;
@@ -50,24 +51,26 @@ pub struct EventWriter {
     pub retry_after_secs: u64,
 }
 
-/// The writer task, for shutdown.
+/// The writer tasks, for shutdown.
 pub struct WriterTask {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl WriterTask {
     /// Stops taking events, stores and acknowledges what is queued, and waits for that.
     pub async fn drain(self) {
         let _ = self.stop.send(true);
-        if let Err(error) = self.task.await {
-            tracing::error!(%error, "the event writer stopped abnormally");
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "an event writer stopped abnormally");
+            }
         }
     }
 }
 
 impl EventWriter {
-    /// Starts the writer task on `db`.
+    /// Starts the writer tasks on `db`.
     pub fn start(db: DatabaseConnection, settings: &EventSettings) -> (EventWriter, WriterTask) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (stop, stopped) = watch::channel(false);
@@ -75,14 +78,17 @@ impl EventWriter {
             max_batch: settings.max_batch,
             max_wait: Duration::from_millis(settings.max_wait_ms),
         };
-        let task = tokio::spawn(run(db, receiver, stopped, limits));
+        let receiver = Arc::new(Mutex::new(receiver));
+        let tasks = (0..settings.writers)
+            .map(|_| tokio::spawn(run(db.clone(), receiver.clone(), stopped.clone(), limits)))
+            .collect();
         let writer = EventWriter {
             sender,
             budget: Arc::new(Semaphore::new(settings.queue_capacity)),
             capacity: settings.queue_capacity,
             retry_after_secs: settings.retry_after_secs,
         };
-        (writer, WriterTask { stop, task })
+        (writer, WriterTask { stop, tasks })
     }
 
     /// Queues `events` (one request's) and waits until they are committed; their ids in order.
@@ -128,29 +134,36 @@ struct Limits {
 
 async fn run(
     db: DatabaseConnection,
-    mut receiver: mpsc::UnboundedReceiver<Unit>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Unit>>>,
     mut stop: watch::Receiver<bool>,
     limits: Limits,
 ) {
     let mut stopping = false;
     loop {
-        let first = if stopping {
-            receiver.recv().await
-        } else {
-            tokio::select! {
-                unit = receiver.recv() => unit,
-                _ = stop.changed() => {
-                    // No new units; what is queued is still received, then `None`.
-                    stopping = true;
-                    receiver.close();
-                    continue;
+        // One writer gathers at a time; the lock is released before the batch is written.
+        let batch = {
+            let mut receiver = receiver.lock().await;
+            stopping = stopping || *stop.borrow();
+            let first = if stopping {
+                // No new units; what is queued is still received, then `None`.
+                receiver.close();
+                receiver.recv().await
+            } else {
+                tokio::select! {
+                    unit = receiver.recv() => unit,
+                    // Told to stop, or the handle is gone (nothing can stop us later).
+                    _ = stop.changed() => {
+                        stopping = true;
+                        continue;
+                    }
                 }
-            }
+            };
+            let Some(first) = first else { break };
+            let mut count = first.events.len();
+            let mut batch = vec![first];
+            gather(&mut receiver, &mut batch, &mut count, limits).await;
+            batch
         };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        let mut count = batch[0].events.len();
-        gather(&mut receiver, &mut batch, &mut count, limits).await;
         write(&db, batch).await;
     }
     tracing::debug!("event writer stopped: queue drained");

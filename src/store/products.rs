@@ -47,7 +47,7 @@ impl ProductRecord {
     }
 }
 
-/// Rows per PostgreSQL statement.
+/// Rows per PostgreSQL statement: one import batch (see `import::batch_size`).
 const POSTGRES_CHUNK: usize = 20_000;
 /// Rows per SQLite statement: 5 parameters each stays under SQLite's 32,766 parameters.
 const SQLITE_CHUNK: usize = 2_000;
