@@ -105,14 +105,10 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // `hosts(where: {provider})`.
-        index(
-            manager,
-            "host_observations_provider",
-            HostObservations::Table,
-            &[HostObservations::Provider, HostObservations::HostId],
-        )
-        .await?;
+        // No index led by `provider`: with one, PostgreSQL sometimes looked a batch's thousand
+        // external ids up through it (a few providers, tens of thousands of rows each) and
+        // checked each row against the whole list, 400 ms a batch. `hosts(where: {provider})`
+        // scans the observations instead.
         // `Host.observations`, and merging a host's observations after a change.
         index(
             manager,
