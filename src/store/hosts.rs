@@ -380,7 +380,8 @@ fn json_list(values: &[String]) -> Json {
     Json::Array(values.iter().cloned().map(Json::String).collect())
 }
 
-fn list_of(value: &Json) -> Vec<String> {
+/// A stored JSON list of text (IPs, MACs, providers) as strings.
+pub fn list_field(value: &Json) -> Vec<String> {
     match value {
         Json::Array(items) => items
             .iter()
@@ -399,16 +400,12 @@ pub fn observation_of(model: &host_observation::Model) -> Observation {
         platform: model.platform.clone(),
         cloud_provider: model.cloud_provider.clone(),
         cloud_instance_id: model.cloud_instance_id.clone(),
-        private_ips: list_of(&model.private_ips),
-        public_ips: list_of(&model.public_ips),
-        macs: list_of(&model.macs),
+        private_ips: list_field(&model.private_ips),
+        public_ips: list_field(&model.public_ips),
+        macs: list_field(&model.macs),
         first_seen: model.first_seen,
         last_seen: model.last_seen,
     }
-}
-
-pub fn list_field(value: &Json) -> Vec<String> {
-    list_of(value)
 }
 
 fn host_row(
@@ -504,6 +501,12 @@ mod arrays {
         Value::Array(ArrayType::String, Some(Box::new(items)))
     }
 
+    /// JSON values as their text, cast back with `::jsonb` in the statement.
+    pub fn jsons<'a>(values: impl Iterator<Item = &'a serde_json::Value>) -> Value {
+        let items = values.map(|v| Value::String(Some(v.to_string()))).collect();
+        Value::Array(ArrayType::String, Some(Box::new(items)))
+    }
+
     pub fn bigints(values: impl Iterator<Item = i64>) -> Value {
         let items = values.map(|v| Value::BigInt(Some(v))).collect();
         Value::Array(ArrayType::BigInt, Some(Box::new(items)))
@@ -520,10 +523,7 @@ async fn write_hosts<C: ConnectionTrait>(db: &C, rows: Vec<host::Model>) -> Resu
     if db.get_database_backend() == DbBackend::Postgres {
         for chunk in rows.chunks(CHUNK) {
             let text = |f: fn(&host::Model) -> Option<&str>| arrays::texts(chunk.iter().map(f));
-            let json = |f: fn(&host::Model) -> &Json| {
-                let owned: Vec<String> = chunk.iter().map(|h| f(h).to_string()).collect();
-                arrays::texts(owned.iter().map(|s| Some(s.as_str())))
-            };
+            let json = |f: fn(&host::Model) -> &Json| arrays::jsons(chunk.iter().map(f));
             let values = vec![
                 arrays::bigints(chunk.iter().map(|h| h.id)),
                 text(|h| h.hostname.as_deref()),
@@ -618,10 +618,7 @@ async fn write_observations<C: ConnectionTrait>(
         type M = host_observation::Model;
         for chunk in rows.chunks(CHUNK) {
             let text = |f: fn(&M) -> Option<&str>| arrays::texts(chunk.iter().map(f));
-            let json = |f: fn(&M) -> &Json| {
-                let owned: Vec<String> = chunk.iter().map(|o| f(o).to_string()).collect();
-                arrays::texts(owned.iter().map(|s| Some(s.as_str())))
-            };
+            let json = |f: fn(&M) -> &Json| arrays::jsons(chunk.iter().map(f));
             let values = vec![
                 text(|o| Some(o.provider.as_str())),
                 text(|o| Some(o.external_id.as_str())),
