@@ -13,7 +13,9 @@ use crate::ingest;
 use crate::providers::definition::Provider;
 use crate::providers::load::load_dir;
 use crate::settings::Settings;
+use crate::sources::outbound::Outbound;
 use crate::startup::Application;
+use crate::store::leases;
 use crate::store::runs::{self, RunMode};
 use crate::{db, graphql, telemetry};
 
@@ -141,7 +143,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let db = db::connect(&settings).await?;
             db::migrate(&db, &settings).await?;
-            run_ingest(&db, &provider, &settings.hosts.rules(), mode.into()).await
+            let outbound = settings.outbound.policy();
+            run_ingest(
+                &db,
+                &provider,
+                &settings.hosts.rules(),
+                &outbound,
+                mode.into(),
+            )
+            .await
         }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;
@@ -169,6 +179,7 @@ async fn run_ingest(
     db: &DatabaseConnection,
     provider: &Provider,
     rules: &HostRules,
+    outbound: &Outbound,
     mode: RunMode,
 ) -> anyhow::Result<ExitCode> {
     let bar = ProgressBar::new_spinner();
@@ -179,13 +190,26 @@ async fn run_ingest(
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let cancel = ingest::Cancel::default();
     let started = std::time::Instant::now();
-    let summary = ingest::run(db, provider, rules, mode, "cli", &cancel, &|p| {
-        bar.set_message(format!(
-            "{} pages, {} records, {} rejected",
-            p.pages, p.fetched, p.rejected
-        ));
-    })
+    // Never beside a server's run of the same provider; a run a killed process left behind
+    // is closed as interrupted (this run resumes from its checkpoint).
+    let lease = leases::hold(db, &provider.name).await?;
+    let summary = async {
+        runs::fail_unfinished(
+            db,
+            &provider.name,
+            "interrupted: the process running it stopped; the next run resumes from its checkpoint",
+        )
+        .await?;
+        ingest::run(db, provider, rules, outbound, mode, "cli", &cancel, &|p| {
+            bar.set_message(format!(
+                "{} pages, {} records, {} rejected",
+                p.pages, p.fetched, p.rejected
+            ));
+        })
+        .await
+    }
     .await;
+    lease.release().await;
     bar.finish_and_clear();
     let s = summary?;
     println!(

@@ -38,10 +38,15 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
             reason,
         })?;
     let mut options = ConnectOptions::new(url);
+    // While the database is down, a request waits at most `acquire_timeout_secs` for a
+    // connection (the pool keeps retrying the connect until then) and fails; pooled
+    // connections broken by a restart are tested before use and replaced, so the service
+    // recovers on its own once the database answers again.
     options
         .max_connections(settings.database.max_connections)
         .connect_timeout(timeout)
-        .acquire_timeout(timeout)
+        .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
+        .test_before_acquire(true)
         .sqlx_logging(false);
     let db = Database::connect(options)
         .await
@@ -117,6 +122,34 @@ pub fn describe(url: &str) -> String {
             Err(_) => "postgres (unparsable URL)".to_string(),
         },
         Err(_) => "(unsupported URL)".to_string(),
+    }
+}
+
+/// Whether an error means the database cannot be reached right now (stopped, restarting, the
+/// connection broke, no connection within the acquire timeout) rather than that it refused
+/// this statement: callers answer "unavailable, retry shortly" instead of "internal error".
+pub fn is_unavailable(error: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error;
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                Error::Io(_)
+                | Error::Tls(_)
+                | Error::Protocol(_)
+                | Error::PoolTimedOut
+                | Error::PoolClosed
+                | Error::WorkerCrashed => true,
+                // SQLSTATE class 08 (connection exception) and 57P (the server is shutting
+                // down, crashed, or not accepting connections yet).
+                Error::Database(db) => db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 

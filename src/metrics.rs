@@ -25,10 +25,32 @@ pub fn install() -> Result<PrometheusHandle, String> {
                     .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
                     .install_recorder()
             };
-            build().map_err(|e| format!("cannot install the metrics recorder: {e}"))
+            let handle =
+                build().map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+            start_upkeep(handle.clone())?;
+            Ok(handle)
         })
         .clone()
 }
+
+/// Histogram samples pile up in the recorder until something drains them; only a scrape of
+/// `/metrics` did, so a server nobody scraped grew by every request it served (seen in the
+/// soak: 15 MB a minute at 10,000 requests/s). A thread of its own drains them every few
+/// seconds, whatever runtime is running, for the life of the process.
+fn start_upkeep(handle: PrometheusHandle) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the metrics upkeep thread: {e}"))
+}
+
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Middleware recording every HTTP request. The route label is the matched route pattern, not
 /// the raw path, so label values stay bounded.

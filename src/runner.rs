@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::hosts::HostRules;
 use crate::ingest::{self, Cancel};
 use crate::providers::definition::Provider;
+use crate::sources::outbound::Outbound;
 use crate::store::leases;
 use crate::store::runs::{self, RunMode, RunStatus};
 
@@ -65,6 +66,7 @@ struct Inner {
     db: DatabaseConnection,
     providers: Vec<Provider>,
     host_rules: HostRules,
+    outbound: Outbound,
     instance: String,
     lease_ttl: Duration,
     active: Mutex<HashMap<String, Active>>,
@@ -89,6 +91,7 @@ impl Runner {
         db: DatabaseConnection,
         providers: Vec<Provider>,
         host_rules: HostRules,
+        outbound: Outbound,
         lease_ttl: Duration,
     ) -> Runner {
         let instance = format!(
@@ -103,6 +106,7 @@ impl Runner {
                 db,
                 providers,
                 host_rules,
+                outbound,
                 instance,
                 lease_ttl,
                 active: Mutex::new(HashMap::new()),
@@ -236,11 +240,17 @@ impl Runner {
         }
     }
 
-    /// After a (re)start: runs left queued or running by a replica whose lease has lapsed are
-    /// marked failed, and every provider whose last run was interrupted resumes from its
-    /// checkpoint. Returns the runs it started.
+    /// After a (re)start, and then every lease TTL: runs left queued or running by a replica
+    /// whose lease has lapsed are marked failed, and every provider whose last run was
+    /// interrupted resumes from its checkpoint. Returns the runs it started.
     pub async fn recover(&self) -> Result<Vec<i64>, RunnerError> {
+        // A run younger than a lease TTL may belong to a writer that holds no lease (a push
+        // request's run lasts one transaction): it is left for a later pass.
+        let settled = Utc::now() - self.ttl();
         for run in runs::unfinished(&self.inner.db).await? {
+            if run.queued_at > settled {
+                continue;
+            }
             if leases::holder(&self.inner.db, &run.provider)
                 .await?
                 .is_some()
@@ -280,6 +290,25 @@ impl Runner {
             }
         }
         Ok(resumed)
+    }
+
+    /// Runs [`Runner::recover`] every lease TTL until shutdown, so a run a crashed replica
+    /// left behind is marked failed and resumed once its lease lapses, whether or not any
+    /// replica restarts.
+    pub async fn watch_interrupted(&self) {
+        loop {
+            tokio::time::sleep(self.inner.lease_ttl).await;
+            if self.inner.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            match self.recover().await {
+                Ok(resumed) if !resumed.is_empty() => {
+                    tracing::info!(runs = ?resumed, "resumed runs a stopped replica interrupted");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not check for interrupted runs"),
+            }
+        }
     }
 
     /// Stops taking runs, asks running ones to stop at their next batch boundary, and waits
@@ -411,20 +440,25 @@ impl Runner {
                     finished: false,
                 });
                 let rules = &self.inner.host_rules;
-                ingest::run_with_id(db, &provider, rules, mode, run_id, &cancel, &progress).await
+                let outbound = &self.inner.outbound;
+                ingest::run_with_id(
+                    db, &provider, rules, outbound, mode, run_id, &cancel, &progress,
+                )
+                .await
             }
             Err(error) => Err(ingest::IngestError::from(error)),
         };
-        heartbeat.abort();
         let status = match &outcome {
             Ok(summary) => summary.status,
             Err(error) => {
-                // The run could not even record its end (the database is gone): say so where
-                // an operator looks, and let the lease expire.
-                tracing::error!(provider = %name, run_id, %error, "ingest run ended without recording its outcome");
+                // The run could not even record its end (the database is unreachable): keep
+                // trying, still holding the lease, so it is never left `running`.
+                tracing::error!(provider = %name, run_id, %error, "ingest run failed; recording its outcome once the database answers");
+                self.record_failure(run_id, error.to_string()).await;
                 RunStatus::Failed
             }
         };
+        heartbeat.abort();
         let stopping = self.inner.stopping.load(Ordering::Relaxed);
         if let Ok(summary) = &outcome
             && stopping
@@ -467,6 +501,31 @@ impl Runner {
             provider: name,
             finished: true,
         });
+    }
+}
+
+impl Runner {
+    /// Marks a run failed, retrying with backoff while the database cannot be reached; gives
+    /// up only at shutdown (the next start's recovery marks it then).
+    async fn record_failure(&self, run_id: i64, error: String) {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match runs::finish(
+                &self.inner.db,
+                run_id,
+                RunStatus::Failed,
+                Some(error.clone()),
+            )
+            .await
+            {
+                Ok(()) => return,
+                Err(_) if self.inner.stopping.load(Ordering::Relaxed) => return,
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
     }
 }
 

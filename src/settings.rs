@@ -95,6 +95,29 @@ pub struct Settings {
     /// Events pushed to `POST /submit`: the group-commit writer.
     #[serde(default)]
     pub events: EventSettings,
+    /// Where provider requests may go.
+    #[serde(default)]
+    pub outbound: OutboundSettings,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSettings {
+    /// Networks provider requests may reach although they are loopback (127.0.0.0/8, ::1),
+    /// link-local (169.254.0.0/16 with cloud metadata at 169.254.169.254, fe80::/10) or
+    /// unspecified (0.0.0.0/8, ::), in CIDR form: `["127.0.0.0/8"]` for providers on this
+    /// machine. Empty (the default): every such request is refused, whether its URL names the
+    /// address or a host name that resolves to it. Applies to HTTP sources, `follow` URLs and
+    /// remote files.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
+}
+
+impl OutboundSettings {
+    /// The policy provider runs apply. `validate` has checked every network.
+    pub fn policy(&self) -> crate::sources::outbound::Outbound {
+        crate::sources::outbound::Outbound::new(&self.allowed_networks).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +320,11 @@ pub struct DatabaseSettings {
     /// Seconds to wait for a connection before giving up.
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
+    /// Seconds a request waits for a pooled connection (including opening a new one) before
+    /// it fails. While the database is down this bounds how long a request waits: `/submit`
+    /// then answers 503 with `Retry-After`, GraphQL an `UNAVAILABLE` error.
+    #[serde(default = "default_acquire_timeout_secs")]
+    pub acquire_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -319,6 +347,18 @@ pub struct GraphqlSettings {
     /// Serve the schema to introspection queries (GraphiQL needs it).
     #[serde(default = "default_true")]
     pub introspection: bool,
+    /// Longest query text accepted, in bytes; checked before parsing. (The request body limit,
+    /// `http.body_limit_bytes`, bounds query and variables together.)
+    #[serde(default = "default_max_query_bytes")]
+    pub max_query_bytes: usize,
+    /// Deepest nesting of a query: `{`, `[` and `(` in its text (checked before parsing, as
+    /// the parser recurses per level), and selection sets through fragments. At most 64, the
+    /// parser's own limit.
+    #[serde(default = "default_max_nesting")]
+    pub max_nesting: usize,
+    /// Most directives (`@include`, `@skip`, …) on one field.
+    #[serde(default = "default_max_directives")]
+    pub max_directives: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,12 +401,32 @@ fn default_max_connections() -> u32 {
 fn default_connect_timeout_secs() -> u64 {
     10
 }
+fn default_acquire_timeout_secs() -> u64 {
+    // Long enough for a busy pool to free a connection, short enough that a client learns
+    // of an outage before its own timeout.
+    3
+}
 fn default_max_depth() -> usize {
-    12
+    // GraphiQL's schema query (graphql-js `getIntrospectionQuery`) is 15 fields deep; with 12
+    // GraphiQL showed no schema. Complexity still bounds what deep data queries cost.
+    15
 }
 fn default_max_complexity() -> usize {
     // One page of 1,000 rows with a handful of fields, plus headroom.
     20_000
+}
+fn default_max_query_bytes() -> usize {
+    // Far above any hand-written or generated frontend query (GraphiQL's introspection query
+    // is under 2 KB), far below the body limit.
+    64 * 1024
+}
+fn default_max_nesting() -> usize {
+    // The GraphQL library's own default recursion limit; GraphiQL's introspection query
+    // nests 17 deep through its fragments.
+    32
+}
+fn default_max_directives() -> usize {
+    8
 }
 fn default_true() -> bool {
     true
@@ -383,6 +443,7 @@ impl Default for DatabaseSettings {
         Self {
             max_connections: default_max_connections(),
             connect_timeout_secs: default_connect_timeout_secs(),
+            acquire_timeout_secs: default_acquire_timeout_secs(),
         }
     }
 }
@@ -393,6 +454,9 @@ impl Default for GraphqlSettings {
             max_depth: default_max_depth(),
             max_complexity: default_max_complexity(),
             introspection: true,
+            max_query_bytes: default_max_query_bytes(),
+            max_nesting: default_max_nesting(),
+            max_directives: default_max_directives(),
         }
     }
 }
@@ -453,9 +517,33 @@ impl Settings {
                 "expected a whole number of at least 1",
             ));
         }
+        if !(1..=300).contains(&self.database.acquire_timeout_secs) {
+            return Err(SettingsError::invalid(
+                "database.acquire_timeout_secs",
+                "expected a number of seconds from 1 to 300",
+            ));
+        }
         if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
             return Err(SettingsError::invalid(
                 "graphql.max_depth / graphql.max_complexity",
+                "expected a whole number of at least 1",
+            ));
+        }
+        if self.graphql.max_query_bytes < 1024 {
+            return Err(SettingsError::invalid(
+                "graphql.max_query_bytes",
+                "expected a number of bytes of at least 1024",
+            ));
+        }
+        if !(1..=64).contains(&self.graphql.max_nesting) {
+            return Err(SettingsError::invalid(
+                "graphql.max_nesting",
+                "expected a whole number from 1 to 64",
+            ));
+        }
+        if self.graphql.max_directives == 0 {
+            return Err(SettingsError::invalid(
+                "graphql.max_directives",
                 "expected a whole number of at least 1",
             ));
         }
@@ -517,6 +605,8 @@ impl Settings {
                 "expected a number of seconds of at least 1",
             ));
         }
+        crate::sources::outbound::Outbound::new(&self.outbound.allowed_networks)
+            .map_err(|message| SettingsError::invalid("outbound.allowed_networks", message))?;
         for origin in &self.http.cors_allowed_origins {
             let parsed = url::Url::parse(origin).ok();
             let is_origin = parsed.as_ref().is_some_and(|u| {
@@ -655,6 +745,96 @@ mod tests {
             let s = Settings::load(None).expect("valid");
             assert_eq!((s.events.queue_capacity, s.events.max_wait_ms), (50, 2));
             assert_eq!(s.events.max_batch, 1_000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn outbound_networks_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "TRIBUTARY_OUTBOUND__ALLOWED_NETWORKS",
+                "[\"127.0.0.0/8\", \"10.1.2.0/24\"]",
+            );
+            let s = Settings::load(None).expect("valid");
+            assert_eq!(s.outbound.allowed_networks, ["127.0.0.0/8", "10.1.2.0/24"]);
+            jail.set_env("TRIBUTARY_OUTBOUND__ALLOWED_NETWORKS", "[\"localhost\"]");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `outbound.allowed_networks`: `localhost` is not a network; expected CIDR such as 127.0.0.0/8 or fd00::/8, or one address"
+            );
+            Ok(())
+        });
+        let defaults = Settings::defaults().expect("valid");
+        assert!(defaults.outbound.allowed_networks.is_empty());
+    }
+
+    #[test]
+    fn graphql_parser_limits_are_checked() {
+        Jail::expect_with(|jail| {
+            let s = Settings::load(None).expect("valid");
+            assert_eq!(
+                (
+                    s.graphql.max_query_bytes,
+                    s.graphql.max_nesting,
+                    s.graphql.max_directives
+                ),
+                (65_536, 32, 8)
+            );
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_NESTING", "65");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `graphql.max_nesting`: expected a whole number from 1 to 64"
+            );
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_NESTING", "16");
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_QUERY_BYTES", "100");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `graphql.max_query_bytes`: expected a number of bytes of at least 1024"
+            );
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_QUERY_BYTES", "2048");
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_DIRECTIVES", "0");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `graphql.max_directives`: expected a whole number of at least 1"
+            );
+            jail.set_env("TRIBUTARY_GRAPHQL__MAX_DIRECTIVES", "2");
+            let s = Settings::load(None).expect("valid");
+            assert_eq!(
+                (
+                    s.graphql.max_query_bytes,
+                    s.graphql.max_nesting,
+                    s.graphql.max_directives
+                ),
+                (2048, 16, 2)
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_acquire_timeout_is_checked() {
+        Jail::expect_with(|jail| {
+            assert_eq!(
+                Settings::load(None)
+                    .expect("valid")
+                    .database
+                    .acquire_timeout_secs,
+                3
+            );
+            jail.set_env("TRIBUTARY_DATABASE__ACQUIRE_TIMEOUT_SECS", "0");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `database.acquire_timeout_secs`: expected a number of seconds from 1 to 300"
+            );
+            jail.set_env("TRIBUTARY_DATABASE__ACQUIRE_TIMEOUT_SECS", "7");
+            let s = Settings::load(None).expect("valid");
+            assert_eq!(s.database.acquire_timeout_secs, 7);
             Ok(())
         });
     }

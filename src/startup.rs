@@ -79,6 +79,7 @@ impl Application {
             db.clone(),
             providers,
             settings.hosts.rules(),
+            settings.outbound.policy(),
             Duration::from_secs(settings.scheduler.lease_ttl_secs),
         );
         let facts = ServerFacts {
@@ -168,6 +169,10 @@ impl Application {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not check for interrupted runs"),
         }
+        let watcher = {
+            let runner = self.runner.clone();
+            tokio::spawn(async move { runner.watch_interrupted().await })
+        };
         // Small answers (a 204) go out at once: with Nagle's algorithm a response written in
         // two segments waits for the client's delayed ACK, up to 40 ms.
         let listener = self.listener.tap_io(|tcp| {
@@ -183,6 +188,7 @@ impl Application {
         if let Some(scheduler) = scheduler.as_mut() {
             let _ = scheduler.shutdown().await;
         }
+        watcher.abort();
         self.runner.shutdown(self.shutdown_grace).await;
         // In-flight requests have had their answers; store whatever is still queued.
         self.events.drain().await;

@@ -8,9 +8,16 @@
 //! The queue is bounded in events (`queue_capacity`): when the database falls behind, new
 //! requests are refused at once (the handler answers 503 with `Retry-After`) instead of
 //! growing memory.
+//!
+//! When the database cannot be reached (stopped, restarting), the failing batch and everything
+//! queued behind it are answered "unavailable" at once, and for `retry_after_secs` new requests
+//! are refused without queueing: clients learn of an outage within the pool's acquire timeout
+//! rather than waiting in line behind batches that each wait for it. The next batch after that
+//! is the probe: the service recovers on its own once the database answers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
@@ -31,6 +38,8 @@ pub enum SubmitError {
     ShuttingDown,
     #[error("the events could not be stored")]
     Failed,
+    #[error("the database is unavailable; retry shortly")]
+    Unavailable,
 }
 
 /// One request's events and where to send the outcome.
@@ -49,6 +58,32 @@ pub struct EventWriter {
     capacity: usize,
     /// Seconds a refused client is told to wait.
     pub retry_after_secs: u64,
+    outage: Arc<Outage>,
+}
+
+/// Whether the database was just found unreachable: until when new requests are refused
+/// without queueing.
+struct Outage {
+    epoch: Instant,
+    /// Milliseconds after `epoch` until which requests are refused; 0 when none.
+    until_ms: AtomicU64,
+    hold: Duration,
+}
+
+impl Outage {
+    fn declare(&self) {
+        let until = self.epoch.elapsed() + self.hold;
+        self.until_ms
+            .store(until.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.until_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn ongoing(&self) -> bool {
+        self.epoch.elapsed().as_millis() < u128::from(self.until_ms.load(Ordering::Relaxed))
+    }
 }
 
 /// The writer tasks, for shutdown.
@@ -79,14 +114,28 @@ impl EventWriter {
             max_wait: Duration::from_millis(settings.max_wait_ms),
         };
         let receiver = Arc::new(Mutex::new(receiver));
+        let outage = Arc::new(Outage {
+            epoch: Instant::now(),
+            until_ms: AtomicU64::new(0),
+            hold: Duration::from_secs(settings.retry_after_secs),
+        });
         let tasks = (0..settings.writers)
-            .map(|_| tokio::spawn(run(db.clone(), receiver.clone(), stopped.clone(), limits)))
+            .map(|_| {
+                tokio::spawn(run(
+                    db.clone(),
+                    receiver.clone(),
+                    stopped.clone(),
+                    limits,
+                    outage.clone(),
+                ))
+            })
             .collect();
         let writer = EventWriter {
             sender,
             budget: Arc::new(Semaphore::new(settings.queue_capacity)),
             capacity: settings.queue_capacity,
             retry_after_secs: settings.retry_after_secs,
+            outage,
         };
         (writer, WriterTask { stop, tasks })
     }
@@ -99,6 +148,10 @@ impl EventWriter {
         }
         if events.len() > self.capacity {
             return Err(SubmitError::TooMany(self.capacity));
+        }
+        if self.outage.ongoing() {
+            metrics::counter!("events_refused_total", "reason" => "unavailable").increment(1);
+            return Err(SubmitError::Unavailable);
         }
         let permit = match self
             .budget
@@ -137,6 +190,7 @@ async fn run(
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Unit>>>,
     mut stop: watch::Receiver<bool>,
     limits: Limits,
+    outage: Arc<Outage>,
 ) {
     let mut stopping = false;
     loop {
@@ -164,7 +218,17 @@ async fn run(
             gather(&mut receiver, &mut batch, &mut count, limits).await;
             batch
         };
-        write(&db, batch).await;
+        if write(&db, batch).await == Stored::Unavailable {
+            outage.declare();
+            // What is queued now would wait for the same unreachable database: answer it at
+            // once. (Requests arriving from now on are refused before queueing.)
+            let mut receiver = receiver.lock().await;
+            while let Ok(unit) = receiver.try_recv() {
+                let _ = unit.ack.send(Err(SubmitError::Unavailable));
+            }
+        } else {
+            outage.clear();
+        }
     }
     tracing::debug!("event writer stopped: queue drained");
 }
@@ -200,14 +264,21 @@ async fn gather(
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Stored {
+    Yes,
+    Failed,
+    Unavailable,
+}
+
 /// Stores one batch and answers every request in it.
-async fn write(db: &DatabaseConnection, batch: Vec<Unit>) {
+async fn write(db: &DatabaseConnection, batch: Vec<Unit>) -> Stored {
     // A client that hung up gets no answer and will retry: storing its event would only make a
     // duplicate.
     let batch: Vec<Unit> = batch.into_iter().filter(|u| !u.ack.is_closed()).collect();
     let rows: Vec<&NewEvent> = batch.iter().flat_map(|u| u.events.iter()).collect();
     if rows.is_empty() {
-        return;
+        return Stored::Yes;
     }
     let stored = events::insert(db, &rows).await;
     let size = rows.len();
@@ -221,13 +292,20 @@ async fn write(db: &DatabaseConnection, batch: Vec<Unit>) {
                 let mine: Vec<i64> = ids.by_ref().take(unit.events.len()).collect();
                 let _ = unit.ack.send(Ok(mine));
             }
+            Stored::Yes
         }
         Err(error) => {
             metrics::counter!("events_failed_total").increment(size as u64);
             tracing::error!(error = %crate::db::brief(&error), events = size, "storing events failed");
+            let (answer, stored) = if crate::db::is_unavailable(&error) {
+                (SubmitError::Unavailable, Stored::Unavailable)
+            } else {
+                (SubmitError::Failed, Stored::Failed)
+            };
             for unit in batch {
-                let _ = unit.ack.send(Err(SubmitError::Failed));
+                let _ = unit.ack.send(Err(answer));
             }
+            stored
         }
     }
 }

@@ -28,12 +28,15 @@ impl PageArgs {
         .map_err(ApiError::from)
     }
 
-    /// The page size asked for, for complexity accounting.
+    /// The page size asked for, for complexity accounting. A size out of range counts as 1:
+    /// the resolver refuses it before reading anything, with an error naming the argument,
+    /// which counting it at the cap would hide behind "Query is too complex."
     pub fn size(first: Option<i32>, last: Option<i32>) -> usize {
-        first
-            .or(last)
-            .map(|n| n.clamp(0, keyset::MAX_PAGE_SIZE as i32) as usize)
-            .unwrap_or(keyset::DEFAULT_PAGE_SIZE as usize)
+        match first.or(last) {
+            None => keyset::DEFAULT_PAGE_SIZE as usize,
+            Some(n) if (0..=keyset::MAX_PAGE_SIZE as i32).contains(&n) => n as usize,
+            Some(_) => 1,
+        }
     }
 }
 

@@ -13,6 +13,8 @@ pub enum ApiError {
     NotFound(String),
     Unauthenticated,
     Forbidden(String),
+    /// The database cannot be reached right now; the client should retry shortly.
+    Unavailable,
     /// Details for the log only.
     Internal(String),
 }
@@ -26,6 +28,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::Unavailable => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -37,6 +40,10 @@ impl ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
+        if crate::db::is_unavailable(&error) {
+            tracing::warn!(error = %crate::db::brief(&error), "database unavailable during a GraphQL request");
+            return ApiError::Unavailable;
+        }
         // First line only, never a connection URL: the log is read by more people than the
         // database's owner.
         ApiError::Internal(format!("database: {}", crate::db::brief(&error)))
@@ -51,6 +58,7 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::Unauthenticated => {
                 "authentication required: send `Authorization: Bearer <token>`".to_string()
             }
+            ApiError::Unavailable => "the database is unavailable; retry shortly".to_string(),
             ApiError::Internal(detail) => {
                 let id = error_id();
                 tracing::error!(error_id = %id, detail = %detail, "internal error in a GraphQL request");

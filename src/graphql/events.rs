@@ -165,6 +165,7 @@ impl EventMutation {
                 SubmitError::Busy | SubmitError::ShuttingDown => {
                     ApiError::Forbidden(format!("{error}"))
                 }
+                SubmitError::Unavailable => ApiError::Unavailable,
                 other => ApiError::Internal(other.to_string()),
             })?;
         let id = ids

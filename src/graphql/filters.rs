@@ -183,9 +183,27 @@ impl BigIntFilterInput {
     }
 }
 
+/// Longest text a string filter compares, in characters. Far longer than any stored name or
+/// key, and short enough for SQLite's LIKE pattern limit (50,000 bytes) once escaped.
+pub const MAX_FILTER_TEXT: usize = 4_096;
+
 impl StringFilterInput {
     pub fn into_store(self, path: &str) -> Result<TextFilter, ApiError> {
         check_in(path, &self.any_of)?;
+        let values = [
+            ("eq", self.eq.iter().collect::<Vec<_>>()),
+            ("in", self.any_of.iter().flatten().collect()),
+            ("startsWith", self.starts_with.iter().collect()),
+            ("contains", self.contains.iter().collect()),
+        ];
+        for (operator, texts) in values {
+            if let Some(long) = texts.iter().find(|t| t.chars().count() > MAX_FILTER_TEXT) {
+                return Err(ApiError::bad_input(format!(
+                    "`{path}.{operator}` is {} characters long; at most {MAX_FILTER_TEXT} are allowed",
+                    long.chars().count()
+                )));
+            }
+        }
         Ok(TextFilter {
             eq: self.eq,
             any_of: self.any_of,

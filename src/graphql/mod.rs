@@ -7,8 +7,10 @@ pub mod error;
 pub mod events;
 pub mod filters;
 pub mod hosts;
+pub mod introspection;
 pub mod parse_cache;
 pub mod products;
+pub mod query_limits;
 pub mod records;
 pub mod runs;
 pub mod scalars;
@@ -79,13 +81,24 @@ pub fn build(
         .data(policy)
         .data(events)
         .data(facts)
-        .extension(parse_cache::ParseCache::default())
+        // First, so an oversized or overly nested text is refused before the cache or the
+        // parser sees it.
+        .extension(query_limits::QueryLimits {
+            max_bytes: limits.max_query_bytes,
+            max_nesting: limits.max_nesting,
+        })
         .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity);
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(limits.max_nesting)
+        .limit_directives(limits.max_directives);
     if !limits.introspection {
-        builder = builder.disable_introspection();
+        builder = builder
+            .disable_introspection()
+            .extension(introspection::RefuseIntrospection);
     }
-    builder.finish()
+    builder
+        .extension(parse_cache::ParseCache::default())
+        .finish()
 }
 
 /// The schema in SDL, as `tributary schema` prints it and `schema.graphql` holds it.

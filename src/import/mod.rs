@@ -21,7 +21,8 @@ use tokio::sync::mpsc;
 
 use self::ethereum::{FileError, Format, Row};
 use crate::ethereum::{TokenRecord, TransferRecord};
-use crate::store::products::{self as product_store, ProductRecord};
+use crate::store::leases;
+use crate::store::products::{self as product_store, Counts, ProductRecord};
 use crate::store::rejected::{self, NewRejection};
 use crate::store::runs::{self, BatchProgress, RunMode, RunStatus};
 use crate::store::upsert::UpsertCounts;
@@ -181,8 +182,34 @@ pub struct Source {
     pub last_rows: Option<Arc<products::LastRows>>,
 }
 
-/// Imports from any reader (a file, embedded sample data) as one ingest run.
+/// Why an import left its run unfinished, as the next import of the entity records it.
+const INTERRUPTED_IMPORT: &str =
+    "interrupted: the import stopped before it finished; only what it had committed stays";
+
+/// Imports from any reader (a file, embedded sample data) as one ingest run. Imports of one
+/// entity run one at a time: each holds the entity's lease (`import:ENTITY` in
+/// `provider_state`) while it works, so a run left `running` by a killed import is known to be
+/// dead once its lease lapses, and is marked failed by the next import (or a server's
+/// recovery).
 pub async fn import_reader(
+    db: &DatabaseConnection,
+    entity: Entity,
+    source: Source,
+    input: impl Read + Send + 'static,
+    on_progress: impl Fn(Progress) + Send + Sync,
+) -> Result<ImportSummary, ImportError> {
+    let lease = leases::hold(db, entity.provider()).await?;
+    let outcome = async {
+        runs::fail_unfinished(db, entity.provider(), INTERRUPTED_IMPORT).await?;
+        import_held(db, entity, source, input, on_progress).await
+    }
+    .await;
+    lease.release().await;
+    outcome
+}
+
+/// The import itself, once the entity's lease is held.
+async fn import_held(
     db: &DatabaseConnection,
     entity: Entity,
     source: Source,
@@ -224,6 +251,13 @@ pub async fn import_reader(
         elapsed: Duration::ZERO,
     };
     let mut failure: Option<ImportError> = None;
+    // The whole import's transaction, when it has one (see `one_transaction`).
+    let mut whole = None;
+    if one_transaction(db.get_database_backend(), entity) {
+        let txn = db.begin().await?;
+        product_store::defer_counts(&txn).await?;
+        whole = Some(txn);
+    }
     while let Some(message) = receiver.recv().await {
         let batch = match message {
             Ok(batch) => batch,
@@ -235,7 +269,11 @@ pub async fn import_reader(
                 break;
             }
         };
-        match write_batch(db, entity, run_id, &batch).await {
+        let written = match &whole {
+            Some(txn) => write_records(txn, entity, run_id, &batch, Counts::Deferred).await,
+            None => write_batch(db, entity, run_id, &batch).await,
+        };
+        match written {
             Ok(counts) => {
                 summary.rows += batch.rows;
                 summary.counts.add(counts);
@@ -255,18 +293,54 @@ pub async fn import_reader(
     drop(receiver);
     let _ = reader_thread.await;
 
+    let mut finished = false;
+    if let Some(txn) = whole {
+        match failure {
+            // A database error ends the transaction: nothing of the import stays.
+            Some(ImportError::Database(_)) => {
+                // Ends the run row's lock before the failure is recorded below.
+                let _ = txn.rollback().await;
+            }
+            // Otherwise what was read commits, with the counts and the run's outcome, at once.
+            _ => {
+                let committed = async {
+                    product_store::apply_deferred_counts(&txn).await?;
+                    runs::finish(
+                        &txn,
+                        run_id,
+                        match failure {
+                            None => RunStatus::Succeeded,
+                            Some(_) => RunStatus::Failed,
+                        },
+                        failure.as_ref().map(ToString::to_string),
+                    )
+                    .await?;
+                    txn.commit().await
+                };
+                match committed.await {
+                    Ok(()) => finished = true,
+                    Err(error) => failure = Some(error.into()),
+                }
+            }
+        }
+    }
+
     summary.bytes = bytes.load(Ordering::Relaxed);
     summary.elapsed = started.elapsed();
     match failure {
         None => {
-            runs::finish(db, run_id, RunStatus::Succeeded, None).await?;
+            if !finished {
+                runs::finish(db, run_id, RunStatus::Succeeded, None).await?;
+            }
             if summary.counts.inserted + summary.counts.updated > 0 {
                 refresh_statistics(db, entity).await?;
             }
             Ok(summary)
         }
         Some(error) => {
-            runs::finish(db, run_id, RunStatus::Failed, Some(error.to_string())).await?;
+            if !finished {
+                runs::finish(db, run_id, RunStatus::Failed, Some(error.to_string())).await?;
+            }
             Err(error)
         }
     }
@@ -288,6 +362,15 @@ async fn refresh_statistics(db: &DatabaseConnection, entity: Entity) -> Result<(
     Ok(())
 }
 
+/// Whether an import is one transaction rather than one per batch: products on PostgreSQL,
+/// so that `product_counts` is written once per name at the end rather than once per batch
+/// (500,000 rows: about a third of the import's time). The file is then stored whole or, after
+/// a crash or a database error, not at all. SQLite commits each batch so the server's other
+/// writers (it has one write lock) wait seconds at most.
+fn one_transaction(backend: DbBackend, entity: Entity) -> bool {
+    backend == DbBackend::Postgres && entity == Entity::Product
+}
+
 /// One transaction: the records, their rejections and the run's counters.
 async fn write_batch(
     db: &DatabaseConnection,
@@ -296,20 +379,33 @@ async fn write_batch(
     batch: &Batch,
 ) -> Result<UpsertCounts, DbErr> {
     let txn = db.begin().await?;
-    runs::lock_for_batch(&txn, run_id).await?;
+    let counts = write_records(&txn, entity, run_id, batch, Counts::Immediate).await?;
+    txn.commit().await?;
+    Ok(counts)
+}
+
+/// The records, their rejections and the run's counters, in the caller's transaction.
+async fn write_records<C: ConnectionTrait>(
+    txn: &C,
+    entity: Entity,
+    run_id: i64,
+    batch: &Batch,
+    product_counts: Counts,
+) -> Result<UpsertCounts, DbErr> {
+    runs::lock_for_batch(txn, run_id).await?;
     let mut counts = match &batch.records {
-        Records::Tokens(records) => tokens::upsert(&txn, records).await?,
-        Records::Transfers(records) => transfers::upsert(&txn, records).await?,
+        Records::Tokens(records) => tokens::upsert(txn, records).await?,
+        Records::Transfers(records) => transfers::upsert(txn, records).await?,
         Records::Products(records) => {
-            product_store::upsert(&txn, entity.provider(), records).await?
+            product_store::upsert_with(txn, entity.provider(), records, product_counts).await?
         }
     };
     counts.add(batch.superseded);
     if !batch.rejections.is_empty() {
-        rejected::insert(&txn, entity.provider(), Some(run_id), &batch.rejections).await?;
+        rejected::insert(txn, entity.provider(), Some(run_id), &batch.rejections).await?;
     }
     runs::add_batch(
-        &txn,
+        txn,
         run_id,
         BatchProgress {
             pages: 1,
@@ -319,7 +415,6 @@ async fn write_batch(
         },
     )
     .await?;
-    txn.commit().await?;
     Ok(counts)
 }
 

@@ -19,6 +19,7 @@ use crate::hosts::HostRules;
 use crate::providers::definition::{Provider, Source};
 use crate::sources::file::FileReader;
 use crate::sources::listing::{Listing, ListingError, Position};
+use crate::sources::outbound::Outbound;
 use crate::store::provider_state;
 use crate::store::runs::{self, RunMode, RunStatus};
 use crate::store::upsert::UpsertCounts;
@@ -72,25 +73,40 @@ pub struct Progress {
     pub rejected: u64,
 }
 
-/// Runs `provider` once, recording the run in `ingest_runs` under `trigger`.
+/// Runs `provider` once, recording the run in `ingest_runs` under `trigger`. Its requests may
+/// reach only the addresses `outbound` allows.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     db: &DatabaseConnection,
     provider: &Provider,
     rules: &HostRules,
+    outbound: &Outbound,
     mode: RunMode,
     trigger: &str,
     cancel: &Cancel,
     on_progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<RunSummary, IngestError> {
     let run_id = runs::start(db, &provider.name, trigger, mode).await?;
-    run_with_id(db, provider, rules, mode, run_id, cancel, on_progress).await
+    run_with_id(
+        db,
+        provider,
+        rules,
+        outbound,
+        mode,
+        run_id,
+        cancel,
+        on_progress,
+    )
+    .await
 }
 
 /// Runs `provider` as the already created run `run_id` (queued by a trigger).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_with_id(
     db: &DatabaseConnection,
     provider: &Provider,
     rules: &HostRules,
+    outbound: &Outbound,
     mode: RunMode,
     run_id: i64,
     cancel: &Cancel,
@@ -109,6 +125,7 @@ pub async fn run_with_id(
         db,
         provider,
         rules,
+        outbound,
         mode,
         run_id,
         cancel,
@@ -140,13 +157,15 @@ async fn drive(
     db: &DatabaseConnection,
     provider: &Provider,
     rules: &HostRules,
+    outbound: &Outbound,
     mode: RunMode,
     run_id: i64,
     cancel: &Cancel,
     on_progress: &(dyn Fn(Progress) + Send + Sync),
     summary: &mut RunSummary,
 ) -> Result<bool, IngestError> {
-    let prepared = Arc::new(Prepared::new(provider, rules).map_err(IngestError::Provider)?);
+    let prepared =
+        Arc::new(Prepared::new(provider, rules, outbound).map_err(IngestError::Provider)?);
     if mode == RunMode::Renormalize {
         return renormalize(db, &prepared, run_id, cancel, on_progress, summary).await;
     }
@@ -188,7 +207,7 @@ async fn drive(
             let skip = checkpoint
                 .and_then(|c| c.get("records").and_then(Json::as_u64))
                 .unwrap_or(0);
-            let mut reader = FileReader::open(provider, source, skip)
+            let mut reader = FileReader::open(provider, source, skip, outbound)
                 .await
                 .map_err(IngestError::Provider)?;
             while let Some(chunk) = reader.next_chunk().await.map_err(IngestError::Provider)? {
@@ -231,7 +250,10 @@ async fn fetch_pages(
                         .and_then(|p| serde_json::to_value(p).ok());
                     Ok((items, next))
                 }
-                Err(error) => Err(IngestError::from(ListingError::from(error))),
+                Err(error) => Err(IngestError::from(ListingError::AtPage {
+                    page: listing.pages(),
+                    error: Box::new(ListingError::from(error)),
+                })),
             },
             Ok(None) => return,
             Err(error) => Err(IngestError::from(error)),
@@ -307,7 +329,9 @@ pub async fn push(
     rules: &HostRules,
     records: Vec<Json>,
 ) -> Result<RunSummary, IngestError> {
-    let prepared = Prepared::new(provider, rules).map_err(IngestError::Provider)?;
+    // A push provider makes no requests: no address to allow.
+    let prepared =
+        Prepared::new(provider, rules, &Outbound::default()).map_err(IngestError::Provider)?;
     let run_id = runs::start(db, &provider.name, "push", RunMode::Incremental).await?;
     let txn = db.begin().await?;
     let outcome = write_batch(&txn, &prepared, run_id, prepared.batch(records)).await;

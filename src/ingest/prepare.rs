@@ -15,6 +15,7 @@ use crate::providers::load::expand_env;
 use crate::sources::http::{Client, FetchError, Request};
 use crate::sources::json;
 use crate::sources::listing::{BodyFormat, Listing, ListingError, Position, parse_path};
+use crate::sources::outbound::Outbound;
 use crate::transform::{Mapper, TextParser};
 
 pub struct Prepared {
@@ -23,6 +24,8 @@ pub struct Prepared {
     pub host_rules: HostRules,
     pub mapper: Mapper,
     pub text: Option<TextParser>,
+    /// Which addresses the provider's requests may reach.
+    pub outbound: Outbound,
     follow: Option<(JsonPath, usize)>,
 }
 
@@ -31,7 +34,11 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Prepared {
-    pub fn new(provider: &Provider, host_rules: &HostRules) -> Result<Prepared, String> {
+    pub fn new(
+        provider: &Provider,
+        host_rules: &HostRules,
+        outbound: &Outbound,
+    ) -> Result<Prepared, String> {
         let def = &provider.def;
         let mapper = Mapper::new(&def.fields, &env)
             .map_err(|e| format!("{}: {e}", provider.path.display()))?;
@@ -54,6 +61,7 @@ impl Prepared {
             host_rules: host_rules.clone(),
             mapper,
             text,
+            outbound: outbound.clone(),
             follow,
         })
     }
@@ -79,7 +87,9 @@ impl Prepared {
             );
         }
         let mut query = BTreeMap::new();
-        let mut secret_params = Vec::new();
+        // Query values taken from the environment are secrets (API keys), whether they are
+        // written in `query` or in the URL itself.
+        let mut secret_params = secret_url_params(&source.url);
         for (name, value) in &source.query {
             if value.contains("${") {
                 secret_params.push(name.clone());
@@ -94,10 +104,12 @@ impl Prepared {
             None => None,
         };
         let client = Client::new(
+            &self.provider.name,
             Duration::from_secs(source.timeout_secs),
             source.rate_limit,
             source.retry.clone(),
             secret_params,
+            &self.outbound,
         )?;
         let base = Request {
             method: source.method,
@@ -201,6 +213,19 @@ impl Prepared {
             _ => vec![raw.clone()],
         }
     }
+}
+
+/// Names of the query parameters in an unexpanded URL whose values use `${VAR}`.
+fn secret_url_params(url: &str) -> Vec<String> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(_, value)| value.contains("${"))
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 /// `${VAR}` expansion inside a JSON body's strings.

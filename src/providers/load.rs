@@ -304,6 +304,10 @@ const TRANSFER_REQUIRED: &[&str] = &[
     "block_number",
 ];
 
+/// The smallest `rate_limit`: one request per 10^9 seconds. Below it the wait between two
+/// requests is past what a `Duration` holds (`5e-324` makes it infinite).
+const MIN_RATE_LIMIT: f64 = 1e-9;
+
 /// Collects problems for one file.
 struct Problems<'a> {
     file: &'a Path,
@@ -1022,6 +1026,12 @@ fn check_http(
 
     if let Some(follow) = &http.follow {
         check_jsonpath(&follow.url, "source.follow.url", problems);
+    }
+    if http.rate_limit.is_some_and(|rate| rate < MIN_RATE_LIMIT) {
+        problems.add(
+            "source.rate_limit",
+            format!("expected at least {MIN_RATE_LIMIT} requests per second"),
+        );
     }
     if http.retry.initial_backoff_ms > http.retry.max_backoff_ms {
         problems.add(
@@ -1947,6 +1957,15 @@ url = "mediaLink""#,
         assert_eq!(
             problems(&text(r"ID: (?P<id>\S+)", "id = \"ID\"")),
             ["fields.id: `ID` is not a named capture of parse.pattern; expected one of `id`"]
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_too_small_to_wait_for_is_refused() {
+        // 1 / 5e-324 is infinite: the HTTP client could not build its rate limiter.
+        assert_eq!(
+            problems(&http("rate_limit = 5e-324", "")),
+            ["source.rate_limit: expected at least 0.000000001 requests per second"]
         );
     }
 

@@ -2,25 +2,36 @@
 
 use std::time::Instant;
 
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
+use async_graphql_axum::rejection::GraphQLRejection;
+use axum::body::Bytes;
 use axum::extract::State;
 
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::WebSocketUpgrade;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 
 use crate::graphql::error::{ApiError, ensure_codes};
 use crate::metrics::record_graphql;
 use crate::startup::AppState;
 
-pub async fn execute(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> GraphQLResponse {
+/// The body is read whole first (like every other route) so one over `http.body_limit_bytes`
+/// gets 413 whether or not it declared its length.
+pub async fn execute(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let request =
+        match async_graphql::http::receive_body(content_type, body.as_ref(), Default::default())
+            .await
+        {
+            Ok(request) => request,
+            Err(error) => return GraphQLRejection(error).into_response(),
+        };
     let caller = state.policy.caller_of(&headers);
     if !state.policy.may_query(caller) {
         let mut response = async_graphql::Response::from_errors(vec![
@@ -28,9 +39,9 @@ pub async fn execute(
                 .into_server_error(Default::default()),
         ]);
         ensure_codes(&mut response);
-        return response.into();
+        return GraphQLResponse::from(response).into_response();
     }
-    let request = request.into_inner().data(caller);
+    let request = request.data(caller);
     let operation = operation_label(
         request
             .operation_name
@@ -46,7 +57,7 @@ pub async fn execute(
         "error"
     };
     record_graphql(&operation, outcome, start.elapsed().as_secs_f64());
-    response.into()
+    GraphQLResponse::from(response).into_response()
 }
 
 /// `GET /graphql/ws`: subscriptions (graphql-transport-ws and the older graphql-ws). The admin

@@ -14,7 +14,8 @@ use crate::events::{self, NewEvent};
 use crate::startup::AppState;
 
 /// 204 once stored; 400 naming each invalid field (or `Invalid JSON`); 503 with `Retry-After`
-/// when the queue is full; 500 when the database refused the batch.
+/// when the queue is full or the database is unreachable; 500 when the database refused the
+/// batch.
 pub async fn submit(State(state): State<AppState>, body: Bytes) -> Response {
     let event = match events::parse(&body, chrono::Utc::now()) {
         Ok(event) => event,
@@ -77,7 +78,7 @@ pub async fn submit_batch(State(state): State<AppState>, body: Bytes) -> Respons
 
 fn refused(error: SubmitError, retry_after_secs: u64) -> Response {
     match error {
-        SubmitError::Busy | SubmitError::ShuttingDown => {
+        SubmitError::Busy | SubmitError::ShuttingDown | SubmitError::Unavailable => {
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "error": error.to_string() })),

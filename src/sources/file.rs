@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::json;
 use super::listing::{parse_path, select};
+use super::outbound::Outbound;
 use crate::providers::definition::{FileFormat, FileSource, Provider};
 
 /// Records per chunk; each chunk is one committed batch.
@@ -34,14 +35,16 @@ pub struct FileReader {
 
 impl FileReader {
     /// Opens the file and skips the first `skip` records (already committed by an earlier run).
+    /// A remote file may be fetched only from an address `outbound` allows.
     pub async fn open(
         provider: &Provider,
         source: &FileSource,
         skip: u64,
+        outbound: &Outbound,
     ) -> Result<FileReader, String> {
         let name = source.path.as_str();
         let (path, download) = if name.starts_with("http://") || name.starts_with("https://") {
-            let temp = download(name).await?;
+            let temp = download(&provider.name, name, outbound).await?;
             (temp.to_path_buf(), Some(temp))
         } else {
             let base = provider.path.parent().unwrap_or(Path::new("."));
@@ -91,11 +94,28 @@ impl FileReader {
     }
 }
 
-async fn download(url: &str) -> Result<tempfile::TempPath, String> {
-    let response = reqwest::get(url)
+async fn download(
+    provider: &str,
+    url: &str,
+    outbound: &Outbound,
+) -> Result<tempfile::TempPath, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("source.path: not a URL ({e})"))?;
+    let refused = |refused| format!("provider {provider}: source.path: GET {parsed}: {refused}");
+    outbound.check_url(&parsed).map_err(refused)?;
+    let client = reqwest::Client::builder()
+        .dns_resolver(outbound.resolver())
+        .redirect(outbound.redirect_policy())
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let response = client
+        .get(parsed.clone())
+        .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| format!("source.path: GET failed: {}", e.without_url()))?;
+        .map_err(|e| match super::outbound::refusal_in(&e) {
+            Some(r) => refused(r),
+            None => format!("source.path: GET failed: {}", e.without_url()),
+        })?;
     let temp = tempfile::NamedTempFile::new().map_err(|e| format!("temporary file: {e}"))?;
     let (file, path) = temp.into_parts();
     let mut file = tokio::fs::File::from_std(file);

@@ -11,6 +11,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
+use super::outbound::{self, Outbound};
 use crate::providers::definition::{HttpMethod, Retry};
 
 /// One request to make, with `${VAR}`s already expanded. Its `Debug` shows no header values
@@ -57,6 +58,14 @@ pub enum FetchError {
         reason: String,
         attempts: u32,
     },
+    /// The outbound policy refused the address: never retried.
+    #[error("provider {provider}: {method} {url}: {refused}")]
+    Refused {
+        provider: String,
+        method: &'static str,
+        url: String,
+        refused: Box<outbound::Refused>,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -64,7 +73,10 @@ pub enum FetchError {
 /// A provider's HTTP client: one connection pool, one rate limit, one retry policy.
 #[derive(Clone)]
 pub struct Client {
+    /// The provider's name, for errors that must say whose request it was.
+    provider: Arc<str>,
     http: reqwest::Client,
+    outbound: Outbound,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     retry: Retry,
     /// Query parameters whose values are secret.
@@ -73,19 +85,26 @@ pub struct Client {
 
 impl Client {
     pub fn new(
+        provider: &str,
         timeout: Duration,
         rate_limit: Option<f64>,
         retry: Retry,
         secret_params: Vec<String>,
+        outbound: &Outbound,
     ) -> Result<Client, FetchError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(outbound.resolver())
+            .redirect(outbound.redirect_policy())
             .build()
             .map_err(|e| FetchError::Invalid(format!("HTTP client: {e}")))?;
         let limiter = match rate_limit {
             Some(per_second) if per_second > 0.0 => {
-                let period = Duration::from_secs_f64(1.0 / per_second);
+                // A rate so small that one request's period overflows `Duration` (say 1e-320/s)
+                // is refused rather than left to panic.
+                let period = Duration::try_from_secs_f64(1.0 / per_second)
+                    .map_err(|_| FetchError::Invalid("rate_limit: too low".into()))?;
                 let quota = Quota::with_period(period)
                     .ok_or_else(|| FetchError::Invalid("rate_limit: too high".into()))?
                     .allow_burst(NonZeroU32::MIN);
@@ -94,7 +113,9 @@ impl Client {
             _ => None,
         };
         Ok(Client {
+            provider: Arc::from(provider),
             http,
+            outbound: outbound.clone(),
             limiter,
             retry,
             secret_params: Arc::new(secret_params),
@@ -134,6 +155,9 @@ impl Client {
             HttpMethod::Get => "GET",
             HttpMethod::Post => "POST",
         };
+        if let Err(refused) = self.outbound.check_url(&request.url) {
+            return Err(self.refused(method_name, &request.url, refused));
+        }
         let attempts = self.retry.attempts.max(1);
         let mut backoff = Duration::from_millis(self.retry.initial_backoff_ms);
         let max_backoff = Duration::from_millis(self.retry.max_backoff_ms);
@@ -143,7 +167,25 @@ impl Client {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
-            let outcome = self.send_once(request).await;
+            let outcome = match self.send_once(request).await {
+                Err(Sent::Refused(refused)) => {
+                    return Err(self.refused(method_name, &request.url, refused));
+                }
+                Err(Sent::Failed(reason)) => Err(reason),
+                // The same body would come again: retrying only costs memory and time.
+                Err(Sent::TooLarge) => {
+                    return Err(FetchError::Failed {
+                        method: method_name,
+                        url: self.display_url(&request.url),
+                        reason: format!(
+                            "the body is larger than {} MiB, the most one provider response may hold",
+                            MAX_BODY_BYTES >> 20
+                        ),
+                        attempts: attempt,
+                    });
+                }
+                Ok(response) => Ok(response),
+            };
             let (retry_after, failure) = match outcome {
                 Ok(response) => {
                     let status = response.status;
@@ -153,7 +195,15 @@ impl Client {
                     if status.is_success() {
                         match valid(&response.body) {
                             Ok(()) => return Ok(response),
-                            Err(reason) => (None, Err(format!("unreadable body ({reason})"))),
+                            // The content type tells an HTML error page from a cut-off body.
+                            Err(reason) => (
+                                None,
+                                Err(format!(
+                                    "unreadable body ({reason}; {} bytes, content-type {})",
+                                    response.body.len(),
+                                    content_type(&response.headers)
+                                )),
+                            ),
                         }
                     } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         (retry_after(&response.headers), Ok(status))
@@ -201,7 +251,21 @@ impl Client {
         }
     }
 
-    async fn send_once(&self, request: &Request) -> Result<Response, String> {
+    fn refused(
+        &self,
+        method: &'static str,
+        url: &url::Url,
+        refused: outbound::Refused,
+    ) -> FetchError {
+        FetchError::Refused {
+            provider: self.provider.to_string(),
+            method,
+            url: self.display_url(url),
+            refused: Box::new(refused),
+        }
+    }
+
+    async fn send_once(&self, request: &Request) -> Result<Response, Sent> {
         let method = match request.method {
             HttpMethod::Get => Method::GET,
             HttpMethod::Post => Method::POST,
@@ -209,29 +273,57 @@ impl Client {
         let mut builder = self.http.request(method, request.url.clone());
         for (name, value) in &request.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("bad header name {name:?}"))?;
-            let mut value =
-                HeaderValue::from_str(value).map_err(|_| format!("bad value for header {name}"))?;
+                .map_err(|_| Sent::Failed(format!("bad header name {name:?}")))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| Sent::Failed(format!("bad value for header {name}")))?;
             value.set_sensitive(true);
             builder = builder.header(name, value);
         }
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
-        let response = builder.send().await.map_err(describe)?;
+        let mut response = builder.send().await.map_err(describe)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(describe)?;
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(Sent::TooLarge);
+        }
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(Sent::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Response {
             status,
             headers,
-            body,
+            body: body.freeze(),
         })
     }
 }
 
+/// Largest response body read from a provider. A page or document beyond it is a fault (a
+/// body that never ends, or a hostile one), and reading on would grow memory without bound.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Why one attempt got no response.
+enum Sent {
+    /// The body passed [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// The outbound policy refused the address (at resolution or on a redirect).
+    Refused(outbound::Refused),
+    Failed(String),
+}
+
 /// A transport error in a few words, never with the URL (it may carry secrets).
-fn describe(error: reqwest::Error) -> String {
+fn describe(error: reqwest::Error) -> Sent {
+    if let Some(refused) = outbound::refusal_in(&error) {
+        return Sent::Refused(refused);
+    }
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -242,10 +334,21 @@ fn describe(error: reqwest::Error) -> String {
         "request failed"
     };
     let error = error.without_url();
-    let detail = std::error::Error::source(&error)
-        .map(|s| format!(": {s}"))
-        .unwrap_or_default();
-    format!("{kind}{detail}")
+    // The innermost cause says what happened ("connection closed before message completed").
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause.and_then(std::error::Error::source) {
+        cause = Some(inner);
+    }
+    let detail = cause.map(|s| format!(": {s}")).unwrap_or_default();
+    Sent::Failed(format!("{kind}{detail}"))
+}
+
+/// The response's content type as sent, for error messages.
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "not given".to_string(), |v| format!("{v:?}"))
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare from APIs and is ignored).
@@ -298,12 +401,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limit_too_low_to_represent_is_an_error() {
+        // Found by the provider-file property tests: 1 / 5e-324 is infinite.
+        let error = Client::new(
+            "test",
+            Duration::from_secs(1),
+            Some(5e-324),
+            Retry::default(),
+            vec![],
+            &Outbound::default(),
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(error.to_string(), "rate_limit: too low");
+    }
+
+    #[test]
     fn secrets_are_hidden_from_shown_urls() {
         let client = Client::new(
+            "test",
             Duration::from_secs(1),
             None,
             Retry::default(),
             vec!["api_key".into()],
+            &Outbound::default(),
         )
         .expect("client");
         let url =

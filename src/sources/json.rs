@@ -6,25 +6,35 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+/// Deepest nesting of arrays and objects accepted: serde_json's own limit. Reading a raw value
+/// has none, and [`exact`] recurses once per level, so without it a body of a few hundred
+/// thousand `[` would overflow the stack.
+const MAX_DEPTH: usize = 128;
+
 pub fn parse(text: &str) -> Result<Value, serde_json::Error> {
     let raw: &RawValue = serde_json::from_str(text)?;
-    exact(raw)
+    exact(raw, 0)
 }
 
 pub fn parse_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     let raw: &RawValue = serde_json::from_slice(bytes)?;
-    exact(raw)
+    exact(raw, 0)
 }
 
-fn exact(raw: &RawValue) -> Result<Value, serde_json::Error> {
+fn exact(raw: &RawValue, depth: usize) -> Result<Value, serde_json::Error> {
     let text = raw.get().trim_start();
+    if depth >= MAX_DEPTH && matches!(text.as_bytes().first(), Some(b'{' | b'[')) {
+        return Err(serde::de::Error::custom(format!(
+            "recursion limit exceeded: arrays and objects nested more than {MAX_DEPTH} deep"
+        )));
+    }
     match text.as_bytes().first() {
         Some(b'{') => {
             let fields: Vec<(String, &RawValue)> =
                 serde_json::from_str::<indexmap_like::Entries>(raw.get())?.0;
             let mut map = Map::with_capacity(fields.len());
             for (key, value) in fields {
-                map.insert(key, exact(value)?);
+                map.insert(key, exact(value, depth + 1)?);
             }
             Ok(Value::Object(map))
         }
@@ -32,7 +42,7 @@ fn exact(raw: &RawValue) -> Result<Value, serde_json::Error> {
             let items: Vec<&RawValue> = serde_json::from_str(raw.get())?;
             items
                 .into_iter()
-                .map(exact)
+                .map(|item| exact(item, depth + 1))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
         }
@@ -99,5 +109,22 @@ mod tests {
         assert_eq!(v["nested"]["b"], true);
         assert!(v["nested"]["z"].is_null());
         assert!(parse("{\"a\": ").is_err());
+    }
+
+    #[test]
+    fn nesting_is_limited_like_serde_json() {
+        // Reading the raw value checks no depth; recursing once per level, 200,000 levels
+        // overflowed the stack.
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(&deep(128)).is_ok());
+        for n in [129, 200_000] {
+            let error = parse(&deep(n)).expect_err("too deep").to_string();
+            assert_eq!(
+                error,
+                "recursion limit exceeded: arrays and objects nested more than 128 deep"
+            );
+        }
+        assert!(parse_slice(format!("{{\"a\": {}}}", deep(127)).as_bytes()).is_ok());
+        assert!(parse_slice(format!("{{\"a\": {}}}", deep(128)).as_bytes()).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Walking a provider's paginated listing: which request comes next, when the listing ends,
 //! and the position to resume from, committed with each page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -38,6 +39,12 @@ pub enum ListingError {
         "stopped after max_pages = {0} pages: the listing did not end (a cursor that never ends?)"
     )]
     TooManyPages(u64),
+    /// The provider led back to a page it already gave: following it would never end.
+    #[error("page {page}: {message}; stopped instead of looping")]
+    Loop { page: u64, message: String },
+    /// Where in the listing an error happened (pages counted from 1 in this run).
+    #[error("page {page}: {error}")]
+    AtPage { page: u64, error: Box<ListingError> },
 }
 
 /// How a page's body is read. With `follow`, listings are JSON and `parse` applies to the
@@ -64,6 +71,11 @@ pub struct Listing {
     position: Option<Position>,
     pages: u64,
     max_pages: u64,
+    /// Cursor and URL positions already fetched in this run, with their page numbers.
+    fetched_positions: HashMap<String, u64>,
+    /// A hash of each page's records, so a page answered twice is noticed whatever the
+    /// pagination kind (at most `max_pages` entries).
+    page_hashes: HashSet<u64>,
 }
 
 impl Listing {
@@ -93,11 +105,18 @@ impl Listing {
             position: Some(start.unwrap_or(Position::Start)),
             pages: 0,
             max_pages: source.max_pages,
+            fetched_positions: HashMap::new(),
+            page_hashes: HashSet::new(),
         })
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Pages fetched so far in this run.
+    pub fn pages(&self) -> u64 {
+        self.pages
     }
 
     /// The next page, or `None` when the listing has ended.
@@ -108,6 +127,49 @@ impl Listing {
         if self.pages >= self.max_pages {
             return Err(ListingError::TooManyPages(self.max_pages));
         }
+        let number = self.pages + 1;
+        if let Some(key) = revisitable(&position) {
+            if let Some(first) = self.fetched_positions.get(&key) {
+                let shown = match &position {
+                    Position::Url { url } => match url::Url::parse(url) {
+                        Ok(url) => format!("URL {}", self.client.display_url(&url)),
+                        Err(_) => "the same URL".to_string(),
+                    },
+                    _ => key.clone(),
+                };
+                return Err(ListingError::Loop {
+                    page: number,
+                    message: format!(
+                        "the provider's next page is page {first} again ({shown}): its pagination repeats or goes backwards"
+                    ),
+                });
+            }
+            self.fetched_positions.insert(key, number);
+        }
+        let page = match self.fetch(position).await {
+            Ok(page) => page,
+            // A refused address is about the provider's configuration, not about one page.
+            Err(error @ ListingError::Fetch(FetchError::Refused { .. })) => return Err(error),
+            Err(error) => {
+                return Err(ListingError::AtPage {
+                    page: number,
+                    error: Box::new(error),
+                });
+            }
+        };
+        if !page.records.is_empty() && !self.page_hashes.insert(records_hash(&page.records)) {
+            return Err(ListingError::Loop {
+                page: number,
+                message: "the provider answered the same records as an earlier page: its pagination repeats or goes backwards".to_string(),
+            });
+        }
+        self.pages += 1;
+        self.position = page.next.clone();
+        Ok(Some(page))
+    }
+
+    /// Fetches the page at `position`.
+    async fn fetch(&self, position: Position) -> Result<FetchedPage, ListingError> {
         let page = match self.pagination.clone() {
             Pagination::None => {
                 let response = self.get(&self.base.url.clone(), &[], &[]).await?;
@@ -195,11 +257,7 @@ impl Listing {
                     (Some(path), _) => {
                         let body = parse_json(&response.body)?;
                         let path = parse_path("source.pagination.token_path", path)?;
-                        path.query(&body).exactly_one().ok().and_then(|v| match v {
-                            Json::String(s) if !s.is_empty() => Some(s.clone()),
-                            Json::Number(n) => Some(n.to_string()),
-                            _ => None,
-                        })
+                        next_token(&path, &body)
                     }
                     (None, Some(header)) => response
                         .headers
@@ -224,28 +282,45 @@ impl Listing {
                     Some(path) => {
                         let body = parse_json(&response.body)?;
                         let path = parse_path("source.pagination.next_path", path)?;
-                        path.query(&body)
-                            .exactly_one()
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
+                        next_url(&path, &body)
                     }
                     None => next_link(&response.headers),
                 };
                 let next = match next {
-                    Some(target) => Some(Position::Url {
-                        url: url
+                    Some(target) => {
+                        let mut next = url
                             .join(&target)
-                            .map_err(|e| ListingError::Invalid(format!("next page URL: {e}")))?
-                            .to_string(),
-                    }),
+                            .map_err(|e| ListingError::Invalid(format!("next page URL: {e}")))?;
+                        self.drop_own_params(&mut next);
+                        Some(Position::Url {
+                            url: next.to_string(),
+                        })
+                    }
                     None => None,
                 };
                 FetchedPage { records, next }
             }
         };
-        self.pages += 1;
-        self.position = page.next.clone();
-        Ok(Some(page))
+        Ok(page)
+    }
+
+    /// Removes the provider's own `query` parameters from a next-page URL. APIs often echo
+    /// them (an `api_key` too) into their next links; `get` adds them to every request anyway,
+    /// and the URL is stored as the checkpoint, where a secret must not be.
+    fn drop_own_params(&self, url: &mut url::Url) {
+        if url.query().is_none() || self.query.is_empty() {
+            return;
+        }
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !self.query.contains_key(k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(kept);
+        }
     }
 
     /// One page of records, or `None` when the API answered one of `end.statuses`.
@@ -297,14 +372,62 @@ impl Listing {
 
     /// The records in a page body, less the skipped ones.
     fn records_of(&self, body: &[u8]) -> Result<Vec<Json>, ListingError> {
-        let mut records = match self.format {
-            BodyFormat::Json => select(&self.records, &parse_json(body)?),
-            BodyFormat::Text => vec![Json::String(String::from_utf8_lossy(body).into_owned())],
-            BodyFormat::Csv => csv_records(body)?,
-        };
-        records.retain(|r| !self.skip.iter().any(|(path, rule)| skipped(path, rule, r)));
-        Ok(records)
+        page_records(self.format, body, &self.records, &self.skip)
     }
+}
+
+/// The key of a position that a looping provider could lead back to (cursors and URLs; offsets
+/// and page numbers only grow).
+fn revisitable(position: &Position) -> Option<String> {
+    match position {
+        Position::Cursor { cursor } => Some(format!("cursor {cursor:?}")),
+        Position::Url { url } => Some(format!("URL {url}")),
+        _ => None,
+    }
+}
+
+fn records_hash(records: &[Json]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for record in records {
+        record.to_string().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// The records in one page body: JSON selected by the `records` path, the whole text, or CSV
+/// rows; less those a `skip` rule matches.
+pub fn page_records(
+    format: BodyFormat,
+    body: &[u8],
+    records: &JsonPath,
+    skip: &[(JsonPath, SkipRule)],
+) -> Result<Vec<Json>, ListingError> {
+    let mut found = match format {
+        BodyFormat::Json => select(records, &parse_json(body)?),
+        BodyFormat::Text => vec![Json::String(String::from_utf8_lossy(body).into_owned())],
+        BodyFormat::Csv => csv_records(body)?,
+    };
+    found.retain(|r| !skip.iter().any(|(path, rule)| skipped(path, rule, r)));
+    Ok(found)
+}
+
+/// A cursor pagination's next token: the one node `path` selects, when it is a non-empty
+/// string or a number. Anything else ends the listing.
+pub fn next_token(path: &JsonPath, body: &Json) -> Option<String> {
+    path.query(body).exactly_one().ok().and_then(|v| match v {
+        Json::String(s) if !s.is_empty() => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// A link pagination's next URL as the body gives it (resolved against the page's URL by the
+/// caller): the one string node `path` selects.
+pub fn next_url(path: &JsonPath, body: &Json) -> Option<String> {
+    path.query(body)
+        .exactly_one()
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
 }
 
 /// CSV rows as objects of strings keyed by the header.
@@ -331,8 +454,10 @@ fn csv_records(body: &[u8]) -> Result<Vec<Json>, ListingError> {
         .collect()
 }
 
+/// Exact parsing: an integer beyond 64 bits keeps its digits (see [`super::json`]), as it does
+/// from files, instead of becoming a rounded float the `uint256` transform must refuse.
 fn parse_json(body: &[u8]) -> Result<Json, ListingError> {
-    serde_json::from_slice(body)
+    super::json::parse_slice(body)
         .map_err(|e| ListingError::Invalid(format!("response is not JSON: {e}")))
 }
 

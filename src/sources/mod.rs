@@ -5,3 +5,4 @@ pub mod file;
 pub mod http;
 pub mod json;
 pub mod listing;
+pub mod outbound;

@@ -118,14 +118,37 @@ fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// Whether a text can be stored at all. PostgreSQL text never holds a NUL character (it refuses
+/// one as a parameter), so a filter value with one matches nothing instead of failing.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
+/// `column = value` for a text argument; false for a value no row can hold (see [`storable`]).
+pub fn text_eq(column: impl ColumnTrait, value: &str) -> SimpleExpr {
+    if storable(value) {
+        column.eq(value)
+    } else {
+        Expr::val(false)
+    }
+}
+
 impl TextFilter {
     pub fn condition(&self, column: impl ColumnTrait) -> Condition {
         let mut all = Condition::all();
+        let unmatchable = [&self.eq, &self.starts_with, &self.contains]
+            .into_iter()
+            .flatten()
+            .any(|v| !storable(v));
+        if unmatchable {
+            return all.add(Expr::val(false));
+        }
         if let Some(v) = &self.eq {
             all = all.add(column.eq(v.clone()));
         }
         if let Some(vs) = &self.any_of {
-            all = all.add(column.is_in(vs.clone()));
+            let storable: Vec<String> = vs.iter().filter(|v| storable(v)).cloned().collect();
+            all = all.add(column.is_in(storable));
         }
         // `%` and `_` in the client's text are literal characters, not wildcards.
         if let Some(prefix) = &self.starts_with {

@@ -811,7 +811,10 @@ impl HostFilter {
                     .column(host_identifier::Column::HostId)
                     .from(host_identifier::Entity)
                     .and_where(host_identifier::Column::Kind.eq(kind.as_str()))
-                    .and_where(host_identifier::Column::Value.eq(value))
+                    .and_where(super::filter::text_eq(
+                        host_identifier::Column::Value,
+                        value,
+                    ))
                     .to_owned(),
             )
         };
@@ -833,7 +836,10 @@ impl HostFilter {
                     Query::select()
                         .column(host_observation::Column::HostId)
                         .from(host_observation::Entity)
-                        .and_where(host_observation::Column::Provider.eq(provider.as_str()))
+                        .and_where(super::filter::text_eq(
+                            host_observation::Column::Provider,
+                            provider,
+                        ))
                         .to_owned(),
                 ),
             );

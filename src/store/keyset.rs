@@ -63,12 +63,59 @@ pub fn uint256_operand(backend: DbBackend, decimal: &str) -> Option<SimpleExpr> 
     })
 }
 
-/// One sort column: its direction, and whether it may hold NULL (ordered as the largest value,
-/// PostgreSQL's default, on both databases).
+/// One sort column: its direction, whether it may hold NULL (ordered as the largest value,
+/// PostgreSQL's default, on both databases), and the kind of value a cursor holds for it.
 struct SortKey<C> {
     column: C,
     order: Order,
     nullable: bool,
+    kind: ValueKind,
+}
+
+/// What a cursor value must be to be compared with a column. A cursor is client input: a value
+/// of another kind (text for an id, say) would reach the database as an invalid comparison and
+/// fail there as an internal error instead of a bad cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    Int,
+    Text,
+    Time,
+    Bytes,
+    Uint,
+    /// A column type no order here uses: not checked.
+    Any,
+}
+
+impl ValueKind {
+    fn of<C: ColumnTrait>(column: &C) -> ValueKind {
+        use sea_orm::sea_query::ColumnType as T;
+        match column.def().get_column_type() {
+            T::TinyInteger
+            | T::SmallInteger
+            | T::Integer
+            | T::BigInteger
+            | T::TinyUnsigned
+            | T::SmallUnsigned
+            | T::Unsigned
+            | T::BigUnsigned => ValueKind::Int,
+            T::Char(_) | T::String(_) | T::Text => ValueKind::Text,
+            T::DateTime | T::Timestamp | T::TimestampWithTimeZone => ValueKind::Time,
+            T::Binary(_) | T::VarBinary(_) | T::Blob => ValueKind::Bytes,
+            _ => ValueKind::Any,
+        }
+    }
+
+    fn accepts(self, value: &KeyValue) -> bool {
+        matches!(
+            (self, value),
+            (ValueKind::Any, _)
+                | (ValueKind::Int, KeyValue::Int(_))
+                | (ValueKind::Text, KeyValue::Text(_))
+                | (ValueKind::Time, KeyValue::Time(_))
+                | (ValueKind::Bytes, KeyValue::Bytes(_))
+                | (ValueKind::Uint, KeyValue::Uint(_))
+        )
+    }
 }
 
 /// A sort order: columns with directions, the last one unique (the tie-breaker).
@@ -92,15 +139,23 @@ impl<C: ColumnTrait> SortOrder<C> {
 
     /// Adds a NOT NULL sort column.
     pub fn then(self, column: C, order: Order) -> Self {
-        self.push(column, order, false)
+        let kind = ValueKind::of(&column);
+        self.push(column, order, false, kind)
     }
 
     /// Adds a sort column that may hold NULL.
     pub fn then_nullable(self, column: C, order: Order) -> Self {
-        self.push(column, order, true)
+        let kind = ValueKind::of(&column);
+        self.push(column, order, true, kind)
     }
 
-    fn push(mut self, column: C, order: Order, nullable: bool) -> Self {
+    /// Adds a NOT NULL uint256 column (stored as text or `numeric`; its cursor values are
+    /// decimal digits).
+    pub fn then_uint256(self, column: C, order: Order) -> Self {
+        self.push(column, order, false, ValueKind::Uint)
+    }
+
+    fn push(mut self, column: C, order: Order, nullable: bool, kind: ValueKind) -> Self {
         if !self.fingerprint.is_empty() {
             self.fingerprint.push(',');
         }
@@ -115,6 +170,7 @@ impl<C: ColumnTrait> SortOrder<C> {
             column,
             order,
             nullable,
+            kind,
         });
         self.shared_fingerprint = Arc::from(self.fingerprint.as_str());
         self
@@ -362,5 +418,79 @@ fn decode<C: ColumnTrait>(
     if body.k.len() != order.keys.len() {
         return Err(PageError::BadCursor(name));
     }
+    let fits = |(key, value): (&SortKey<C>, &KeyValue)| match value {
+        KeyValue::Null => key.nullable,
+        // A uint256 that does not parse has no SQL operand, and would compare as NULL.
+        KeyValue::Uint(text) => key.kind.accepts(value) && uint256::parse_decimal(text).is_ok(),
+        _ => key.kind.accepts(value),
+    };
+    if !order.keys.iter().zip(&body.k).all(fits) {
+        return Err(PageError::BadCursor(name));
+    }
     Ok(Some(body.k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use entity::transfer;
+
+    #[test]
+    fn a_cursor_whose_uint256_does_not_parse_is_refused() {
+        let order = SortOrder::new()
+            .then_uint256(transfer::Column::Value, Order::Desc)
+            .then(transfer::Column::Id, Order::Desc);
+        let good = Cursor::new(&order, vec![KeyValue::Uint("12".into()), KeyValue::Int(3)]);
+        let request = PageRequest::new(&order, Some(5), Some(&good.encode()), None, None);
+        assert_eq!(
+            request.map(|r| r.cursor),
+            Ok(Some(vec![KeyValue::Uint("12".into()), KeyValue::Int(3)]))
+        );
+        for text in ["", "-1", "x", "1e3", &"9".repeat(79)] {
+            let bad = Cursor::new(&order, vec![KeyValue::Uint(text.into()), KeyValue::Int(3)]);
+            assert_eq!(
+                PageRequest::new(&order, None, Some(&bad.encode()), None, None),
+                Err(PageError::BadCursor("after")),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_cursor_value_of_another_kind_than_its_column_is_refused() {
+        let order = SortOrder::new()
+            .then_nullable(transfer::Column::BlockTimestamp, Order::Desc)
+            .then(transfer::Column::TokenAddress, Order::Asc)
+            .then(transfer::Column::Id, Order::Desc);
+        let time = KeyValue::Time(chrono::DateTime::UNIX_EPOCH);
+        let decode = |values: Vec<KeyValue>| {
+            let text = Cursor::new(&order, values).encode();
+            PageRequest::new(&order, None, Some(&text), None, None).map(|r| r.cursor)
+        };
+        let good = vec![time.clone(), KeyValue::Bytes(vec![1]), KeyValue::Int(7)];
+        assert_eq!(decode(good.clone()), Ok(Some(good)));
+        let null_time = vec![KeyValue::Null, KeyValue::Bytes(vec![]), KeyValue::Int(7)];
+        assert_eq!(decode(null_time.clone()), Ok(Some(null_time)));
+        for bad in [
+            vec![KeyValue::Int(1), KeyValue::Bytes(vec![1]), KeyValue::Int(7)],
+            vec![
+                time.clone(),
+                KeyValue::Text("0x01".into()),
+                KeyValue::Int(7),
+            ],
+            vec![
+                time.clone(),
+                KeyValue::Bytes(vec![1]),
+                KeyValue::Text("7".into()),
+            ],
+            vec![time.clone(), KeyValue::Bytes(vec![1]), KeyValue::Null],
+            vec![time, KeyValue::Bytes(vec![1]), KeyValue::Uint("7".into())],
+        ] {
+            assert_eq!(
+                decode(bad.clone()),
+                Err(PageError::BadCursor("after")),
+                "{bad:?}"
+            );
+        }
+    }
 }

@@ -140,3 +140,66 @@ pub async fn holder<C: ConnectionTrait>(db: &C, provider: &str) -> Result<Option
         }),
     )
 }
+
+/// A provider's lease held by a one-off process (`tributary import`, `tributary ingest`) for
+/// its whole run: a heartbeat task extends it, [`Held::release`] gives it up, and if the
+/// process dies it lapses after [`ONE_OFF_TTL`], so the run it leaves `running` is recognised
+/// as interrupted.
+pub struct Held {
+    db: sea_orm::DatabaseConnection,
+    provider: String,
+    owner: String,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+/// How long a one-off process's lease outlives its last heartbeat.
+pub const ONE_OFF_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Claims `provider`'s lease for this process, waiting while another process or replica
+/// holds it (runs of one provider never overlap), then keeps it alive until released.
+pub async fn hold(db: &sea_orm::DatabaseConnection, provider: &str) -> Result<Held, DbErr> {
+    let owner = format!("cli-{}-{:04x}", std::process::id(), fastrand::u16(..));
+    let ttl = Duration::from_std(ONE_OFF_TTL).unwrap_or(Duration::seconds(10));
+    let mut told = false;
+    while !claim(db, provider, &owner, ttl, None).await? {
+        if !told {
+            let by = holder(db, provider).await?.unwrap_or_default();
+            tracing::info!(provider, holder = %by, "waiting for the provider's lease: another run of it is under way");
+            told = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let heartbeat = {
+        let (db, provider, owner) = (db.clone(), provider.to_string(), owner.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ONE_OFF_TTL / 3).await;
+                if let Err(error) = heartbeat(&db, &provider, &owner, ttl).await {
+                    tracing::warn!(%provider, error = %crate::db::brief(&error), "lease heartbeat failed");
+                }
+            }
+        })
+    };
+    Ok(Held {
+        db: db.clone(),
+        provider: provider.to_string(),
+        owner,
+        heartbeat,
+    })
+}
+
+impl Held {
+    pub async fn release(self) {
+        self.heartbeat.abort();
+        if let Err(error) = release(&self.db, &self.provider, &self.owner).await {
+            tracing::warn!(provider = %self.provider, error = %crate::db::brief(&error), "could not release the lease; it will lapse");
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Whatever way the run ends, the heartbeat stops with it.
+        self.heartbeat.abort();
+    }
+}

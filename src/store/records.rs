@@ -105,7 +105,7 @@ pub async fn list(
 ) -> Result<Page<record::Model>, DbErr> {
     let select = record::Entity::find().filter(
         Condition::all()
-            .add(record::Column::Dataset.eq(dataset))
+            .add(super::filter::text_eq(record::Column::Dataset, dataset))
             .add(key.condition(record::Column::Key)),
     );
     let rows = page

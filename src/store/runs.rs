@@ -248,7 +248,10 @@ pub async fn list_filtered(
     let mut select = ingest_run::Entity::find()
         .filter(filter.started_at.condition(ingest_run::Column::StartedAt));
     if let Some(provider) = &filter.provider {
-        select = select.filter(ingest_run::Column::Provider.eq(provider.clone()));
+        select = select.filter(crate::store::filter::text_eq(
+            ingest_run::Column::Provider,
+            provider,
+        ));
     }
     if let Some(status) = filter.status {
         select = select.filter(ingest_run::Column::Status.eq(status.as_str()));
@@ -271,4 +274,24 @@ pub async fn lock_for_batch<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), D
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Marks `provider`'s runs still queued or running as failed with `reason`. Called by whoever
+/// has just claimed the provider's lease: no live process is running them, so they were left
+/// by one that died. Returns how many there were.
+pub async fn fail_unfinished<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    reason: &str,
+) -> Result<u64, DbErr> {
+    use ingest_run::Column as R;
+    let result = ingest_run::Entity::update_many()
+        .col_expr(R::Status, Expr::value(RunStatus::Failed.as_str()))
+        .col_expr(R::FinishedAt, Expr::value(chrono::Utc::now()))
+        .col_expr(R::Error, Expr::value(reason))
+        .filter(R::Provider.eq(provider))
+        .filter(R::Status.is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }

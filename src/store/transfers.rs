@@ -248,7 +248,7 @@ pub fn order(sort: &[(TransferSort, Order)]) -> SortOrder<transfer::Column> {
                 order.then_nullable(C::BlockTimestamp, direction.clone())
             }
             TransferSort::BlockNumber => order.then(C::BlockNumber, direction.clone()),
-            TransferSort::Value => order.then(C::Value, direction.clone()),
+            TransferSort::Value => order.then_uint256(C::Value, direction.clone()),
         };
     }
     let last = sort.last().map(|(_, d)| d.clone()).unwrap_or(Order::Desc);
