@@ -39,6 +39,7 @@ async fn run(app: &TestApp, provider: &Provider, rules: &HostRules) -> RunSummar
         &app.db,
         provider,
         rules,
+        &common::outbound(),
         RunMode::Incremental,
         "test",
         &Cancel::default(),

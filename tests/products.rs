@@ -379,6 +379,7 @@ async fn a_product_provider_keeps_counts_exact(backend: Backend) {
             &app.db,
             provider,
             &tributary::hosts::HostRules::default(),
+            &common::outbound(),
             RunMode::Full,
             "test",
             &Cancel::default(),
@@ -503,3 +504,63 @@ async fn command_line_import(backend: Backend) {
     assert_eq!(total, 501);
 }
 on_both_databases!(command_line_import, command_line_import);
+
+/// A file that breaks part way (a gzip cut short): what was read before the break is stored
+/// with exact counts and the run is failed naming the file; the whole file afterwards
+/// completes the set.
+async fn a_broken_file_keeps_what_was_read(backend: Backend) {
+    use std::io::Write;
+    let app = TestApp::spawn(backend).await;
+    let work = tempfile::tempdir().expect("dir");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(&std::fs::read(file("products_first499_twice.csv")).expect("sample"))
+        .expect("write");
+    let whole = encoder.finish().expect("finish");
+    let cut = work.path().join("cut.csv.gz");
+    std::fs::write(&cut, &whole[..whole.len() / 3]).expect("cut file");
+
+    let error = import::import_file(&app.db, Entity::Product, &cut, |_| {})
+        .await
+        .expect_err("a cut gzip fails");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("{}: ", cut.display())),
+        "{error}"
+    );
+    let run = entity::ingest_run::Entity::find()
+        .one(&app.db)
+        .await
+        .expect("runs")
+        .expect("the import's run");
+    assert_eq!(run.status, "failed");
+    assert_eq!(run.error.as_deref(), Some(error.to_string().as_str()));
+
+    let expected = expected_from(&["products_first499_twice.csv"]);
+    let kept = stored(&app).await;
+    assert!(
+        !kept.is_empty() && kept.len() < expected.len(),
+        "{}",
+        kept.len()
+    );
+    // Each stored product is one of the file's rows for its SKU (the first copy of the sample
+    // repeats in the second, so a SKU read only once has the same values).
+    for (sku, values) in &kept {
+        assert_eq!(expected.get(sku), Some(values), "{sku}");
+    }
+    assert_counts_exact(&app, &kept).await;
+    assert_eq!(
+        run.inserted,
+        kept.len() as i64,
+        "the run's counters match the rows"
+    );
+
+    import(&app, "products_first499_twice.csv").await;
+    assert_eq!(stored(&app).await, expected);
+    assert_counts_exact(&app, &expected).await;
+}
+on_both_databases!(
+    a_broken_file_keeps_what_was_read,
+    a_broken_file_keeps_what_was_read
+);

@@ -3,38 +3,29 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::mock_provider::{MockConfig, MockProvider, patient_age, patient_name};
-use common::{Backend, TestApp};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use common::{Backend, TestApp, provider};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
-use tributary::ingest::{self, Cancel, RunSummary};
+use tributary::ingest::RunSummary;
 use tributary::providers::definition::Provider;
 use tributary::providers::load::load_file;
 use tributary::store::runs::{RunMode, RunStatus};
 
 /// Writes `toml` as `name.toml` in a fresh directory and loads it.
-fn provider(dir: &Path, name: &str, toml: &str) -> Provider {
-    let path: PathBuf = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, toml).expect("write provider file");
-    load_file(&path).unwrap_or_else(|e| panic!("{name}.toml: {e}"))
-}
-
 async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
-    ingest::run(
-        &app.db,
+    common::run_provider(
+        app,
         provider,
         &HostRules::default(),
+        &common::outbound(),
         mode,
-        "test",
-        &Cancel::default(),
-        &|_| {},
     )
     .await
-    .unwrap_or_else(|e| panic!("run {}: {e}", provider.name))
 }
 
 async fn record_count(app: &TestApp, dataset: &str) -> u64 {
@@ -43,18 +34,6 @@ async fn record_count(app: &TestApp, dataset: &str) -> u64 {
         .count(&app.db)
         .await
         .expect("count")
-}
-
-async fn record_keys(app: &TestApp, dataset: &str) -> Vec<String> {
-    entity::record::Entity::find()
-        .filter(entity::record::Column::Dataset.eq(dataset))
-        .order_by_asc(entity::record::Column::Id)
-        .all(&app.db)
-        .await
-        .expect("records")
-        .into_iter()
-        .map(|r| r.key)
-        .collect()
 }
 
 fn items_provider(base: &str, pagination: &str, path: &str, records: &str) -> String {
@@ -140,7 +119,11 @@ async fn every_pagination_kind_fetches_every_record_once(backend: Backend) {
         assert_eq!(summary.fetched, 95, "{name}");
         assert_eq!(summary.rejected, 0, "{name}");
         let expected_keys: Vec<String> = (1..=95).map(|i| i.to_string()).collect();
-        assert_eq!(record_keys(&app, "items").await, expected_keys, "{name}");
+        assert_eq!(
+            common::record_keys(&app, "items").await,
+            expected_keys,
+            "{name}"
+        );
     }
     // The first run inserted all 95; every later kind found them unchanged.
     let data = app
@@ -350,7 +333,7 @@ async fn faults_are_retried_and_counts_stay_exact(backend: Backend) {
     assert_eq!(record_count(&app, "items").await, 95);
     assert!(mock.faults() > 0, "faults were injected");
 
-    // With one attempt per request, the first fault ends the run, naming URL and status.
+    // With one attempt per request, the first fault ends the run, naming page, URL and status.
     let strict = provider(
         dir.path(),
         "strict",
@@ -363,7 +346,7 @@ async fn faults_are_retried_and_counts_stay_exact(backend: Backend) {
     assert_eq!(failed.status, RunStatus::Failed);
     let error = failed.error.expect("error");
     assert!(
-        error.starts_with(&format!("GET {}/offset?", mock.base_url)),
+        error.starts_with("page ") && error.contains(&format!(": GET {}/offset?", mock.base_url)),
         "{error}"
     );
     assert!(error.contains("after 1 attempt(s)"), "{error}");
@@ -537,6 +520,7 @@ async fn a_killed_run_resumes_without_duplicates_or_gaps(backend: Backend) {
         .args(["ingest", "patients"])
         .env("DATABASE_URL", &app.database_url)
         .env("TRIBUTARY_PROVIDERS_DIR", dir.path())
+        .env("TRIBUTARY_OUTBOUND__ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -577,8 +561,10 @@ async fn a_killed_run_resumes_without_duplicates_or_gaps(backend: Backend) {
     );
     assert_eq!(resumed.counts.inserted, 10_000 - committed);
     assert_eq!(record_count(&app, "patients").await, 10_000);
-    let keys: std::collections::BTreeSet<String> =
-        record_keys(&app, "patients").await.into_iter().collect();
+    let keys: std::collections::BTreeSet<String> = common::record_keys(&app, "patients")
+        .await
+        .into_iter()
+        .collect();
     assert_eq!(keys, (1..=10_000).map(|i| i.to_string()).collect());
     // The same rows as a clean run: spot-check the mapped values.
     for id in [1u32, 4_321, 10_000] {

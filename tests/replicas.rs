@@ -17,6 +17,8 @@ fn serve(database_url: &str, providers: &Path, lease_ttl_secs: u64) -> Child {
         .env("DATABASE_URL", database_url)
         .env("TRIBUTARY_PROVIDERS_DIR", providers)
         .env("TRIBUTARY_LISTEN", "127.0.0.1:0")
+        // The stand-in provider listens on loopback.
+        .env("TRIBUTARY_OUTBOUND__ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]")
         .env(
             "TRIBUTARY_SCHEDULER__LEASE_TTL_SECS",
             lease_ttl_secs.to_string(),

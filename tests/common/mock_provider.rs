@@ -23,22 +23,33 @@
 //! - **Generic pagination** over [`MockConfig::items`] records [`item`]`(1..=items)`:
 //!   `/offset`, `/page`, `/cursor`, `/cursor-header`, `/link`, `/link-body`, `/past-end` and
 //!   `/forever` (see each handler).
+//! - **Broken pagination**, well-behaved up to page [`LOOP_PAGE`] and wrong from there:
+//!   `/cursor-repeat` and `/cursor-back` (the next cursor is the page's own, or an earlier
+//!   page's), `/link-back` (the `Link` header points back to page 2) and `/page-stuck` (every
+//!   page after [`LOOP_PAGE`] answers that page's records again).
+//!
+//! - **A body that never ends**: `/endless` answers 200 `application/json` and streams spaces
+//!   until the client hangs up.
+//! - **Pointers elsewhere**: `/redirect?to=URL` answers 302 to `URL`; `/links-to?to=URL`
+//!   answers `{"items": [{"id": 1, "url": URL}]}`, a listing whose item a `follow` would fetch.
 //!
 //! Every request is counted under a route label (see [`route_label`]) and then passes the fault
-//! injection of [`MockConfig`] before the route's own logic runs.
+//! injection of [`MockConfig`] (random faults, [`MockConfig::scripted`] faults) before the
+//! route's own logic runs.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::future::IntoFuture;
 use std::io::Write as _;
+use std::ops::RangeInclusive;
 use std::path::Path as FsPath;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -70,6 +81,34 @@ pub const DEFAULT_ITEMS: usize = 95;
 pub const FIXED_PAGE_SIZE: usize = 10;
 /// Page size of `/offset`, `/past-end` (`limit`) and `/page` (`per_page`) when not given.
 pub const DEFAULT_PAGE_SIZE: usize = 10;
+/// The page (1-based) from which the broken pagination routes go wrong; the pages before it and
+/// this one carry records `1..=LOOP_PAGE * FIXED_PAGE_SIZE` as `/cursor` would.
+pub const LOOP_PAGE: usize = 4;
+/// The body of [`Fault::Html`]: what a proxy in front of an API answers when the API is down.
+pub const HTML_ERROR_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad Gateway</h1><p>The upstream server is not answering.</p></body></html>\n";
+/// The body of [`Fault::Malformed`]: JSON-like, but single-quoted.
+pub const MALFORMED_BODY: &str = "{'data': [{'id': 1}]}";
+
+/// A fault a scripted request gets (see [`MockConfig::scripted`]).
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// This status instead of the route's answer, with `Retry-After: seconds` when given.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// The route's answer, after this delay.
+    Delay(Duration),
+    /// The route's status line and headers (with the full `Content-Length`) and half its body,
+    /// then the connection is dropped: a connection reset in the middle of the body.
+    Reset,
+    /// The route's body cut in half, status 200, no `Content-Length`: a body that ends early.
+    Truncate,
+    /// Status 200, `application/json`, body [`MALFORMED_BODY`].
+    Malformed,
+    /// Status 200, `text/html`, body [`HTML_ERROR_PAGE`].
+    Html,
+}
 
 /// Behaviour of one mock server. `Default` is a well-behaved server.
 #[derive(Clone, Debug, Default)]
@@ -93,6 +132,10 @@ pub struct MockConfig {
     pub silk_token: Option<String>,
     /// Number of generated records for the generic pagination routes ([`DEFAULT_ITEMS`] when 0).
     pub items: usize,
+    /// Scripted faults: a request whose number (1-based, across all routes) falls in a range
+    /// gets that fault; the first matching entry wins. With scripted faults, `fault_rate` is
+    /// ignored (runs stay repeatable).
+    pub scripted: Vec<(RangeInclusive<usize>, Fault)>,
 }
 
 /// A running mock server. Dropping it stops the server.
@@ -127,6 +170,7 @@ impl MockProvider {
             faults: AtomicUsize::new(0),
             by_route: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
+            times: Mutex::new(Vec::new()),
         });
         let app = router(shared.clone());
         let mut shutdown = stopped;
@@ -172,6 +216,11 @@ impl MockProvider {
         lock(&self.shared.log).clone()
     }
 
+    /// When each request arrived, in arrival order (the same order as [`Self::request_log`]).
+    pub fn request_times(&self) -> Vec<Instant> {
+        lock(&self.shared.times).clone()
+    }
+
     /// Records served by the generic pagination routes.
     pub fn items(&self) -> usize {
         self.shared.items
@@ -193,7 +242,8 @@ impl Drop for MockProvider {
 
 /// The route label a request path is counted under: `qualys`, `crowdstrike`, `listing`,
 /// `document`, `offset`, `page`, `cursor`, `cursor-header`, `link`, `link-body`, `past-end`,
-/// `forever`, `files`, or `other` for anything else.
+/// `forever`, `cursor-repeat`, `cursor-back`, `link-back`, `page-stuck`, `redirect`,
+/// `links-to`, `endless`, `files`, or `other` for anything else.
 pub fn route_label(path: &str) -> &'static str {
     match path {
         "/api/qualys/hosts/get" => "qualys",
@@ -206,6 +256,13 @@ pub fn route_label(path: &str) -> &'static str {
         "/link-body" => "link-body",
         "/past-end" => "past-end",
         "/forever" => "forever",
+        "/cursor-repeat" => "cursor-repeat",
+        "/cursor-back" => "cursor-back",
+        "/link-back" => "link-back",
+        "/page-stuck" => "page-stuck",
+        "/redirect" => "redirect",
+        "/endless" => "endless",
+        "/links-to" => "links-to",
         _ if path.starts_with("/storage/v1/b/") => "listing",
         _ if path.starts_with("/download/storage/v1/b/") => "document",
         _ if path.starts_with("/files/") => "files",
@@ -759,22 +816,39 @@ fn numbered_page(shared: &Shared, page: usize) -> (Vec<Value>, usize, bool) {
 
 /// `GET /link[?page=P]` → a bare JSON array; the next page only in a GitHub-style
 /// `Link: <…/link?page=P+1>; rel="next", <…>; rel="last"` header (no `next` on the last page).
-async fn link(State(shared): State<Arc<Shared>>, Query(q): Query<LinkQuery>) -> Response {
+/// Like GitHub, the links repeat the request's other query parameters (an `api_key` too).
+async fn link(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<LinkQuery>,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let page = q.page.unwrap_or(1);
     if page == 0 {
         return (StatusCode::BAD_REQUEST, "page starts at 1").into_response();
     }
     let (records, last, more) = numbered_page(&shared, page);
     let base = &shared.base_url;
+    let echoed: String = raw
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("page="))
+        .map(|pair| format!("&{pair}"))
+        .collect();
     let mut links = Vec::new();
     if page > 1 {
-        links.push(format!("<{base}/link?page={}>; rel=\"prev\"", page - 1));
+        links.push(format!(
+            "<{base}/link?page={}{echoed}>; rel=\"prev\"",
+            page - 1
+        ));
     }
     if more {
-        links.push(format!("<{base}/link?page={}>; rel=\"next\"", page + 1));
+        links.push(format!(
+            "<{base}/link?page={}{echoed}>; rel=\"next\"",
+            page + 1
+        ));
     }
-    links.push(format!("<{base}/link?page={last}>; rel=\"last\""));
-    links.push(format!("<{base}/link?page=1>; rel=\"first\""));
+    links.push(format!("<{base}/link?page={last}{echoed}>; rel=\"last\""));
+    links.push(format!("<{base}/link?page=1{echoed}>; rel=\"first\""));
     let mut response = axum::Json(records).into_response();
     response.headers_mut().insert(
         header::LINK,
@@ -792,6 +866,96 @@ async fn link_body(State(shared): State<Arc<Shared>>, Query(q): Query<LinkQuery>
     let (records, _, more) = numbered_page(&shared, page);
     let next = more.then(|| format!("{}/link-body?page={}", shared.base_url, page + 1));
     axum::Json(json!({ "items": records, "links": { "next": next } })).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broken pagination
+
+/// `GET /cursor-repeat[?cursor=C]`: like `/cursor`, but page [`LOOP_PAGE`] gives its own
+/// cursor as the next one.
+async fn cursor_repeat(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<CursorQuery>,
+) -> Response {
+    broken_cursor(&shared, q.cursor.as_deref(), |own| own)
+}
+
+/// `GET /cursor-back[?cursor=C]`: like `/cursor`, but page [`LOOP_PAGE`] gives page 2's
+/// cursor as the next one.
+async fn cursor_back(State(shared): State<Arc<Shared>>, Query(q): Query<CursorQuery>) -> Response {
+    broken_cursor(&shared, q.cursor.as_deref(), |_| FIXED_PAGE_SIZE)
+}
+
+/// A `/cursor` page, whose next cursor on page [`LOOP_PAGE`] is `next_from(its own offset)`.
+fn broken_cursor(shared: &Shared, cursor: Option<&str>, next_from: fn(usize) -> usize) -> Response {
+    let Some(from) = decode_cursor(cursor) else {
+        return invalid_cursor();
+    };
+    let to = from.saturating_add(FIXED_PAGE_SIZE);
+    let next = if from == (LOOP_PAGE - 1) * FIXED_PAGE_SIZE {
+        next_from(from)
+    } else {
+        to
+    };
+    let items = records(from, to, shared.items);
+    axum::Json(json!({ "items": items, "next": encode_cursor(next) })).into_response()
+}
+
+/// `GET /link-back[?page=P]`: a bare JSON array with a `Link: <…?page=N>; rel="next"` header;
+/// page [`LOOP_PAGE`] links back to page 2.
+async fn link_back(State(shared): State<Arc<Shared>>, Query(q): Query<LinkQuery>) -> Response {
+    let page = q.page.unwrap_or(1).max(1);
+    let (records, _, _) = numbered_page(&shared, page);
+    let next = if page == LOOP_PAGE { 2 } else { page + 1 };
+    let mut response = axum::Json(records).into_response();
+    let link = format!("<{}/link-back?page={next}>; rel=\"next\"", shared.base_url);
+    response.headers_mut().insert(
+        header::LINK,
+        HeaderValue::from_str(&link).expect("a URL is a header value"),
+    );
+    response
+}
+
+/// `GET /page-stuck?page=P&per_page=S`: like `/page`, but pages after [`LOOP_PAGE`] answer page
+/// [`LOOP_PAGE`]'s records again (an API that ignores a page number it finds too high).
+async fn page_stuck(State(shared): State<Arc<Shared>>, Query(q): Query<PageQuery>) -> Response {
+    let page = q.page.unwrap_or(1).clamp(1, LOOP_PAGE);
+    let per_page = q.per_page.unwrap_or(DEFAULT_PAGE_SIZE);
+    let from = (page - 1).saturating_mul(per_page);
+    let results = records(from, from.saturating_add(per_page), shared.items);
+    axum::Json(json!({ "results": results })).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pointers elsewhere
+
+#[derive(Deserialize)]
+struct ToQuery {
+    to: String,
+}
+
+/// `GET /redirect?to=URL`: 302 to `URL`.
+async fn redirect(Query(q): Query<ToQuery>) -> Response {
+    match HeaderValue::from_str(&q.to) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "`to` is not a header value").into_response(),
+    }
+}
+
+/// `GET /endless`: 200, `application/json`, spaces without end (and no `Content-Length`).
+async fn endless() -> Response {
+    let chunk = bytes::Bytes::from_static(&[b' '; 64 * 1024]);
+    let body = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// `GET /links-to?to=URL`: a one-item listing whose item points at `URL`.
+async fn links_to(Query(q): Query<ToQuery>) -> Response {
+    axum::Json(json!({ "items": [{ "id": 1, "url": q.to }] })).into_response()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -846,6 +1010,8 @@ struct Shared {
     faults: AtomicUsize,
     by_route: Mutex<HashMap<&'static str, usize>>,
     log: Mutex<Vec<String>>,
+    /// Arrival time of each request, in `log` order.
+    times: Mutex<Vec<Instant>>,
 }
 
 impl Shared {
@@ -859,6 +1025,7 @@ impl Shared {
         let mut log = lock(&self.log);
         let n = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
         log.push(format!("{} {target}", request.method()));
+        lock(&self.times).push(Instant::now());
         drop(log);
         *lock(&self.by_route).entry(label).or_insert(0) += 1;
         n
@@ -912,11 +1079,67 @@ async fn inject(State(shared): State<Arc<Shared>>, request: Request, next: Next)
     let config = &shared.config;
     shared.pause(config.latency).await;
     let hang = config.hang_request == Some(n);
-    let truncate = config.truncate_request == Some(n);
+    let scripted = config
+        .scripted
+        .iter()
+        .find(|(requests, _)| requests.contains(&n))
+        .map(|(_, fault)| fault.clone());
+    let truncate = config.truncate_request == Some(n) || matches!(scripted, Some(Fault::Truncate));
     if hang {
         shared.pause(config.hang_for).await;
     }
-    if !hang && !truncate && shared.is_fault(label, n) {
+    match scripted {
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => {
+            shared.faults.fetch_add(1, Ordering::SeqCst);
+            let status = StatusCode::from_u16(status).expect("a valid status code");
+            let mut response =
+                (status, status.canonical_reason().unwrap_or("Error")).into_response();
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            return response;
+        }
+        Some(Fault::Delay(delay)) => shared.pause(delay).await,
+        Some(Fault::Malformed) => {
+            shared.faults.fetch_add(1, Ordering::SeqCst);
+            return ([(header::CONTENT_TYPE, "application/json")], MALFORMED_BODY).into_response();
+        }
+        Some(Fault::Html) => {
+            shared.faults.fetch_add(1, Ordering::SeqCst);
+            return (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                HTML_ERROR_PAGE,
+            )
+                .into_response();
+        }
+        Some(Fault::Reset) => {
+            shared.faults.fetch_add(1, Ordering::SeqCst);
+            let (mut parts, body) = next.run(request).await.into_parts();
+            let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            let half = bytes.slice(..bytes.len() / 2);
+            // The first half goes out (the pause lets it reach the client); the error then makes
+            // the server drop the connection.
+            let body = async_stream::stream! {
+                yield Ok::<_, std::io::Error>(half);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                yield Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected connection reset",
+                ));
+            };
+            return Response::from_parts(parts, Body::from_stream(body));
+        }
+        Some(Fault::Truncate) | None => {}
+    }
+    if !hang && !truncate && config.scripted.is_empty() && shared.is_fault(label, n) {
         let k = shared.faults.fetch_add(1, Ordering::SeqCst);
         return if k % 2 == 0 {
             (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response()
@@ -954,6 +1177,13 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/link-body", get(link_body))
         .route("/past-end", get(past_end))
         .route("/forever", get(forever))
+        .route("/cursor-repeat", get(cursor_repeat))
+        .route("/cursor-back", get(cursor_back))
+        .route("/link-back", get(link_back))
+        .route("/page-stuck", get(page_stuck))
+        .route("/redirect", get(redirect))
+        .route("/endless", get(endless))
+        .route("/links-to", get(links_to))
         .route("/files/{name}", get(file))
         .layer(middleware::from_fn_with_state(shared.clone(), inject))
         .with_state(shared)

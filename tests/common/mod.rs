@@ -6,11 +6,19 @@ pub mod browser;
 pub mod mock_provider;
 pub mod postgres;
 
+use std::path::Path;
+
 use sea_orm::{Database, DatabaseConnection};
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use tributary::hosts::HostRules;
+use tributary::ingest::{self, Cancel, RunSummary};
+use tributary::providers::definition::Provider;
+use tributary::providers::load::load_file;
 use tributary::settings::Settings;
+use tributary::sources::outbound::Outbound;
 use tributary::startup::Application;
+use tributary::store::runs::RunMode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -49,7 +57,60 @@ pub fn settings(database_url: &str) -> Settings {
     settings.database_url = SecretString::from(database_url.to_string());
     // Tests arrange their own rows.
     settings.sample_data = false;
+    // The stand-in providers listen on loopback.
+    settings.outbound.allowed_networks = vec![LOOPBACK.to_string()];
     settings
+}
+
+/// The network of the stand-in providers, which the test servers are allowed to reach.
+pub const LOOPBACK: &str = "127.0.0.0/8";
+
+/// The outbound policy of runs started directly by tests: the stand-in providers allowed.
+pub fn outbound() -> Outbound {
+    Outbound::new(&[LOOPBACK.to_string()]).expect("a valid network")
+}
+
+/// Writes a provider file into `dir` and loads it as the server would.
+pub fn provider(dir: &Path, name: &str, toml: &str) -> Provider {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, toml).expect("write provider file");
+    load_file(&path).unwrap_or_else(|e| panic!("{name}.toml: {e}"))
+}
+
+/// Runs `provider` to its end in the test's own process; panics naming it if the run fails.
+pub async fn run_provider(
+    app: &TestApp,
+    provider: &Provider,
+    rules: &HostRules,
+    outbound: &Outbound,
+    mode: RunMode,
+) -> RunSummary {
+    ingest::run(
+        &app.db,
+        provider,
+        rules,
+        outbound,
+        mode,
+        "test",
+        &Cancel::default(),
+        &|_| {},
+    )
+    .await
+    .unwrap_or_else(|e| panic!("run {}: {e}", provider.name))
+}
+
+/// The keys of a dataset's records, in insertion order.
+pub async fn record_keys(app: &TestApp, dataset: &str) -> Vec<String> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    entity::record::Entity::find()
+        .filter(entity::record::Column::Dataset.eq(dataset))
+        .order_by_asc(entity::record::Column::Id)
+        .all(&app.db)
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|r| r.key)
+        .collect()
 }
 
 impl TestApp {
@@ -60,6 +121,15 @@ impl TestApp {
     /// Starts the application with settings adjusted by `adjust`.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let (url, dir) = database_url(backend).await;
+        Self::spawn_at(url, dir, adjust).await
+    }
+
+    /// Starts the application on the database at `url` (a private cluster's, say).
+    pub async fn spawn_at(
+        url: String,
+        dir: Option<tempfile::TempDir>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut settings = settings(&url);
         adjust(&mut settings);
         let app = Application::build(settings)

@@ -143,8 +143,9 @@ struct Cluster {
 
 static CLUSTER: Mutex<Option<Cluster>> = Mutex::new(None);
 
-fn start_cluster() -> Result<String, String> {
-    let bin = find_bin_dir().ok_or("no `initdb` found")?;
+/// A new cluster's directory (owned by the user PostgreSQL will run as) with an initialised
+/// `data` directory in it: (directory, whether we run as root).
+fn init_cluster(bin: &Path) -> Result<(PathBuf, bool), String> {
     let dir = tempfile::Builder::new()
         .prefix("tributary-pg-")
         .tempdir()
@@ -179,6 +180,12 @@ fn start_cluster() -> Result<String, String> {
             String::from_utf8_lossy(&status.stderr).trim()
         ));
     }
+    Ok((dir, as_root))
+}
+
+fn start_cluster() -> Result<String, String> {
+    let bin = find_bin_dir().ok_or("no `initdb` found")?;
+    let (dir, as_root) = init_cluster(&bin)?;
     let port = free_port()?;
     let postgres = bin.join("postgres");
     // The supervisor shell starts PostgreSQL, waits for its stdin to close (this process
@@ -299,5 +306,116 @@ fn chown_to_postgres(dir: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err("running as root, and the `postgres` user (created by the PostgreSQL packages) does not exist to run the server".to_string())
+    }
+}
+
+/// A throwaway cluster of one test's own, which the test may stop and start again on the same
+/// port (the shared cluster of [`fresh_database`] is never stopped). Commits are synchronous,
+/// so an immediate stop loses nothing that was acknowledged. Stopped and removed when dropped,
+/// or when the test process ends however it ends (a supervisor waits on a pipe, as for the
+/// shared cluster).
+pub struct PrivateCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    as_root: bool,
+    _supervisor: Child,
+    _stdin: ChildStdin,
+}
+
+impl PrivateCluster {
+    /// Creates and starts the cluster; fails the test (saying how to get PostgreSQL) when it
+    /// cannot.
+    pub fn start() -> PrivateCluster {
+        Self::try_start().unwrap_or_else(|why| {
+            panic!("cannot start a private PostgreSQL cluster: {why}\n{HOW_TO_GET_POSTGRES}")
+        })
+    }
+
+    fn try_start() -> Result<PrivateCluster, String> {
+        let bin = find_bin_dir().ok_or("no `initdb` found")?;
+        let (dir, as_root) = init_cluster(&bin)?;
+        let port = free_port()?;
+        let script = r#"
+            cat >/dev/null
+            "$1/pg_ctl" -D "$2/data" -m immediate -w stop >/dev/null 2>&1
+            rm -rf "$2"
+        "#;
+        let mut supervisor = run_as(as_root, Path::new("sh"))
+            .args(["-c", script, "supervisor"])
+            .arg(&bin)
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the cluster's supervisor: {e}"))?;
+        let stdin = supervisor
+            .stdin
+            .take()
+            .ok_or("no stdin pipe to the supervisor")?;
+        let cluster = PrivateCluster {
+            bin,
+            dir,
+            port,
+            as_root,
+            _supervisor: supervisor,
+            _stdin: stdin,
+        };
+        cluster.pg_ctl_start()?;
+        Ok(cluster)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`: the cluster's default database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl stop -m immediate`: every server process ends at once, as in a crash.
+    pub fn stop_immediate(&self) {
+        let output = run_as(self.as_root, &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .expect("run pg_ctl stop");
+        assert!(
+            output.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Starts the stopped cluster again on the same port, waiting until it accepts logins
+    /// (after crash recovery).
+    pub fn start_again(&self) {
+        self.pg_ctl_start()
+            .unwrap_or_else(|why| panic!("cannot restart the private cluster: {why}"));
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=on \
+             -c max_connections=100",
+            self.port,
+            self.dir.display()
+        );
+        let output = run_as(self.as_root, &self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"])
+            .output()
+            .map_err(|e| format!("cannot run pg_ctl: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            Err(format!(
+                "pg_ctl start failed: {}\n{log}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))
+        }
     }
 }
