@@ -60,6 +60,8 @@ comment = { path = "comment", transforms = ["trim"] }
 TOML
 
 export TRIBUTARY_PROVIDERS_DIR="$WORK/providers"
+# The stand-in provider listens on loopback, which provider requests may not reach by default.
+export TRIBUTARY_OUTBOUND__ALLOWED_NETWORKS='["127.0.0.0/8"]'
 target/release/tributary migrate
 start=$(date +%s.%N)
 target/release/tributary ingest patients --mode full

@@ -11,6 +11,8 @@
 #
 # Needs: PostgreSQL reachable at $PGURL (a role that may create databases), python3, psql,
 # wrk (apt-get install wrk), GNU time. Usage: bench/transfers.sh [ROWS]
+# QUERY_ONLY=1 skips both imports and measures the query against the database an earlier run
+# left behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +44,8 @@ fresh_db() {
 
 now() { date +%s.%N; }
 
+URL="$PGURL/tributary_bench_import"
+if [[ -z "${QUERY_ONLY:-}" ]]; then
 # --- baseline ---------------------------------------------------------------------------
 fresh_db tributary_bench_baseline
 BASE_URL="$PGURL/tributary_bench_baseline"
@@ -68,7 +72,6 @@ printf 'baseline: %.2f s\n' "$baseline"
 
 # --- ours -------------------------------------------------------------------------------
 fresh_db tributary_bench_import
-URL="$PGURL/tributary_bench_import"
 DATABASE_URL=$URL "$BIN" migrate
 echo "==> tributary import transfer"
 t0=$(now)
@@ -81,6 +84,7 @@ t0=$(now)
 DATABASE_URL=$URL "$BIN" import transfer "$CSV"
 t1=$(now)
 again=$(echo "$t1 - $t0" | bc -l)
+fi
 
 # --- query ------------------------------------------------------------------------------
 echo "==> transfers query: one token, 6-hour window, first: 100, 32 clients, 20 s"
@@ -112,7 +116,7 @@ wrk -t2 -c32 -d20s --latency -s "$LUA" "http://127.0.0.1:$PORT" | tee "$WORK/wrk
 
 echo
 echo "==> results ($ROWS transfers)"
-printf 'import:        %.2f s  (baseline %.2f s)  ratio %.2fx  (target <= 1.5x)\n' "$ours" "$baseline" "$(echo "$ours / $baseline" | bc -l)"
-printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
-printf 'second import: %.2f s (all rows unchanged)  ratio %.2fx of baseline\n' "$again" "$(echo "$again / $baseline" | bc -l)"
+[[ -z "${QUERY_ONLY:-}" ]] && printf 'import:        %.2f s  (baseline %.2f s)  ratio %.2fx  (target <= 1.5x)\n' "$ours" "$baseline" "$(echo "$ours / $baseline" | bc -l)"
+[[ -z "${QUERY_ONLY:-}" ]] && printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
+[[ -z "${QUERY_ONLY:-}" ]] && printf 'second import: %.2f s (all rows unchanged)  ratio %.2fx of baseline\n' "$again" "$(echo "$again / $baseline" | bc -l)"
 grep -E 'Requests/sec|^ +50%|^ +99%' "$WORK/wrk.txt" | sed 's/^ */query: /'
