@@ -14,7 +14,6 @@ use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -215,7 +214,10 @@ fn router(state: AppState, settings: &Settings) -> anyhow::Result<Router> {
         .route("/metrics", get(routes::metrics::metrics))
         .with_state(state)
         .layer(axum::middleware::from_fn(metrics::track_http))
-        .layer(RequestBodyLimitLayer::new(settings.http.body_limit_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.http.body_limit_bytes,
+            routes::body_limit::limit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(settings.http.request_timeout_secs),

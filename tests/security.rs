@@ -916,6 +916,50 @@ async fn bodies_over_the_limit_get_413_on_every_endpoint() {
     );
 }
 
+/// A body many times the socket buffers: the client is still writing when the server has
+/// decided. It must read the 413 (with the reason), not a broken pipe, and the server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_a_huge_body_reads_the_413() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let limit = tributary::settings::Settings::defaults()
+        .expect("defaults")
+        .http
+        .body_limit_bytes;
+    let huge = "x".repeat(8 * limit);
+    for path in ["/graphql", "/submit"] {
+        for streamed in [false, true] {
+            let body = if streamed {
+                let chunks: Vec<Result<String, std::io::Error>> = huge
+                    .as_bytes()
+                    .chunks(64 * 1024)
+                    .map(|c| Ok(String::from_utf8_lossy(c).into_owned()))
+                    .collect();
+                reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+            } else {
+                reqwest::Body::from(huge.clone())
+            };
+            let response = app
+                .client
+                .post(format!("{}{path}", app.address))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path} (streamed: {streamed}): {e:?}"));
+            assert_eq!(response.status(), 413, "{path} (streamed: {streamed})");
+            let answer: Value = response.json().await.expect("a JSON error");
+            assert_eq!(
+                answer["error"],
+                format!(
+                    "the request body is larger than the limit of {limit} bytes (http.body_limit_bytes)"
+                )
+            );
+        }
+    }
+    let data = app.query("{ serverInfo { version } }", json!({})).await;
+    assert_eq!(data["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Docker
 

@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per concern. `startup` wires them into the router.
 
+pub mod body_limit;
 pub mod graphql;
 pub mod health;
 pub mod metrics;
