@@ -140,6 +140,7 @@ pub async fn import_file(
     // Products: a first pass finds each SKU's last row, so each product is written once.
     let last_rows = if entity == Entity::Product {
         let file = File::open(path).map_err(|e| open_error(e.to_string()))?;
+        let scan_started = Instant::now();
         let scanned = tokio::task::spawn_blocking(move || {
             let reader: Box<dyn Read + Send> = if gzip {
                 Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
@@ -151,7 +152,14 @@ pub async fn import_file(
         .await
         .map_err(|e| open_error(format!("reading the file failed: {e}")))?;
         match scanned {
-            Ok(last) => Some(Arc::new(last)),
+            Ok(last) => {
+                tracing::info!(
+                    skus = last.len(),
+                    seconds = scan_started.elapsed().as_secs_f64(),
+                    "first pass: found each SKU's last row"
+                );
+                Some(Arc::new(last))
+            }
             // The second pass meets the same error and records it on the run.
             Err(_) => None,
         }

@@ -22,22 +22,64 @@ pub fn products<R: Read + Send + 'static>(
     format: Format,
 ) -> Result<Rows<ProductRecord>, FileError> {
     match format {
-        Format::Csv => {
-            let (reader, header) = open_csv(reader)?;
-            let mut columns = ColumnIndex::new(header);
-            let sku = columns.required("sku");
-            let name = columns.optional("name");
-            let description = columns.optional("description");
-            let header = columns.finish()?;
-            Ok(Box::new(CsvRows::new(reader, header, move |row| {
-                ProductRecord::new(
-                    field(row, sku, "sku")?,
-                    optional_field(row, name, "name")?,
-                    optional_field(row, description, "description")?,
-                )
-            })))
-        }
+        Format::Csv => csv_rows(reader, |sku, name, description| {
+            ProductRecord::new(sku, name, description)
+        }),
         Format::JsonLines => Ok(Box::new(JsonRows::new(reader, product_from_json))),
+    }
+}
+
+/// What a CSV product reader makes of a row's fields (SKU, name, description).
+type Keep<T> = fn(&str, Option<&str>, Option<&str>) -> Result<T, String>;
+
+/// CSV rows through `keep`, which gets each row's validated fields borrowed from the row.
+/// Both passes of an import read through here, so they accept and reject the same rows.
+fn csv_rows<R, T>(reader: R, keep: Keep<T>) -> Result<Rows<T>, FileError>
+where
+    R: Read + Send + 'static,
+    T: 'static,
+{
+    let (reader, header) = open_csv(reader)?;
+    let mut columns = ColumnIndex::new(header);
+    let sku = columns.required("sku");
+    let name = columns.optional("name");
+    let description = columns.optional("description");
+    let header = columns.finish()?;
+    Ok(Box::new(CsvRows::new(reader, header, move |row| {
+        keep(
+            field(row, sku, "sku")?,
+            optional_field(row, name, "name")?,
+            optional_field(row, description, "description")?,
+        )
+    })))
+}
+
+/// What the first pass keeps of a row: its SKU and a hash of the rest.
+struct Scanned {
+    sku: String,
+    content: u64,
+}
+
+fn scanned<R: Read + Send + 'static>(
+    reader: R,
+    format: Format,
+) -> Result<Rows<Scanned>, FileError> {
+    match format {
+        // No copy of the name and description: the first pass reads every byte of the file
+        // while the database waits.
+        Format::Csv => csv_rows(reader, |sku, name, description| {
+            let (sku, name, description) = ProductRecord::fields(sku, name, description)?;
+            Ok(Scanned {
+                sku: sku.to_string(),
+                content: content_hash(name, description),
+            })
+        }),
+        Format::JsonLines => Ok(Box::new(JsonRows::new(reader, |line| {
+            product_from_json(line).map(|record| Scanned {
+                content: content_hash(record.name.as_deref(), record.description.as_deref()),
+                sku: record.sku,
+            })
+        }))),
     }
 }
 
@@ -79,13 +121,13 @@ impl LastRows {
     pub fn scan<R: Read + Send + 'static>(reader: R, format: Format) -> Result<Self, FileError> {
         let mut last = LastRows::default();
         let mut ordinal = 0u64;
-        for row in products(reader, format)? {
+        for row in scanned(reader, format)? {
             if let Row::Record { record, .. } = row? {
                 last.entries.push(Entry {
                     start: last.skus.len(),
                     len: record.sku.len(),
                     ordinal,
-                    content: content_hash(&record),
+                    content: record.content,
                 });
                 last.skus.push_str(&record.sku);
                 ordinal += 1;
@@ -101,6 +143,15 @@ impl LastRows {
         Ok(last)
     }
 
+    /// How many distinct SKUs the file has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The fate of the `ordinal`-th product row (rejections are not counted) of the same file.
     pub fn fate(&self, ordinal: u64, record: &ProductRecord) -> Fate {
         let found = self
@@ -110,7 +161,12 @@ impl LastRows {
             .map(|i| self.entries[i]);
         match found {
             Some(e) if e.ordinal == ordinal => Fate::Write,
-            Some(e) if e.content == content_hash(record) => Fate::Repeated,
+            Some(e)
+                if e.content
+                    == content_hash(record.name.as_deref(), record.description.as_deref()) =>
+            {
+                Fate::Repeated
+            }
             Some(_) => Fate::ReplacedByChange,
             // The file changed between the passes: write what this pass read.
             None => Fate::Write,
@@ -118,10 +174,10 @@ impl LastRows {
     }
 }
 
-fn content_hash(record: &ProductRecord) -> u64 {
+fn content_hash(name: Option<&str>, description: Option<&str>) -> u64 {
     let mut hasher = DefaultHasher::new();
-    record.name.hash(&mut hasher);
-    record.description.hash(&mut hasher);
+    name.hash(&mut hasher);
+    description.hash(&mut hasher);
     hasher.finish()
 }
 

@@ -39,17 +39,28 @@ impl ProductRecord {
     /// The SKU and name trimmed; a blank name or description is `None`. A description keeps its
     /// text as written otherwise (line breaks included). Errors when the SKU is blank.
     pub fn new(sku: &str, name: Option<&str>, description: Option<&str>) -> Result<Self, String> {
+        let (sku, name, description) = Self::fields(sku, name, description)?;
+        Ok(ProductRecord {
+            sku: sku.to_string(),
+            name: name.map(str::to_string),
+            description: description.map(str::to_string),
+        })
+    }
+
+    /// The fields [`ProductRecord::new`] keeps, checked and borrowed: the SKU and name
+    /// trimmed, blank ones dropped (a blank SKU is an error).
+    pub fn fields<'a>(
+        sku: &'a str,
+        name: Option<&'a str>,
+        description: Option<&'a str>,
+    ) -> Result<(&'a str, Option<&'a str>, Option<&'a str>), String> {
         let sku = sku.trim();
         if sku.is_empty() {
             return Err("sku: missing".to_string());
         }
         let name = name.map(str::trim).filter(|n| !n.is_empty());
         let description = description.filter(|d| !d.trim().is_empty());
-        Ok(ProductRecord {
-            sku: sku.to_string(),
-            name: name.map(str::to_string),
-            description: description.map(str::to_string),
-        })
+        Ok((sku, name, description))
     }
 }
 
