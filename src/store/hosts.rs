@@ -725,9 +725,10 @@ async fn write_identifiers<C: ConnectionTrait>(
             ];
             db.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
+                // No ON CONFLICT: the batch's lookup, under the resolver lock, found none of
+                // these, and the check costs a third of the statement.
                 "INSERT INTO host_identifiers (value, kind, host_id)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])
-                 ON CONFLICT (value, kind, host_id) DO NOTHING",
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])",
                 values,
             ))
             .await?;
