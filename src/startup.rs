@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Policy;
 use crate::events::writer::{EventWriter, WriterTask};
-use crate::graphql::{self, AppSchema, ServerFacts};
+use crate::graphql::{self, GuardedSchema, ServerFacts};
 use crate::providers::load_dir;
 use crate::runner::Runner;
 use crate::settings::{DatabaseKind, Settings};
@@ -29,7 +29,7 @@ use crate::{db, graphiql, metrics, routes, sample, scheduler};
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub schema: AppSchema,
+    pub schema: GuardedSchema,
     pub metrics: PrometheusHandle,
     pub policy: Policy,
     pub runner: Runner,

@@ -497,3 +497,78 @@ async fn introspection_when_disabled_is_refused_clearly() {
     assert_eq!(data["__typename"], "QueryRoot");
     still_answers(&app).await;
 }
+
+/// The same checks hold for operations sent over the WebSocket (`/graphql/ws`): each refused
+/// with its error, and the connection then still answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_limits_hold_over_the_websocket() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.graphql.introspection = false).await;
+    let mut request = format!("ws://127.0.0.1:{}/graphql/ws", app.port)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("connect");
+    let mut send = async |message: Value| {
+        ws.send(Message::text(message.to_string()))
+            .await
+            .expect("send");
+        loop {
+            let message = tokio::time::timeout(BOUND, ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no answer within {BOUND:?}"))
+                .expect("open")
+                .expect("a message");
+            if let Message::Text(text) = message {
+                let message: Value = serde_json::from_str(&text).expect("JSON");
+                if message["type"] != "complete" {
+                    return message;
+                }
+            }
+        }
+    };
+    let ack = send(json!({ "type": "connection_init", "payload": {} })).await;
+    assert_eq!(ack["type"], "connection_ack");
+    let nested = format!("{{ serverInfo {}{} }}", "{".repeat(40), "}".repeat(40));
+    for (id, query, message) in [
+        (
+            "1",
+            nested.as_str(),
+            "Query nests `{`, `[` or `(` more than 32 deep (at line 1, column 45).",
+        ),
+        (
+            "2",
+            "{ __schema { queryType { name } } }",
+            "Introspection is disabled on this server: `__schema` and `__type` are not answered.",
+        ),
+    ] {
+        let answer = send(json!({
+            "id": id, "type": "subscribe", "payload": { "query": query }
+        }))
+        .await;
+        assert_eq!(answer["id"], id, "{answer}");
+        let errors = if answer["type"] == "error" {
+            answer["payload"].clone()
+        } else {
+            answer["payload"]["errors"].clone()
+        };
+        assert_eq!(errors[0]["message"], message, "{answer}");
+    }
+    let answer = send(json!({
+        "id": "3", "type": "subscribe", "payload": { "query": "{ serverInfo { version } }" }
+    }))
+    .await;
+    assert_eq!(answer["type"], "next", "{answer}");
+    assert_eq!(
+        answer["payload"],
+        json!({ "data": { "serverInfo": { "version": env!("CARGO_PKG_VERSION") } } })
+    );
+}

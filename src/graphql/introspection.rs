@@ -4,46 +4,24 @@
 //! server.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Name, Pos, Positioned, ServerError, ServerResult, Variables};
+use async_graphql::{Name, Pos, Positioned, ServerError};
 
-pub struct RefuseIntrospection;
-
-impl ExtensionFactory for RefuseIntrospection {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RefuseIntrospection)
-    }
+/// The error for a document that asks for `__schema` or `__type` anywhere, through fragments
+/// too; `None` when it does not.
+pub fn refusal(document: &ExecutableDocument) -> Option<ServerError> {
+    document.operations.iter().find_map(|(_, operation)| {
+        let mut seen = HashSet::new();
+        introspection_at(document, &operation.node.selection_set, &mut seen).map(|pos| {
+            ServerError::new(
+                "Introspection is disabled on this server: `__schema` and `__type` are not answered.",
+                Some(pos),
+            )
+        })
+    })
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for RefuseIntrospection {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        for (_, operation) in document.operations.iter() {
-            let mut seen = HashSet::new();
-            if let Some(pos) = introspection_at(&document, &operation.node.selection_set, &mut seen)
-            {
-                return Err(ServerError::new(
-                    "Introspection is disabled on this server: `__schema` and `__type` are not answered.",
-                    Some(pos),
-                ));
-            }
-        }
-        Ok(document)
-    }
-}
-
-/// Where a root selection set asks for `__schema` or `__type`, directly or through fragments
-/// (each fragment looked at once, so a cycle, refused later by validation, ends here too).
 fn introspection_at<'d>(
     document: &'d ExecutableDocument,
     set: &'d Positioned<SelectionSet>,

@@ -6,6 +6,7 @@ pub mod control;
 pub mod error;
 pub mod events;
 pub mod filters;
+pub mod guard;
 pub mod hosts;
 pub mod introspection;
 pub mod parse_cache;
@@ -23,6 +24,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
 use sea_orm::DatabaseConnection;
 
 use crate::settings::GraphqlSettings;
+pub use guard::GuardedSchema;
 pub use server::ServerFacts;
 
 #[derive(MergedObject, Default)]
@@ -66,7 +68,7 @@ pub fn build(
     runner: crate::runner::Runner,
     policy: crate::auth::Policy,
     events: crate::events::writer::EventWriter,
-) -> AppSchema {
+) -> GuardedSchema {
     let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
     let host_loader = DataLoader::new(hosts::HostLoader { db: db.clone() }, tokio::spawn);
     let observations = DataLoader::new(hosts::ObservationLoader { db: db.clone() }, tokio::spawn);
@@ -81,24 +83,19 @@ pub fn build(
         .data(policy)
         .data(events)
         .data(facts)
-        // First, so an oversized or overly nested text is refused before the cache or the
-        // parser sees it.
-        .extension(query_limits::QueryLimits {
-            max_bytes: limits.max_query_bytes,
-            max_nesting: limits.max_nesting,
-        })
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(limits.max_nesting)
         .limit_directives(limits.max_directives);
     if !limits.introspection {
-        builder = builder
-            .disable_introspection()
-            .extension(introspection::RefuseIntrospection);
+        builder = builder.disable_introspection();
     }
-    builder
-        .extension(parse_cache::ParseCache::default())
-        .finish()
+    GuardedSchema::new(
+        builder.finish(),
+        limits.max_query_bytes,
+        limits.max_nesting,
+        limits.introspection,
+    )
 }
 
 /// The schema in SDL, as `tributary schema` prints it and `schema.graphql` holds it.

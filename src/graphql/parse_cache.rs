@@ -3,11 +3,9 @@
 //! for every request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerResult, Variables};
 
 /// Distinct documents kept; past this the cache starts over (a client generating queries
 /// cannot grow memory without bound).
@@ -17,47 +15,25 @@ const MAX_QUERY_BYTES: usize = 16 * 1024;
 
 #[derive(Default)]
 pub struct ParseCache {
-    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
+    documents: Mutex<HashMap<String, ExecutableDocument>>,
 }
 
-impl ExtensionFactory for ParseCache {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ParseCacheExtension {
-            documents: self.documents.clone(),
-        })
+impl ParseCache {
+    /// The document parsed earlier from exactly this text.
+    pub fn get(&self, query: &str) -> Option<ExecutableDocument> {
+        self.documents.lock().ok()?.get(query).cloned()
     }
-}
 
-struct ParseCacheExtension {
-    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ParseCacheExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if let Some(document) = self
-            .documents
-            .lock()
-            .ok()
-            .and_then(|d| d.get(query).cloned())
-        {
-            return Ok(document);
+    /// Remembers `document` as the parse of `query` (unless the text is long).
+    pub fn insert(&self, query: &str, document: &ExecutableDocument) {
+        if query.len() > MAX_QUERY_BYTES {
+            return;
         }
-        let document = next.run(ctx, query, variables).await?;
-        if query.len() <= MAX_QUERY_BYTES
-            && let Ok(mut documents) = self.documents.lock()
-        {
+        if let Ok(mut documents) = self.documents.lock() {
             if documents.len() >= MAX_DOCUMENTS {
                 documents.clear();
             }
             documents.insert(query.to_string(), document.clone());
         }
-        Ok(document)
     }
 }

@@ -4,47 +4,6 @@
 //! one-line query is all of it. One pass over the bytes refuses such a document first, with a
 //! short error naming the limit and the place.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ServerError, ServerResult, Variables};
-
-/// The extension: refuses a query over either limit with an error saying which.
-pub struct QueryLimits {
-    pub max_bytes: usize,
-    pub max_nesting: usize,
-}
-
-impl ExtensionFactory for QueryLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(QueryLimitsExtension {
-            max_bytes: self.max_bytes,
-            max_nesting: self.max_nesting,
-        })
-    }
-}
-
-struct QueryLimitsExtension {
-    max_bytes: usize,
-    max_nesting: usize,
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for QueryLimitsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        check(query, self.max_bytes, self.max_nesting)
-            .map_err(|message| ServerError::new(message, None))?;
-        next.run(ctx, query, variables).await
-    }
-}
-
 /// `Err` says which limit `query` passes, and where.
 pub fn check(query: &str, max_bytes: usize, max_nesting: usize) -> Result<(), String> {
     if query.len() > max_bytes {

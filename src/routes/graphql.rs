@@ -7,8 +7,8 @@ use async_graphql_axum::rejection::GraphQLRejection;
 use axum::body::Bytes;
 use axum::extract::State;
 
-use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{Data, Executor};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::WebSocketUpgrade;
 use axum::http::{HeaderMap, header};
