@@ -12,7 +12,6 @@ use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -285,16 +284,7 @@ async fn a_subscription_sees_progress_and_the_final_state(backend: Backend) {
         .expect("id")
         .to_string();
 
-    let mut request = format!("ws://127.0.0.1:{}/graphql/ws", app.port)
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("connect");
+    let mut ws = app.graphql_ws().await;
     ws.send(Message::text(
         json!({ "type": "connection_init", "payload": {} }).to_string(),
     ))

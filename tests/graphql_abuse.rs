@@ -504,19 +504,9 @@ async fn introspection_when_disabled_is_refused_clearly() {
 async fn the_same_limits_hold_over_the_websocket() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     let app = TestApp::spawn_with(Backend::Sqlite, |s| s.graphql.introspection = false).await;
-    let mut request = format!("ws://127.0.0.1:{}/graphql/ws", app.port)
-        .into_client_request()
-        .expect("request");
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().expect("header"),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("connect");
+    let mut ws = app.graphql_ws().await;
     let mut send = async |message: Value| {
         ws.send(Message::text(message.to_string()))
             .await
