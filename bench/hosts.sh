@@ -12,11 +12,13 @@
 # reports without resolving anything. The ratio says what resolution and HTTP cost on top.
 #
 # Needs: PostgreSQL reachable at $PGURL (a role that may create databases), python3, psql, curl,
-# bc. Usage: bench/hosts.sh [OBSERVATIONS]
+# bc. Usage: bench/hosts.sh [OBSERVATIONS]; BATCH=N pushes N reports per request (default 1,000);
+# PARALLEL=1 pushes each tool's reports from its own client at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOTAL=${1:-100000}
+BATCH=${BATCH:-1000}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench-hosts}
 BIN=target/release/tributary
@@ -97,11 +99,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "==> push $OBSERVATIONS observations"
-first=$(python3 bench/push_hosts.py "http://127.0.0.1:$PORT" "$DATA")
+echo "==> push $OBSERVATIONS observations, $BATCH per request${PARALLEL:+ (PARALLEL=$PARALLEL: one client per tool at once)}"
+first=$(python3 bench/push_hosts.py "http://127.0.0.1:$PORT" "$DATA" "$BATCH")
 echo "$first"
 echo "==> push them all again"
-again=$(python3 bench/push_hosts.py "http://127.0.0.1:$PORT" "$DATA")
+again=$(python3 bench/push_hosts.py "http://127.0.0.1:$PORT" "$DATA" "$BATCH")
 echo "$again"
 
 read -r hosts observations conflicts < <(psql "$URL" -At -F ' ' -c \

@@ -11,6 +11,7 @@ mod m20261121_000003_records;
 mod m20261121_000004_hosts;
 mod m20261121_000005_products;
 mod m20261121_000006_events;
+mod m20261121_000007_host_write_path;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_hosts::Migration),
             Box::new(m20261121_000005_products::Migration),
             Box::new(m20261121_000006_events::Migration),
+            Box::new(m20261121_000007_host_write_path::Migration),
         ]
     }
 }
