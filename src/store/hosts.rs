@@ -157,7 +157,13 @@ pub async fn resolve<C: ConnectionTrait>(
         .iter()
         .map(|(o, _, _)| o.external_id.as_str())
         .collect();
-    for model in observations_of_hosts(db, &touched).await? {
+    // Hosts numbered in this batch have nothing stored yet.
+    let existing: BTreeSet<i64> = touched
+        .iter()
+        .filter(|id| !new_hosts.contains(id))
+        .copied()
+        .collect();
+    for model in observations_of_hosts(db, &existing).await? {
         if model.provider == provider && replaced.contains(model.external_id.as_str()) {
             continue;
         }
