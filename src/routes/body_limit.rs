@@ -41,34 +41,24 @@ pub async fn limit(State(limit): State<usize>, request: Request, next: Next) -> 
     }
     let (parts, body) = request.into_parts();
     let mut stream = body.into_data_stream();
-    // The chunks as they came, joined once at the end: a body that arrives in one piece (most
-    // do) is handed on without a copy.
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut read = 0usize;
+    // Copied out of the connection's read buffer at once, so the server can reuse that buffer,
+    // into one of the declared size, so a large push is not copied again as it grows.
+    let declared = declared.map_or(0, |d| usize::try_from(d).unwrap_or(limit));
+    let mut buffer = Vec::with_capacity(declared.min(limit));
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
             let error = json!({ "error": "the request body could not be read" });
             return (StatusCode::BAD_REQUEST, Json(error)).into_response();
         };
-        read += chunk.len();
-        if read > limit {
-            drop(chunks);
+        if buffer.len() + chunk.len() > limit {
+            let read = buffer.len() + chunk.len();
+            drop(buffer);
             let complete = drain_stream(stream, drain_cap.saturating_sub(read)).await;
             return too_large(limit, !complete);
         }
-        chunks.push(chunk);
+        buffer.extend_from_slice(&chunk);
     }
-    let body = match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.swap_remove(0),
-        _ => {
-            let mut joined = Vec::with_capacity(read);
-            for chunk in &chunks {
-                joined.extend_from_slice(chunk);
-            }
-            Bytes::from(joined)
-        }
-    };
+    let body = Bytes::from(buffer);
     let request = Request::from_parts(parts, Body::from(body));
     next.run(request).await
 }
