@@ -36,7 +36,7 @@ pub async fn limit(State(limit): State<usize>, request: Request, next: Next) -> 
         if declared > drain_cap as u64 {
             return too_large(limit, true);
         }
-        let complete = drain(request.into_body(), drain_cap).await;
+        let complete = drain(request.into_body().into_data_stream(), drain_cap).await;
         return too_large(limit, !complete);
     }
     let (parts, body) = request.into_parts();
@@ -53,7 +53,7 @@ pub async fn limit(State(limit): State<usize>, request: Request, next: Next) -> 
         if buffer.len() + chunk.len() > limit {
             let read = buffer.len() + chunk.len();
             drop(buffer);
-            let complete = drain_stream(stream, drain_cap.saturating_sub(read)).await;
+            let complete = drain(stream, drain_cap.saturating_sub(read)).await;
             return too_large(limit, !complete);
         }
         buffer.extend_from_slice(&chunk);
@@ -63,12 +63,8 @@ pub async fn limit(State(limit): State<usize>, request: Request, next: Next) -> 
     next.run(request).await
 }
 
-/// Reads and discards `body` up to `cap` bytes; whether it ended within them.
-async fn drain(body: Body, cap: usize) -> bool {
-    drain_stream(body.into_data_stream(), cap).await
-}
-
-async fn drain_stream(mut stream: axum::body::BodyDataStream, cap: usize) -> bool {
+/// Reads and discards the rest of a body up to `cap` bytes; whether it ended within them.
+async fn drain(mut stream: axum::body::BodyDataStream, cap: usize) -> bool {
     let mut left = cap;
     while let Some(chunk) = stream.next().await {
         match chunk {

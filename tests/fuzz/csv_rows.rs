@@ -11,6 +11,7 @@ use tributary::ethereum::TransferRecord;
 use tributary::import::ethereum::{self, FileError, Format, Rejection, Row, Rows};
 use tributary::import::products;
 use tributary::store::products::ProductRecord;
+use tributary::transform::{PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
 use tributary::uint256::U256;
 
 use crate::{config, data};
@@ -25,29 +26,13 @@ enum Reader {
 const READERS: [Reader; 3] = [Reader::Tokens, Reader::Transfers, Reader::Products];
 
 impl Reader {
-    /// The columns (CSV) or keys (JSON lines) this reader reads.
+    /// The columns (CSV) or keys (JSON lines) this reader reads: the fields providers of the
+    /// same entity map.
     fn columns(self) -> &'static [&'static str] {
         match self {
-            Reader::Tokens => &[
-                "address",
-                "symbol",
-                "name",
-                "decimals",
-                "total_supply",
-                "block_number",
-                "block_timestamp",
-            ],
-            Reader::Transfers => &[
-                "token_address",
-                "from_address",
-                "to_address",
-                "value",
-                "transaction_hash",
-                "log_index",
-                "block_number",
-                "block_timestamp",
-            ],
-            Reader::Products => &["sku", "name", "description"],
+            Reader::Tokens => TOKEN_FIELDS,
+            Reader::Transfers => TRANSFER_FIELDS,
+            Reader::Products => PRODUCT_FIELDS,
         }
     }
 }
