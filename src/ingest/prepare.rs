@@ -206,11 +206,12 @@ impl Prepared {
         }
     }
 
-    /// The records in one raw payload: a text document holds one per pattern match.
-    pub fn records_of(&self, raw: &Json) -> Vec<Json> {
+    /// The records in a raw text document, one per pattern match; `None` when the payload is
+    /// itself the one record.
+    pub fn text_records(&self, raw: &Json) -> Option<Vec<Json>> {
         match (&self.text, raw) {
-            (Some(parser), Json::String(text)) => parser.records(text),
-            _ => vec![raw.clone()],
+            (Some(parser), Json::String(text)) => Some(parser.records(text)),
+            _ => None,
         }
     }
 }

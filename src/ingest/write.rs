@@ -58,8 +58,8 @@ pub async fn write_batch<C: ConnectionTrait>(
     let provider = &prepared.provider.name;
     let keep_raw = prepared.provider.keep_raw() && !batch.renormalize;
     let mut rejections = Vec::new();
-    // (external id, raw payload, row), in input order.
-    let mut mapped: Vec<(String, Json, Row)> = Vec::new();
+    // (external id, raw payload when kept, row), in input order.
+    let mut mapped: Vec<(String, Option<Json>, Row)> = Vec::new();
     for item in batch.items {
         let raw = match item {
             Item::Raw(raw) => raw,
@@ -68,11 +68,24 @@ pub async fn write_batch<C: ConnectionTrait>(
                 continue;
             }
         };
-        for record in prepared.records_of(&raw) {
-            match map_one(prepared, &record) {
-                Ok((external_id, row)) => mapped.push((external_id, raw.clone(), row)),
-                Err((external_id, reason)) => rejections.push(rejection(external_id, reason, &raw)),
+        match prepared.text_records(&raw) {
+            Some(records) => {
+                for record in records {
+                    match map_one(prepared, &record) {
+                        Ok((external_id, row)) => {
+                            mapped.push((external_id, keep_raw.then(|| raw.clone()), row))
+                        }
+                        Err((external_id, reason)) => {
+                            rejections.push(rejection(external_id, reason, &raw))
+                        }
+                    }
+                }
             }
+            // The payload is the record: kept as it is, without a copy.
+            None => match map_one(prepared, &raw) {
+                Ok((external_id, row)) => mapped.push((external_id, keep_raw.then_some(raw), row)),
+                Err((external_id, reason)) => rejections.push(rejection(external_id, reason, &raw)),
+            },
         }
     }
     let fetched = (mapped.len() + rejections.len()) as u64;
@@ -81,28 +94,33 @@ pub async fn write_batch<C: ConnectionTrait>(
     let mut counts = UpsertCounts::default();
     let mut raws = Vec::new();
     let mut unchanged_ids = Vec::new();
+    let mut rows: Vec<Row> = Vec::with_capacity(mapped.len());
     if keep_raw {
         let ids: Vec<String> = mapped.iter().map(|(id, _, _)| id.clone()).collect();
         let stored: HashMap<String, Vec<u8>> = raw::hashes(db, provider, &ids).await?;
-        let mut changed = Vec::with_capacity(mapped.len());
         for (external_id, payload, row) in mapped {
+            // Every payload is there when kept; a row without one is written all the same.
+            let Some(payload) = payload else {
+                rows.push(row);
+                continue;
+            };
             let hash = raw::content_hash(&payload);
             if stored.get(&external_id) == Some(&hash) {
                 counts.unchanged += 1;
                 unchanged_ids.push(external_id);
             } else {
                 raws.push(NewRaw {
-                    external_id: external_id.clone(),
+                    external_id,
                     content_hash: hash,
-                    payload: payload.clone(),
+                    payload,
                 });
-                changed.push((external_id, payload, row));
+                rows.push(row);
             }
         }
-        mapped = changed;
+    } else {
+        rows.extend(mapped.into_iter().map(|(_, _, row)| row));
     }
 
-    let rows: Vec<Row> = mapped.into_iter().map(|(_, _, row)| row).collect();
     counts.add(write_rows(db, prepared, run_id, rows).await?);
     if prepared.provider.def.entity == EntityKind::Host && !unchanged_ids.is_empty() {
         // Unchanged, but reported: what keeps a host from going stale.
