@@ -25,6 +25,10 @@ use crate::hosts::{self, HostRules, IdKind, Observation, Reported};
 /// Rows per statement: under both databases' parameter limits for the widest table.
 const CHUNK: usize = 1_000;
 
+/// Values per identifier lookup on PostgreSQL, where they travel as one array parameter: a
+/// batch's identifiers in one statement.
+const LOOKUP_CHUNK: usize = 10_000;
+
 /// Serializes resolvers across connections on PostgreSQL (SQLite has one writer anyway): two
 /// providers' batches resolving at once could each create a host for the same machine.
 const RESOLVE_LOCK: i64 = 0x7472_6962_686f_7374; // "tribhost"
@@ -82,10 +86,14 @@ pub async fn resolve<C: ConnectionTrait>(
         .iter()
         .map(|o| rules.identifiers(&o.observation))
         .collect();
-    let mut wanted: BTreeMap<IdKind, BTreeSet<String>> = BTreeMap::new();
-    for id in identifiers.iter().flatten() {
-        wanted.entry(id.kind).or_default().insert(id.value.clone());
-    }
+    let wanted: Vec<String> = identifiers
+        .iter()
+        .flatten()
+        .map(|id| id.value.as_str())
+        .collect::<BTreeSet<&str>>()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     let mut index = lookup(db, &wanted).await?;
     let mut next_id = max_host_id(db).await? + 1;
 
@@ -152,7 +160,6 @@ pub async fn resolve<C: ConnectionTrait>(
 
     // Merge every touched host from all of its observations, the batch's included.
     let touched: BTreeSet<i64> = resolved.iter().map(|(_, host, _)| *host).collect();
-    let mut by_host: BTreeMap<i64, Vec<Member>> = BTreeMap::new();
     let replaced: HashSet<&str> = resolved
         .iter()
         .map(|(o, _, _)| o.external_id.as_str())
@@ -163,71 +170,81 @@ pub async fn resolve<C: ConnectionTrait>(
         .filter(|id| !new_hosts.contains(id))
         .copied()
         .collect();
-    for model in observations_of_hosts(db, &existing).await? {
-        if model.provider == provider && replaced.contains(model.external_id.as_str()) {
-            continue;
+    let kept_stored: Vec<(host_observation::Model, Observation)> =
+        observations_of_hosts(db, &existing)
+            .await?
+            .into_iter()
+            .filter(|m| !(m.provider == provider && replaced.contains(m.external_id.as_str())))
+            .map(|m| {
+                let observation = observation_of(&m);
+                (m, observation)
+            })
+            .collect();
+    let merged_hosts: Vec<host::Model> = {
+        let mut by_host: BTreeMap<i64, Vec<Reported<'_>>> = BTreeMap::new();
+        for (model, observation) in &kept_stored {
+            by_host.entry(model.host_id).or_default().push(Reported {
+                provider: &model.provider,
+                external_id: &model.external_id,
+                observation,
+                reported_at: model.reported_at,
+            });
         }
-        by_host.entry(model.host_id).or_default().push(Member {
-            observation: observation_of(&model),
-            provider: model.provider,
-            external_id: model.external_id,
-            reported_at: model.reported_at,
-        });
-    }
-    for (o, host, _) in &resolved {
-        by_host.entry(*host).or_default().push(Member {
-            provider: provider.to_string(),
-            external_id: o.external_id.clone(),
-            observation: o.observation.clone(),
-            reported_at: now,
-        });
-    }
-    let created = created_at(db, &touched, &new_hosts, now).await?;
-    let merged_hosts: Vec<host::Model> = by_host
-        .iter()
-        .map(|(&id, members)| {
-            let reported: Vec<Reported<'_>> = members
-                .iter()
-                .map(|m| Reported {
-                    provider: &m.provider,
-                    external_id: &m.external_id,
-                    observation: &m.observation,
-                    reported_at: m.reported_at,
-                })
-                .collect();
-            let merged = hosts::merge(rules, &reported);
-            host_row(
-                id,
-                &merged,
-                members.len(),
-                created.get(&id).copied().unwrap_or(now),
-                now,
-            )
-        })
-        .collect();
+        for (o, host, _) in &resolved {
+            by_host.entry(*host).or_default().push(Reported {
+                provider,
+                external_id: &o.external_id,
+                observation: &o.observation,
+                reported_at: now,
+            });
+        }
+        by_host
+            .iter()
+            .map(|(&id, reported)| {
+                // `now` is the creation time of a new host only: rewriting a stored host keeps
+                // its own (the upsert leaves `created_at` alone).
+                host_row(id, hosts::merge(rules, reported), reported.len(), now)
+            })
+            .collect()
+    };
 
     let (fresh_hosts, known_hosts): (Vec<_>, Vec<_>) = merged_hosts
         .into_iter()
         .partition(|h| new_hosts.contains(&h.id));
-    write_hosts(db, fresh_hosts, Stored::No).await?;
-    write_hosts(db, known_hosts, Stored::Maybe).await?;
+    write_hosts(db, fresh_hosts, now, Stored::No).await?;
+    write_hosts(db, known_hosts, now, Stored::Maybe).await?;
     let (fresh, known): (Vec<_>, Vec<_>) = resolved
         .iter()
-        .map(|(o, host, matched_by)| observation_row(provider, o, *host, *matched_by, run_id, now))
-        .partition(|row| !stored.contains_key(&row.external_id));
-    write_observations(db, fresh, Stored::No).await?;
-    write_observations(db, known, Stored::Maybe).await?;
+        .map(|&(o, host_id, matched_by)| ObservationRow {
+            incoming: o,
+            host_id,
+            matched_by,
+        })
+        .partition(|row| !stored.contains_key(&row.incoming.external_id));
+    let written = Written {
+        provider,
+        run_id,
+        now,
+    };
+    write_observations(db, &written, &fresh, Stored::No).await?;
+    write_observations(db, &written, &known, Stored::Maybe).await?;
     write_identifiers(db, &new_identifiers).await?;
     write_conflicts(db, conflicts).await?;
     Ok(counts)
 }
 
-/// One observation of a host being merged.
-struct Member {
-    provider: String,
-    external_id: String,
-    observation: Observation,
-    reported_at: DateTime<Utc>,
+/// One observation as it is written: the batch's record and where it was resolved to.
+struct ObservationRow<'a> {
+    incoming: &'a Incoming,
+    host_id: i64,
+    matched_by: Option<IdKind>,
+}
+
+/// What every observation row of a batch shares.
+struct Written<'a> {
+    provider: &'a str,
+    run_id: i64,
+    now: DateTime<Utc>,
 }
 
 async fn lock<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
@@ -324,26 +341,32 @@ async fn observations_of_hosts<C: ConnectionTrait>(
     Ok(found)
 }
 
-/// (kind, value) → the hosts that hold it, for the wanted identifiers.
+/// (kind, value) → the hosts that hold it, for identifiers with the given values (of any kind:
+/// one statement per chunk of values, whatever kinds a batch carries).
 async fn lookup<C: ConnectionTrait>(
     db: &C,
-    wanted: &BTreeMap<IdKind, BTreeSet<String>>,
+    values: &[String],
 ) -> Result<HashMap<(IdKind, String), BTreeSet<i64>>, DbErr> {
     let backend = db.get_database_backend();
+    // PostgreSQL takes the values as one array parameter; SQLite as a list of parameters.
+    let chunk_size = match backend {
+        DbBackend::Postgres => LOOKUP_CHUNK,
+        _ => CHUNK,
+    };
     let mut index: HashMap<(IdKind, String), BTreeSet<i64>> = HashMap::new();
-    for (&kind, values) in wanted {
-        let values: Vec<String> = values.iter().cloned().collect();
-        for chunk in values.chunks(CHUNK) {
-            let rows: Vec<(String, i64)> = host_identifier::Entity::find()
-                .select_only()
-                .column(host_identifier::Column::Value)
-                .column(host_identifier::Column::HostId)
-                .filter(host_identifier::Column::Kind.eq(kind.as_str()))
-                .filter(text_in(backend, host_identifier::Column::Value, chunk))
-                .into_tuple()
-                .all(db)
-                .await?;
-            for (value, host) in rows {
+    for chunk in values.chunks(chunk_size) {
+        let rows: Vec<(String, String, i64)> = host_identifier::Entity::find()
+            .select_only()
+            .column(host_identifier::Column::Kind)
+            .column(host_identifier::Column::Value)
+            .column(host_identifier::Column::HostId)
+            .filter(text_in(backend, host_identifier::Column::Value, chunk))
+            .into_tuple()
+            .all(db)
+            .await?;
+        for (kind, value, host) in rows {
+            // A kind this version does not know matches nothing.
+            if let Some(kind) = IdKind::parse(&kind) {
                 index.entry((kind, value)).or_default().insert(host);
             }
         }
@@ -359,33 +382,6 @@ async fn max_host_id<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
         .one(db)
         .await?;
     Ok(max.flatten().unwrap_or(0))
-}
-
-/// Creation times of the existing touched hosts (kept on rewrite).
-async fn created_at<C: ConnectionTrait>(
-    db: &C,
-    touched: &BTreeSet<i64>,
-    new_hosts: &HashSet<i64>,
-    now: DateTime<Utc>,
-) -> Result<HashMap<i64, DateTime<Utc>>, DbErr> {
-    let existing: Vec<i64> = touched
-        .iter()
-        .filter(|id| !new_hosts.contains(id))
-        .copied()
-        .collect();
-    let mut found: HashMap<i64, DateTime<Utc>> = new_hosts.iter().map(|&id| (id, now)).collect();
-    for chunk in existing.chunks(CHUNK) {
-        let rows: Vec<(i64, DateTime<Utc>)> = host::Entity::find()
-            .select_only()
-            .column(host::Column::Id)
-            .column(host::Column::CreatedAt)
-            .filter(host::Column::Id.is_in(chunk.to_vec()))
-            .into_tuple()
-            .all(db)
-            .await?;
-        found.extend(rows);
-    }
-    Ok(found)
 }
 
 fn json_list(values: &[String]) -> Json {
@@ -422,25 +418,24 @@ pub fn observation_of(model: &host_observation::Model) -> Observation {
 
 fn host_row(
     id: i64,
-    merged: &hosts::Merged,
+    merged: hosts::Merged,
     observations: usize,
-    created_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> host::Model {
-    let f = &merged.fields;
+    let f = merged.fields;
     let sources: serde_json::Map<String, Json> = merged
         .sources
-        .iter()
-        .map(|(field, providers)| (field.clone(), json_list(providers)))
+        .into_iter()
+        .map(|(field, providers)| (field, json_list(&providers)))
         .collect();
     host::Model {
         id,
-        hostname: f.hostname.clone(),
-        fqdn: f.fqdn.clone(),
-        os: f.os.clone(),
-        platform: f.platform.clone(),
-        cloud_provider: f.cloud_provider.clone(),
-        cloud_instance_id: f.cloud_instance_id.clone(),
+        hostname: f.hostname,
+        fqdn: f.fqdn,
+        os: f.os,
+        platform: f.platform,
+        cloud_provider: f.cloud_provider,
+        cloud_instance_id: f.cloud_instance_id,
         private_ips: json_list(&f.private_ips),
         public_ips: json_list(&f.public_ips),
         macs: json_list(&f.macs),
@@ -449,41 +444,38 @@ fn host_row(
         last_seen: f.last_seen,
         last_reported_at: merged.last_reported_at.unwrap_or(now),
         observations: i32::try_from(observations).unwrap_or(i32::MAX),
-        created_at,
+        created_at: now,
         updated_at: now,
     }
 }
 
-fn observation_row(
-    provider: &str,
-    o: &Incoming,
-    host_id: i64,
-    matched_by: Option<IdKind>,
-    run_id: i64,
-    now: DateTime<Utc>,
-) -> host_observation::Model {
-    let f = &o.observation;
-    host_observation::Model {
+/// The row as SQLite's upsert takes it (PostgreSQL's reads the batch's fields directly).
+fn observation_model(
+    written: &Written<'_>,
+    row: &ObservationRow<'_>,
+) -> host_observation::ActiveModel {
+    let f = &row.incoming.observation;
+    host_observation::ActiveModel {
         // Not written: the database gives it.
-        id: 0,
-        provider: provider.to_string(),
-        external_id: o.external_id.clone(),
-        host_id,
-        hostname: f.hostname.clone(),
-        fqdn: f.fqdn.clone(),
-        os: f.os.clone(),
-        platform: f.platform.clone(),
-        cloud_provider: f.cloud_provider.clone(),
-        cloud_instance_id: f.cloud_instance_id.clone(),
-        private_ips: json_list(&f.private_ips),
-        public_ips: json_list(&f.public_ips),
-        macs: json_list(&f.macs),
-        first_seen: f.first_seen,
-        last_seen: f.last_seen,
-        matched_by: matched_by.map(|k| k.as_str().to_string()),
-        reported_at: now,
-        run_id: Some(run_id),
-        updated_at: now,
+        id: sea_orm::ActiveValue::NotSet,
+        provider: Set(written.provider.to_string()),
+        external_id: Set(row.incoming.external_id.clone()),
+        host_id: Set(row.host_id),
+        hostname: Set(f.hostname.clone()),
+        fqdn: Set(f.fqdn.clone()),
+        os: Set(f.os.clone()),
+        platform: Set(f.platform.clone()),
+        cloud_provider: Set(f.cloud_provider.clone()),
+        cloud_instance_id: Set(f.cloud_instance_id.clone()),
+        private_ips: Set(json_list(&f.private_ips)),
+        public_ips: Set(json_list(&f.public_ips)),
+        macs: Set(json_list(&f.macs)),
+        first_seen: Set(f.first_seen),
+        last_seen: Set(f.last_seen),
+        matched_by: Set(row.matched_by.map(|k| k.as_str().to_string())),
+        reported_at: Set(written.now),
+        run_id: Set(Some(written.run_id)),
+        updated_at: Set(written.now),
     }
 }
 
@@ -491,8 +483,8 @@ fn observation_row(
 /// and times travel as '' and come back through NULLIF.
 mod arrays {
     use chrono::{DateTime, SecondsFormat, Utc};
-    use sea_orm::Value;
     use sea_orm::sea_query::ArrayType;
+    use sea_orm::{DbErr, Value};
 
     pub fn texts<'a>(values: impl Iterator<Item = Option<&'a str>>) -> Value {
         let items = values
@@ -511,6 +503,18 @@ mod arrays {
             })
             .collect();
         Value::Array(ArrayType::String, Some(Box::new(items)))
+    }
+
+    /// Lists of text as JSON text, cast back with `::jsonb` in the statement.
+    pub fn lists<'a>(values: impl Iterator<Item = &'a [String]>) -> Result<Value, DbErr> {
+        let items = values
+            .map(|list| {
+                serde_json::to_string(list)
+                    .map(|text| Value::String(Some(text)))
+                    .map_err(|e| DbErr::Custom(format!("a list as JSON: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Value::Array(ArrayType::String, Some(Box::new(items))))
     }
 
     /// JSON values as their text, cast back with `::jsonb` in the statement.
@@ -550,6 +554,7 @@ fn insert_sql(sql: &str, stored: Stored, on_conflict: &str) -> String {
 async fn write_hosts<C: ConnectionTrait>(
     db: &C,
     rows: Vec<host::Model>,
+    now: DateTime<Utc>,
     stored: Stored,
 ) -> Result<(), DbErr> {
     use host::Column as C;
@@ -576,8 +581,8 @@ async fn write_hosts<C: ConnectionTrait>(
                 arrays::times(chunk.iter().map(|h| h.last_seen)),
                 arrays::times(chunk.iter().map(|h| Some(h.last_reported_at))),
                 arrays::ints(chunk.iter().map(|h| h.observations)),
-                arrays::times(chunk.iter().map(|h| Some(h.created_at))),
-                arrays::times(chunk.iter().map(|h| Some(h.updated_at))),
+                // Written now, all of them (a stored host keeps its `created_at`).
+                now.into(),
             ];
             let sql = insert_sql(
                 "INSERT INTO hosts (id, hostname, fqdn, os, platform, cloud_provider,
@@ -588,13 +593,13 @@ async fn write_hosts<C: ConnectionTrait>(
                      NULLIF(cloud_instance_id, ''), private_ips::jsonb, public_ips::jsonb,
                      macs::jsonb, field_sources::jsonb, NULLIF(first_seen, '')::timestamptz,
                      NULLIF(last_seen, '')::timestamptz, last_reported_at::timestamptz,
-                     observations, created_at::timestamptz, updated_at::timestamptz
+                     observations, $16, $16
                  FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                     $12::text[], $13::text[], $14::text[], $15::int[], $16::text[], $17::text[])
+                     $12::text[], $13::text[], $14::text[], $15::int[])
                      AS v(id, hostname, fqdn, os, platform, cloud_provider, cloud_instance_id,
                           private_ips, public_ips, macs, field_sources, first_seen, last_seen,
-                          last_reported_at, observations, created_at, updated_at)",
+                          last_reported_at, observations)",
                 stored,
                 "ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname,
                      fqdn = EXCLUDED.fqdn, os = EXCLUDED.os, platform = EXCLUDED.platform,
@@ -651,7 +656,8 @@ async fn write_hosts<C: ConnectionTrait>(
 
 async fn write_observations<C: ConnectionTrait>(
     db: &C,
-    rows: Vec<host_observation::Model>,
+    written: &Written<'_>,
+    rows: &[ObservationRow<'_>],
     stored: Stored,
 ) -> Result<(), DbErr> {
     use host_observation::Column as C;
@@ -659,47 +665,45 @@ async fn write_observations<C: ConnectionTrait>(
         return Ok(());
     }
     if db.get_database_backend() == DbBackend::Postgres {
-        type M = host_observation::Model;
         for chunk in rows.chunks(CHUNK) {
-            let text = |f: fn(&M) -> Option<&str>| arrays::texts(chunk.iter().map(f));
-            let json = |f: fn(&M) -> &Json| arrays::jsons(chunk.iter().map(f));
-            let values = vec![
-                text(|o| Some(o.provider.as_str())),
-                text(|o| Some(o.external_id.as_str())),
-                arrays::bigints(chunk.iter().map(|o| o.host_id)),
-                text(|o| o.hostname.as_deref()),
-                text(|o| o.fqdn.as_deref()),
-                text(|o| o.os.as_deref()),
-                text(|o| o.platform.as_deref()),
-                text(|o| o.cloud_provider.as_deref()),
-                text(|o| o.cloud_instance_id.as_deref()),
-                json(|o| &o.private_ips),
-                json(|o| &o.public_ips),
-                json(|o| &o.macs),
-                arrays::times(chunk.iter().map(|o| o.first_seen)),
-                arrays::times(chunk.iter().map(|o| o.last_seen)),
-                text(|o| o.matched_by.as_deref()),
-                arrays::times(chunk.iter().map(|o| Some(o.reported_at))),
-                arrays::bigints(chunk.iter().map(|o| o.run_id.unwrap_or(0))),
-                arrays::times(chunk.iter().map(|o| Some(o.updated_at))),
-            ];
+            // What every row shares travels once: provider, time, run.
+            let values = {
+                let of = || chunk.iter().map(|r| &r.incoming.observation);
+                vec![
+                    written.provider.into(),
+                    written.now.into(),
+                    written.run_id.into(),
+                    arrays::texts(chunk.iter().map(|r| Some(r.incoming.external_id.as_str()))),
+                    arrays::bigints(chunk.iter().map(|r| r.host_id)),
+                    arrays::texts(of().map(|o| o.hostname.as_deref())),
+                    arrays::texts(of().map(|o| o.fqdn.as_deref())),
+                    arrays::texts(of().map(|o| o.os.as_deref())),
+                    arrays::texts(of().map(|o| o.platform.as_deref())),
+                    arrays::texts(of().map(|o| o.cloud_provider.as_deref())),
+                    arrays::texts(of().map(|o| o.cloud_instance_id.as_deref())),
+                    arrays::lists(of().map(|o| &o.private_ips[..]))?,
+                    arrays::lists(of().map(|o| &o.public_ips[..]))?,
+                    arrays::lists(of().map(|o| &o.macs[..]))?,
+                    arrays::times(of().map(|o| o.first_seen)),
+                    arrays::times(of().map(|o| o.last_seen)),
+                    arrays::texts(chunk.iter().map(|r| r.matched_by.map(IdKind::as_str))),
+                ]
+            };
             let sql = insert_sql(
                 "INSERT INTO host_observations (provider, external_id, host_id, hostname, fqdn,
                      os, platform, cloud_provider, cloud_instance_id, private_ips, public_ips,
                      macs, first_seen, last_seen, matched_by, reported_at, run_id, updated_at)
-                 SELECT provider, external_id, host_id, NULLIF(hostname, ''), NULLIF(fqdn, ''),
+                 SELECT $1, external_id, host_id, NULLIF(hostname, ''), NULLIF(fqdn, ''),
                      NULLIF(os, ''), NULLIF(platform, ''), NULLIF(cloud_provider, ''),
                      NULLIF(cloud_instance_id, ''), private_ips::jsonb, public_ips::jsonb,
                      macs::jsonb, NULLIF(first_seen, '')::timestamptz,
-                     NULLIF(last_seen, '')::timestamptz, NULLIF(matched_by, ''),
-                     reported_at::timestamptz, NULLIF(run_id, 0), updated_at::timestamptz
-                 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-                     $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
-                     $17::bigint[], $18::text[])
-                     AS v(provider, external_id, host_id, hostname, fqdn, os, platform,
-                          cloud_provider, cloud_instance_id, private_ips, public_ips, macs,
-                          first_seen, last_seen, matched_by, reported_at, run_id, updated_at)",
+                     NULLIF(last_seen, '')::timestamptz, NULLIF(matched_by, ''), $2, $3, $2
+                 FROM UNNEST($4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                     $14::text[], $15::text[], $16::text[], $17::text[])
+                     AS v(external_id, host_id, hostname, fqdn, os, platform, cloud_provider,
+                          cloud_instance_id, private_ips, public_ips, macs, first_seen,
+                          last_seen, matched_by)",
                 stored,
                 "ON CONFLICT (external_id, provider) DO UPDATE SET host_id = EXCLUDED.host_id,
                      hostname = EXCLUDED.hostname, fqdn = EXCLUDED.fqdn, os = EXCLUDED.os,
@@ -720,14 +724,11 @@ async fn write_observations<C: ConnectionTrait>(
         }
         return Ok(());
     }
-    let mut rows = rows
-        .into_iter()
-        .map(|o| {
-            let mut row = o.into_active_model();
-            row.id = sea_orm::ActiveValue::NotSet;
-            row
-        })
-        .peekable();
+    let models: Vec<_> = rows
+        .iter()
+        .map(|row| observation_model(written, row))
+        .collect();
+    let mut rows = models.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
         host_observation::Entity::insert_many(chunk)
