@@ -4,8 +4,9 @@
 # OBSERVATIONS (default 100,000) generated host reports from three tools, half of them of
 # machines another tool reports too (bench/gen_hosts.py), pushed to three `entity = "host"` push
 # providers of a release server on PostgreSQL, 1,000 per request. Prints observations/s (target
-# >= 20,000/s) and checks the outcome: every machine one host, every report one observation, no
-# conflict. Then pushes everything again (every report unchanged).
+# >= 20,000/s) and the CPU seconds the server and PostgreSQL spent on it, and checks the outcome:
+# every machine one host, every report one observation, no conflict. Then pushes everything
+# again (every report unchanged).
 #
 # Baseline, same run: `psql \copy` of the same reports as CSV into a staging table plus one
 # INSERT … ON CONFLICT (provider, external_id) into a copy of `host_observations` — storing the
@@ -100,7 +101,22 @@ for _ in $(seq 1 100); do
 done
 
 echo "==> push $OBSERVATIONS observations, $BATCH per request${PARALLEL:+ (PARALLEL=$PARALLEL: one client per tool at once)}"
+# CPU seconds the server and this database's PostgreSQL backends have used (PostgreSQL's only
+# when it runs on this machine): where the time of a push goes, which wall time alone hides.
+TICKS=$(getconf CLK_TCK)
+cpu_of() { [[ -r /proc/$1/stat ]] && awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$1/stat" || echo 0; }
+backends_cpu() {
+  local total=0
+  for pid in $(psql "$URL" -At -c "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"); do
+    total=$(echo "$total + $(cpu_of "$pid")" | bc -l)
+  done
+  echo "$total"
+}
+server_before=$(cpu_of "$SERVER")
+backends_before=$(backends_cpu)
 first=$(python3 bench/push_hosts.py "http://127.0.0.1:$PORT" "$DATA" "$BATCH")
+server_cpu=$(echo "$(cpu_of "$SERVER") - $server_before" | bc -l)
+backends_cpu=$(echo "$(backends_cpu) - $backends_before" | bc -l)
 echo "$first"
 echo "==> push them all again"
 again=$(python3 bench/push_hosts.py "http://127.0.0.1:$PORT" "$DATA" "$BATCH")
@@ -115,6 +131,7 @@ echo
 echo "==> results ($OBSERVATIONS observations of $MACHINES machines from 3 tools)"
 printf 'resolution:   %.2f s = %.0f observations/s (target >= 20000/s); baseline %.2f s, ratio %.2fx\n' \
   "$seconds" "$(echo "$OBSERVATIONS / $seconds" | bc -l)" "$baseline" "$(echo "$seconds / $baseline" | bc -l)"
+printf 'cpu:          server %.2f s, PostgreSQL backends %.2f s (first push)\n' "$server_cpu" "$backends_cpu"
 printf 'again:        %.2f s = %.0f observations/s (all unchanged)\n' \
   "$seconds_again" "$(echo "$OBSERVATIONS / $seconds_again" | bc -l)"
 echo "hosts:        $hosts (expected $MACHINES)"
