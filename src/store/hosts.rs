@@ -2,7 +2,7 @@
 //! and the read queries.
 //!
 //! The resolver works a batch at a time with a fixed number of statements, whatever the batch
-//! size: one lookup of the batch's stored observations, one per identifier kind in the index,
+//! size: one lookup of the batch's stored observations, one of its identifiers in the index,
 //! one load of the touched hosts' observations, then bulk writes. Matching happens in memory in
 //! input order, so an identifier first seen early in a batch already counts for later records.
 
