@@ -14,7 +14,8 @@
 #
 # Needs: PostgreSQL reachable at $PGURL (a role that may create databases), python3, psql, curl,
 # bc. Usage: bench/hosts.sh [OBSERVATIONS]; BATCH=N pushes N reports per request (default 1,000);
-# PARALLEL=1 pushes each tool's reports from its own client at once.
+# PARALLEL=1 pushes each tool's reports from its own client at once; BIN=PATH runs another
+# build of the server (to compare two versions in one sitting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ TOTAL=${1:-100000}
 BATCH=${BATCH:-1000}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench-hosts}
-BIN=target/release/tributary
+BIN=${BIN:-target/release/tributary}
 PORT=${PORT:-18081}
 
 for tool in psql python3 curl bc; do
