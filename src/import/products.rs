@@ -22,9 +22,7 @@ pub fn products<R: Read + Send + 'static>(
     format: Format,
 ) -> Result<Rows<ProductRecord>, FileError> {
     match format {
-        Format::Csv => csv_rows(reader, |sku, name, description| {
-            ProductRecord::new(sku, name, description)
-        }),
+        Format::Csv => csv_rows(reader, ProductRecord::new),
         Format::JsonLines => Ok(Box::new(JsonRows::new(reader, product_from_json))),
     }
 }

@@ -58,8 +58,7 @@ pub async fn limit(State(limit): State<usize>, request: Request, next: Next) -> 
         }
         buffer.extend_from_slice(&chunk);
     }
-    let body = Bytes::from(buffer);
-    let request = Request::from_parts(parts, Body::from(body));
+    let request = Request::from_parts(parts, Body::from(Bytes::from(buffer)));
     next.run(request).await
 }
 

@@ -159,16 +159,15 @@ pub async fn resolve<C: ConnectionTrait>(
     }
 
     // Merge every touched host from all of its observations, the batch's included.
-    let touched: BTreeSet<i64> = resolved.iter().map(|(_, host, _)| *host).collect();
     let replaced: HashSet<&str> = resolved
         .iter()
         .map(|(o, _, _)| o.external_id.as_str())
         .collect();
     // Hosts numbered in this batch have nothing stored yet.
-    let existing: BTreeSet<i64> = touched
+    let existing: BTreeSet<i64> = resolved
         .iter()
-        .filter(|id| !new_hosts.contains(id))
-        .copied()
+        .map(|(_, host, _)| *host)
+        .filter(|host| !new_hosts.contains(host))
         .collect();
     let kept_stored: Vec<(host_observation::Model, Observation)> =
         observations_of_hosts(db, &existing)
