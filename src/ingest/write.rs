@@ -185,7 +185,7 @@ async fn write_rows<C: ConnectionTrait>(
                 &prepared.host_rules,
                 &prepared.provider.name,
                 run_id,
-                &host_rows,
+                host_rows,
             )
             .await?,
         );

@@ -5,15 +5,19 @@
 //! size: one lookup of the batch's stored observations, one of its identifiers in the index,
 //! one load of the touched hosts' observations, then bulk writes. Matching happens in memory in
 //! input order, so an identifier first seen early in a batch already counts for later records.
+//! Merging the touched hosts and building the write statements run on a blocking thread while
+//! the connection writes what is ready, so the server's work overlaps the database's.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entity::{host, host_conflict, host_identifier, host_observation};
+use futures_util::future::join;
 use sea_orm::sea_query::{Condition, Expr, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use serde_json::Value as Json;
 
@@ -49,10 +53,10 @@ pub async fn resolve<C: ConnectionTrait>(
     rules: &HostRules,
     provider: &str,
     run_id: i64,
-    incoming: &[Incoming],
+    incoming: Vec<Incoming>,
 ) -> Result<UpsertCounts, DbErr> {
     let mut counts = UpsertCounts::default();
-    let kept = last_wins(incoming, |o| o.external_id.clone(), &mut counts);
+    let kept = last_wins(&incoming, |o| o.external_id.clone(), &mut counts);
     if kept.is_empty() {
         return Ok(counts);
     }
@@ -63,16 +67,28 @@ pub async fn resolve<C: ConnectionTrait>(
         .iter()
         .map(|&i| incoming[i].external_id.clone())
         .collect();
-    let stored = observations_by_external_id(db, provider, &ids).await?;
-    let mut changed: Vec<&Incoming> = Vec::new();
+    // The identifiers of every record are worked out while the database looks up the stored
+    // observations (most records of a batch are usually new or changed).
+    let (stored, all_identifiers) = join(observations_by_external_id(db, provider, &ids), async {
+        kept.iter()
+            .map(|&i| rules.identifiers(&incoming[i].observation))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let stored = stored?;
+    let mut changed: Vec<usize> = Vec::new();
+    let mut identifiers: Vec<Vec<hosts::Identifier>> = Vec::new();
     let mut same: Vec<String> = Vec::new();
-    for &i in &kept {
+    for (&i, ids) in kept.iter().zip(all_identifiers) {
         let o = &incoming[i];
         match stored.get(&o.external_id) {
             Some(model) if observation_of(model) == o.observation => {
                 same.push(o.external_id.clone())
             }
-            _ => changed.push(o),
+            _ => {
+                changed.push(i);
+                identifiers.push(ids);
+            }
         }
     }
     counts.unchanged += same.len() as u64;
@@ -82,10 +98,6 @@ pub async fn resolve<C: ConnectionTrait>(
     }
 
     // The index entries of every identifier in the batch.
-    let identifiers: Vec<Vec<hosts::Identifier>> = changed
-        .iter()
-        .map(|o| rules.identifiers(&o.observation))
-        .collect();
     let wanted: Vec<String> = identifiers
         .iter()
         .flatten()
@@ -101,8 +113,9 @@ pub async fn resolve<C: ConnectionTrait>(
     let mut new_hosts: HashSet<i64> = HashSet::new();
     let mut new_identifiers: Vec<(IdKind, String, i64)> = Vec::new();
     let mut conflicts: Vec<host_conflict::ActiveModel> = Vec::new();
-    let mut resolved: Vec<(&Incoming, i64, Option<IdKind>)> = Vec::with_capacity(changed.len());
-    for (o, ids) in changed.iter().zip(&identifiers) {
+    let mut resolved: Vec<Resolved> = Vec::with_capacity(changed.len());
+    for (&i, ids) in changed.iter().zip(&identifiers) {
+        let o = &incoming[i];
         let matched = IdKind::STRONG.iter().find_map(|&kind| {
             ids.iter()
                 .filter(|id| id.strong && id.kind == kind)
@@ -111,7 +124,8 @@ pub async fn resolve<C: ConnectionTrait>(
                 .min()
                 .map(|&host| (host, kind))
         });
-        let (host_id, matched_by) = match (stored.get(&o.external_id), matched) {
+        let known = stored.get(&o.external_id);
+        let (host_id, matched_by) = match (known, matched) {
             // A known observation stays with its host: a host id never moves under a client.
             (Some(model), _) => (
                 model.host_id,
@@ -148,102 +162,176 @@ pub async fn resolve<C: ConnectionTrait>(
                 new_identifiers.push((id.kind, id.value.clone(), host_id));
             }
         }
-        resolved.push((o, host_id, matched_by));
-    }
-    for (o, _, _) in &resolved {
-        if stored.contains_key(&o.external_id) {
+        if known.is_some() {
             counts.updated += 1;
         } else {
             counts.inserted += 1;
         }
-    }
-
-    // Merge every touched host from all of its observations, the batch's included.
-    let replaced: HashSet<&str> = resolved
-        .iter()
-        .map(|(o, _, _)| o.external_id.as_str())
-        .collect();
-    // Hosts numbered in this batch have nothing stored yet.
-    let existing: BTreeSet<i64> = resolved
-        .iter()
-        .map(|(_, host, _)| *host)
-        .filter(|host| !new_hosts.contains(host))
-        .collect();
-    let kept_stored: Vec<(host_observation::Model, Observation)> =
-        observations_of_hosts(db, &existing)
-            .await?
-            .into_iter()
-            .filter(|m| !(m.provider == provider && replaced.contains(m.external_id.as_str())))
-            .map(|m| {
-                let observation = observation_of(&m);
-                (m, observation)
-            })
-            .collect();
-    let merged_hosts: Vec<host::Model> = {
-        let mut by_host: BTreeMap<i64, Vec<Reported<'_>>> = BTreeMap::new();
-        for (model, observation) in &kept_stored {
-            by_host.entry(model.host_id).or_default().push(Reported {
-                provider: &model.provider,
-                external_id: &model.external_id,
-                observation,
-                reported_at: model.reported_at,
-            });
-        }
-        for (o, host, _) in &resolved {
-            by_host.entry(*host).or_default().push(Reported {
-                provider,
-                external_id: &o.external_id,
-                observation: &o.observation,
-                reported_at: now,
-            });
-        }
-        by_host
-            .iter()
-            .map(|(&id, reported)| {
-                // `now` is the creation time of a new host only: rewriting a stored host keeps
-                // its own (the upsert leaves `created_at` alone).
-                host_row(id, hosts::merge(rules, reported), reported.len(), now)
-            })
-            .collect()
-    };
-
-    let (fresh_hosts, known_hosts): (Vec<_>, Vec<_>) = merged_hosts
-        .into_iter()
-        .partition(|h| new_hosts.contains(&h.id));
-    write_hosts(db, fresh_hosts, now, Stored::No).await?;
-    write_hosts(db, known_hosts, now, Stored::Maybe).await?;
-    let (fresh, known): (Vec<_>, Vec<_>) = resolved
-        .iter()
-        .map(|&(o, host_id, matched_by)| ObservationRow {
-            incoming: o,
+        resolved.push(Resolved {
+            index: i,
             host_id,
             matched_by,
-        })
-        .partition(|row| !stored.contains_key(&row.incoming.external_id));
-    let written = Written {
-        provider,
-        run_id,
-        now,
+            stored: known.is_some(),
+        });
+    }
+
+    // Every touched host is merged again from all of its observations, the batch's included:
+    // the stored ones of hosts that existed before the batch (hosts numbered in this batch have
+    // none), less those the batch replaces.
+    let existing: BTreeSet<i64> = resolved
+        .iter()
+        .map(|r| r.host_id)
+        .filter(|host| !new_hosts.contains(host))
+        .collect();
+    let replaced: HashSet<&str> = resolved
+        .iter()
+        .map(|r| incoming[r.index].external_id.as_str())
+        .collect();
+    // The identifiers' statements are built while the database loads the stored observations.
+    let backend = db.get_database_backend();
+    let (kept_stored, identifiers) = join(observations_of_hosts(db, &existing), async {
+        identifier_statements(backend, &new_identifiers)
+    })
+    .await;
+    let kept_stored: Vec<host_observation::Model> = kept_stored?
+        .into_iter()
+        .filter(|m| !(m.provider == provider && replaced.contains(m.external_id.as_str())))
+        .collect();
+
+    // Building the rows' statements is most of the server's share of the work: one thread
+    // builds the observations' and then merges the hosts while this task writes what is ready,
+    // so the server and the database work at once instead of in turn.
+    let job = Arc::new(Job {
+        batch: incoming,
+        resolved,
+        new_hosts,
+        written: Written {
+            provider: provider.to_string(),
+            run_id,
+            now,
+        },
+    });
+    let (observations_tx, observations) = tokio::sync::oneshot::channel();
+    let merged = tokio::task::spawn_blocking({
+        let job = Arc::clone(&job);
+        let rules = rules.clone();
+        move || {
+            // The receiver is gone only when the batch failed already.
+            let _ = observations_tx.send(observation_statements(backend, &job));
+            host_statements(backend, &rules, &job, kept_stored)
+        }
+    });
+    let observations = async {
+        observations
+            .await
+            .map_err(|_| DbErr::Custom("building the batch's observations failed".into()))?
     };
-    write_observations(db, &written, &fresh, Stored::No).await?;
-    write_observations(db, &written, &known, Stored::Maybe).await?;
-    write_identifiers(db, &new_identifiers).await?;
+    if backend == DbBackend::Postgres {
+        // No foreign keys to `hosts` on PostgreSQL (migration m20261121_000007): identifiers
+        // and observations go in while the hosts are being merged.
+        execute(db, identifiers).await?;
+        execute(db, observations.await?).await?;
+        execute(db, finished(merged).await?).await?;
+    } else {
+        // SQLite checks its foreign keys row by row: hosts first.
+        execute(db, finished(merged).await?).await?;
+        execute(db, observations.await?).await?;
+        execute(db, identifiers).await?;
+    }
     write_conflicts(db, conflicts).await?;
     Ok(counts)
 }
 
-/// One observation as it is written: the batch's record and where it was resolved to.
-struct ObservationRow<'a> {
-    incoming: &'a Incoming,
+/// Where one changed observation of a batch was resolved to.
+struct Resolved {
+    /// Its place in the batch.
+    index: usize,
     host_id: i64,
     matched_by: Option<IdKind>,
+    /// Whether an observation with its external id was stored before.
+    stored: bool,
+}
+
+/// A resolved batch, shared by the threads that build its statements.
+struct Job {
+    batch: Vec<Incoming>,
+    resolved: Vec<Resolved>,
+    /// Hosts numbered in this batch.
+    new_hosts: HashSet<i64>,
+    written: Written,
 }
 
 /// What every observation row of a batch shares.
-struct Written<'a> {
-    provider: &'a str,
+struct Written {
+    provider: String,
     run_id: i64,
     now: DateTime<Utc>,
+}
+
+/// The result of the statement-building thread.
+async fn finished<T>(task: tokio::task::JoinHandle<Result<T, DbErr>>) -> Result<T, DbErr> {
+    task.await
+        .map_err(|e| DbErr::Custom(format!("merging the batch's hosts failed: {e}")))?
+}
+
+async fn execute<C: ConnectionTrait>(db: &C, statements: Vec<Statement>) -> Result<(), DbErr> {
+    for statement in statements {
+        db.execute_raw(statement).await?;
+    }
+    Ok(())
+}
+
+/// The touched hosts merged from their observations, as the statements that write them.
+fn host_statements(
+    backend: DbBackend,
+    rules: &HostRules,
+    job: &Job,
+    kept_stored: Vec<host_observation::Model>,
+) -> Result<Vec<Statement>, DbErr> {
+    let now = job.written.now;
+    let kept_stored: Vec<(host_observation::Model, Observation)> = kept_stored
+        .into_iter()
+        .map(|m| {
+            let observation = observation_of(&m);
+            (m, observation)
+        })
+        .collect();
+    let mut by_host: BTreeMap<i64, Vec<Reported<'_>>> = BTreeMap::new();
+    for (model, observation) in &kept_stored {
+        by_host.entry(model.host_id).or_default().push(Reported {
+            provider: &model.provider,
+            external_id: &model.external_id,
+            observation,
+            reported_at: model.reported_at,
+        });
+    }
+    for r in &job.resolved {
+        let o = &job.batch[r.index];
+        by_host.entry(r.host_id).or_default().push(Reported {
+            provider: &job.written.provider,
+            external_id: &o.external_id,
+            observation: &o.observation,
+            reported_at: now,
+        });
+    }
+    // `now` is the creation time of a new host only: rewriting a stored host keeps its own
+    // (the upsert leaves `created_at` alone).
+    let (fresh, known): (Vec<_>, Vec<_>) = by_host
+        .iter()
+        .map(|(&id, reported)| host_row(id, hosts::merge(rules, reported), reported.len(), now))
+        .partition(|h| job.new_hosts.contains(&h.id));
+    let mut statements = write_hosts(backend, fresh, now, Stored::No)?;
+    statements.extend(write_hosts(backend, known, now, Stored::Maybe)?);
+    Ok(statements)
+}
+
+/// The batch's changed observations as the statements that write them.
+fn observation_statements(backend: DbBackend, job: &Job) -> Result<Vec<Statement>, DbErr> {
+    let (known, fresh): (Vec<&Resolved>, Vec<&Resolved>) =
+        job.resolved.iter().partition(|r| r.stored);
+    let mut statements = write_observations(backend, job, &fresh, Stored::No)?;
+    statements.extend(write_observations(backend, job, &known, Stored::Maybe)?);
+    Ok(statements)
 }
 
 async fn lock<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
@@ -449,16 +537,15 @@ fn host_row(
 }
 
 /// The row as SQLite's upsert takes it (PostgreSQL's reads the batch's fields directly).
-fn observation_model(
-    written: &Written<'_>,
-    row: &ObservationRow<'_>,
-) -> host_observation::ActiveModel {
-    let f = &row.incoming.observation;
+fn observation_model(job: &Job, row: &Resolved) -> host_observation::ActiveModel {
+    let written = &job.written;
+    let incoming = &job.batch[row.index];
+    let f = &incoming.observation;
     host_observation::ActiveModel {
         // Not written: the database gives it.
         id: sea_orm::ActiveValue::NotSet,
-        provider: Set(written.provider.to_string()),
-        external_id: Set(row.incoming.external_id.clone()),
+        provider: Set(written.provider.clone()),
+        external_id: Set(incoming.external_id.clone()),
         host_id: Set(row.host_id),
         hostname: Set(f.hostname.clone()),
         fqdn: Set(f.fqdn.clone()),
@@ -550,17 +637,15 @@ fn insert_sql(sql: &str, stored: Stored, on_conflict: &str) -> String {
     }
 }
 
-async fn write_hosts<C: ConnectionTrait>(
-    db: &C,
+fn write_hosts(
+    backend: DbBackend,
     rows: Vec<host::Model>,
     now: DateTime<Utc>,
     stored: Stored,
-) -> Result<(), DbErr> {
+) -> Result<Vec<Statement>, DbErr> {
     use host::Column as C;
-    if rows.is_empty() {
-        return Ok(());
-    }
-    if db.get_database_backend() == DbBackend::Postgres {
+    let mut statements = Vec::new();
+    if backend == DbBackend::Postgres {
         for chunk in rows.chunks(CHUNK) {
             let text = |f: fn(&host::Model) -> Option<&str>| arrays::texts(chunk.iter().map(f));
             let json = |f: fn(&host::Model) -> &Json| arrays::jsons(chunk.iter().map(f));
@@ -610,14 +695,13 @@ async fn write_hosts<C: ConnectionTrait>(
                      last_reported_at = EXCLUDED.last_reported_at,
                      observations = EXCLUDED.observations, updated_at = EXCLUDED.updated_at",
             );
-            db.execute_raw(Statement::from_sql_and_values(
+            statements.push(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql,
                 values,
-            ))
-            .await?;
+            ));
         }
-        return Ok(());
+        return Ok(statements);
     }
     let mut rows = rows
         .into_iter()
@@ -625,54 +709,52 @@ async fn write_hosts<C: ConnectionTrait>(
         .peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
-        host::Entity::insert_many(chunk)
-            .on_conflict(
-                OnConflict::column(C::Id)
-                    .update_columns([
-                        C::Hostname,
-                        C::Fqdn,
-                        C::Os,
-                        C::Platform,
-                        C::CloudProvider,
-                        C::CloudInstanceId,
-                        C::PrivateIps,
-                        C::PublicIps,
-                        C::Macs,
-                        C::FieldSources,
-                        C::FirstSeen,
-                        C::LastSeen,
-                        C::LastReportedAt,
-                        C::Observations,
-                        C::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        let insert = host::Entity::insert_many(chunk).on_conflict(
+            OnConflict::column(C::Id)
+                .update_columns([
+                    C::Hostname,
+                    C::Fqdn,
+                    C::Os,
+                    C::Platform,
+                    C::CloudProvider,
+                    C::CloudInstanceId,
+                    C::PrivateIps,
+                    C::PublicIps,
+                    C::Macs,
+                    C::FieldSources,
+                    C::FirstSeen,
+                    C::LastSeen,
+                    C::LastReportedAt,
+                    C::Observations,
+                    C::UpdatedAt,
+                ])
+                .to_owned(),
+        );
+        statements.push(insert.build(backend));
     }
-    Ok(())
+    Ok(statements)
 }
 
-async fn write_observations<C: ConnectionTrait>(
-    db: &C,
-    written: &Written<'_>,
-    rows: &[ObservationRow<'_>],
+fn write_observations(
+    backend: DbBackend,
+    job: &Job,
+    rows: &[&Resolved],
     stored: Stored,
-) -> Result<(), DbErr> {
+) -> Result<Vec<Statement>, DbErr> {
     use host_observation::Column as C;
-    if rows.is_empty() {
-        return Ok(());
-    }
-    if db.get_database_backend() == DbBackend::Postgres {
+    let written = &job.written;
+    let mut statements = Vec::new();
+    if backend == DbBackend::Postgres {
         for chunk in rows.chunks(CHUNK) {
             // What every row shares travels once: provider, time, run.
             let values = {
-                let of = || chunk.iter().map(|r| &r.incoming.observation);
+                let incoming = || chunk.iter().map(|r| &job.batch[r.index]);
+                let of = || incoming().map(|i| &i.observation);
                 vec![
-                    written.provider.into(),
+                    written.provider.as_str().into(),
                     written.now.into(),
                     written.run_id.into(),
-                    arrays::texts(chunk.iter().map(|r| Some(r.incoming.external_id.as_str()))),
+                    arrays::texts(incoming().map(|i| Some(i.external_id.as_str()))),
                     arrays::bigints(chunk.iter().map(|r| r.host_id)),
                     arrays::texts(of().map(|o| o.hostname.as_deref())),
                     arrays::texts(of().map(|o| o.fqdn.as_deref())),
@@ -714,74 +796,65 @@ async fn write_observations<C: ConnectionTrait>(
                      reported_at = EXCLUDED.reported_at, run_id = EXCLUDED.run_id,
                      updated_at = EXCLUDED.updated_at",
             );
-            db.execute_raw(Statement::from_sql_and_values(
+            statements.push(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 sql,
                 values,
-            ))
-            .await?;
+            ));
         }
-        return Ok(());
+        return Ok(statements);
     }
-    let models: Vec<_> = rows
-        .iter()
-        .map(|row| observation_model(written, row))
-        .collect();
+    let models: Vec<_> = rows.iter().map(|row| observation_model(job, row)).collect();
     let mut rows = models.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
-        host_observation::Entity::insert_many(chunk)
-            .on_conflict(
-                OnConflict::columns([C::Provider, C::ExternalId])
-                    .update_columns([
-                        C::HostId,
-                        C::Hostname,
-                        C::Fqdn,
-                        C::Os,
-                        C::Platform,
-                        C::CloudProvider,
-                        C::CloudInstanceId,
-                        C::PrivateIps,
-                        C::PublicIps,
-                        C::Macs,
-                        C::FirstSeen,
-                        C::LastSeen,
-                        C::MatchedBy,
-                        C::ReportedAt,
-                        C::RunId,
-                        C::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        let insert = host_observation::Entity::insert_many(chunk).on_conflict(
+            OnConflict::columns([C::Provider, C::ExternalId])
+                .update_columns([
+                    C::HostId,
+                    C::Hostname,
+                    C::Fqdn,
+                    C::Os,
+                    C::Platform,
+                    C::CloudProvider,
+                    C::CloudInstanceId,
+                    C::PrivateIps,
+                    C::PublicIps,
+                    C::Macs,
+                    C::FirstSeen,
+                    C::LastSeen,
+                    C::MatchedBy,
+                    C::ReportedAt,
+                    C::RunId,
+                    C::UpdatedAt,
+                ])
+                .to_owned(),
+        );
+        statements.push(insert.build(backend));
     }
-    Ok(())
+    Ok(statements)
 }
 
-async fn write_identifiers<C: ConnectionTrait>(
-    db: &C,
-    rows: &[(IdKind, String, i64)],
-) -> Result<(), DbErr> {
+fn identifier_statements(backend: DbBackend, rows: &[(IdKind, String, i64)]) -> Vec<Statement> {
     use host_identifier::Column as C;
-    if db.get_database_backend() == DbBackend::Postgres {
+    let mut statements = Vec::new();
+    if backend == DbBackend::Postgres {
         for chunk in rows.chunks(CHUNK * 3) {
             let values = vec![
                 arrays::texts(chunk.iter().map(|(_, value, _)| Some(value.as_str()))),
                 arrays::texts(chunk.iter().map(|(kind, _, _)| Some(kind.as_str()))),
                 arrays::bigints(chunk.iter().map(|(_, _, host)| *host)),
             ];
-            db.execute_raw(Statement::from_sql_and_values(
+            statements.push(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 // No ON CONFLICT: the batch's lookup, under the resolver lock, found none of
                 // these, and the check costs a third of the statement.
                 "INSERT INTO host_identifiers (value, kind, host_id)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[])",
                 values,
-            ))
-            .await?;
+            ));
         }
-        return Ok(());
+        return statements;
     }
     for chunk in rows.chunks(CHUNK * 3) {
         let models = chunk
@@ -791,16 +864,14 @@ async fn write_identifiers<C: ConnectionTrait>(
                 value: Set(value.clone()),
                 host_id: Set(*host),
             });
-        host_identifier::Entity::insert_many(models)
-            .on_conflict(
-                OnConflict::columns([C::Value, C::Kind, C::HostId])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
+        let insert = host_identifier::Entity::insert_many(models).on_conflict(
+            OnConflict::columns([C::Value, C::Kind, C::HostId])
+                .do_nothing()
+                .to_owned(),
+        );
+        statements.push(insert.build(backend));
     }
-    Ok(())
+    statements
 }
 
 async fn write_conflicts<C: ConnectionTrait>(
