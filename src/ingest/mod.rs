@@ -322,7 +322,9 @@ impl RunSummary {
 }
 
 /// Records POSTed to a push provider: written as one run and one transaction, so a request is
-/// stored whole or not at all (its bad records go to `rejected_records` and are counted).
+/// stored whole or not at all (its bad records go to `rejected_records` and are counted). The
+/// run's row is written in that transaction too (one commit per request, not three); a batch
+/// that fails is recorded as a failed run of its own afterwards.
 pub async fn push(
     db: &DatabaseConnection,
     provider: &Provider,
@@ -332,24 +334,24 @@ pub async fn push(
     // A push provider makes no requests: no address to allow.
     let prepared =
         Prepared::new(provider, rules, &Outbound::default()).map_err(IngestError::Provider)?;
-    let run_id = runs::start(db, &provider.name, "push", RunMode::Incremental).await?;
     let txn = db.begin().await?;
-    let outcome = write_batch(&txn, &prepared, run_id, prepared.batch(records)).await;
-    let (status, written, error) = match outcome {
-        Ok(written) => {
-            txn.commit().await?;
-            (RunStatus::Succeeded, written, None)
-        }
+    let outcome = async {
+        let run_id = runs::start(&txn, &provider.name, "push", RunMode::Incremental).await?;
+        let written = write_batch(&txn, &prepared, run_id, prepared.batch(records)).await?;
+        runs::finish(&txn, run_id, RunStatus::Succeeded, None).await?;
+        txn.commit().await?;
+        Ok::<_, DbErr>((run_id, written))
+    }
+    .await;
+    let (run_id, status, written, error) = match outcome {
+        Ok((run_id, written)) => (run_id, RunStatus::Succeeded, written, None),
         Err(error) => {
-            drop(txn);
-            (
-                RunStatus::Failed,
-                write::Written::default(),
-                Some(crate::db::brief(&error)),
-            )
+            let error = Some(crate::db::brief(&error));
+            let run_id = runs::start(db, &provider.name, "push", RunMode::Incremental).await?;
+            runs::finish(db, run_id, RunStatus::Failed, error.clone()).await?;
+            (run_id, RunStatus::Failed, write::Written::default(), error)
         }
     };
-    runs::finish(db, run_id, status, error.clone()).await?;
     let mut summary = RunSummary {
         run_id,
         status,
