@@ -17,7 +17,8 @@ use futures_util::future::join;
 use sea_orm::sea_query::{Condition, Expr, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    EntityTrait, IntoActiveModel, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Statement,
 };
 use serde_json::Value as Json;
 
@@ -205,11 +206,9 @@ pub async fn resolve<C: ConnectionTrait>(
         batch: incoming,
         resolved,
         new_hosts,
-        written: Written {
-            provider: provider.to_string(),
-            run_id,
-            now,
-        },
+        provider: provider.to_string(),
+        run_id,
+        now,
     });
     let (observations_tx, observations) = tokio::sync::oneshot::channel();
     let merged = tokio::task::spawn_blocking({
@@ -258,11 +257,7 @@ struct Job {
     resolved: Vec<Resolved>,
     /// Hosts numbered in this batch.
     new_hosts: HashSet<i64>,
-    written: Written,
-}
-
-/// What every observation row of a batch shares.
-struct Written {
+    // What every row of the batch shares.
     provider: String,
     run_id: i64,
     now: DateTime<Utc>,
@@ -288,7 +283,7 @@ fn host_statements(
     job: &Job,
     kept_stored: Vec<host_observation::Model>,
 ) -> Result<Vec<Statement>, DbErr> {
-    let now = job.written.now;
+    let now = job.now;
     let kept_stored: Vec<(host_observation::Model, Observation)> = kept_stored
         .into_iter()
         .map(|m| {
@@ -308,7 +303,7 @@ fn host_statements(
     for r in &job.resolved {
         let o = &job.batch[r.index];
         by_host.entry(r.host_id).or_default().push(Reported {
-            provider: &job.written.provider,
+            provider: &job.provider,
             external_id: &o.external_id,
             observation: &o.observation,
             reported_at: now,
@@ -320,8 +315,8 @@ fn host_statements(
         .iter()
         .map(|(&id, reported)| host_row(id, hosts::merge(rules, reported), reported.len(), now))
         .partition(|h| job.new_hosts.contains(&h.id));
-    let mut statements = write_hosts(backend, fresh, now, Stored::No)?;
-    statements.extend(write_hosts(backend, known, now, Stored::Maybe)?);
+    let mut statements = host_inserts(backend, fresh, now, Stored::No)?;
+    statements.extend(host_inserts(backend, known, now, Stored::Maybe)?);
     Ok(statements)
 }
 
@@ -329,8 +324,8 @@ fn host_statements(
 fn observation_statements(backend: DbBackend, job: &Job) -> Result<Vec<Statement>, DbErr> {
     let (known, fresh): (Vec<&Resolved>, Vec<&Resolved>) =
         job.resolved.iter().partition(|r| r.stored);
-    let mut statements = write_observations(backend, job, &fresh, Stored::No)?;
-    statements.extend(write_observations(backend, job, &known, Stored::Maybe)?);
+    let mut statements = observation_inserts(backend, job, &fresh, Stored::No)?;
+    statements.extend(observation_inserts(backend, job, &known, Stored::Maybe)?);
     Ok(statements)
 }
 
@@ -538,13 +533,12 @@ fn host_row(
 
 /// The row as SQLite's upsert takes it (PostgreSQL's reads the batch's fields directly).
 fn observation_model(job: &Job, row: &Resolved) -> host_observation::ActiveModel {
-    let written = &job.written;
     let incoming = &job.batch[row.index];
     let f = &incoming.observation;
     host_observation::ActiveModel {
         // Not written: the database gives it.
         id: sea_orm::ActiveValue::NotSet,
-        provider: Set(written.provider.clone()),
+        provider: Set(job.provider.clone()),
         external_id: Set(incoming.external_id.clone()),
         host_id: Set(row.host_id),
         hostname: Set(f.hostname.clone()),
@@ -559,9 +553,9 @@ fn observation_model(job: &Job, row: &Resolved) -> host_observation::ActiveModel
         first_seen: Set(f.first_seen),
         last_seen: Set(f.last_seen),
         matched_by: Set(row.matched_by.map(|k| k.as_str().to_string())),
-        reported_at: Set(written.now),
-        run_id: Set(Some(written.run_id)),
-        updated_at: Set(written.now),
+        reported_at: Set(job.now),
+        run_id: Set(Some(job.run_id)),
+        updated_at: Set(job.now),
     }
 }
 
@@ -637,7 +631,7 @@ fn insert_sql(sql: &str, stored: Stored, on_conflict: &str) -> String {
     }
 }
 
-fn write_hosts(
+fn host_inserts(
     backend: DbBackend,
     rows: Vec<host::Model>,
     now: DateTime<Utc>,
@@ -710,24 +704,9 @@ fn write_hosts(
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
         let insert = host::Entity::insert_many(chunk).on_conflict(
+            // Every column but the key and the creation time.
             OnConflict::column(C::Id)
-                .update_columns([
-                    C::Hostname,
-                    C::Fqdn,
-                    C::Os,
-                    C::Platform,
-                    C::CloudProvider,
-                    C::CloudInstanceId,
-                    C::PrivateIps,
-                    C::PublicIps,
-                    C::Macs,
-                    C::FieldSources,
-                    C::FirstSeen,
-                    C::LastSeen,
-                    C::LastReportedAt,
-                    C::Observations,
-                    C::UpdatedAt,
-                ])
+                .update_columns(C::iter().filter(|c| !matches!(c, C::Id | C::CreatedAt)))
                 .to_owned(),
         );
         statements.push(insert.build(backend));
@@ -735,14 +714,13 @@ fn write_hosts(
     Ok(statements)
 }
 
-fn write_observations(
+fn observation_inserts(
     backend: DbBackend,
     job: &Job,
     rows: &[&Resolved],
     stored: Stored,
 ) -> Result<Vec<Statement>, DbErr> {
     use host_observation::Column as C;
-    let written = &job.written;
     let mut statements = Vec::new();
     if backend == DbBackend::Postgres {
         for chunk in rows.chunks(CHUNK) {
@@ -751,9 +729,9 @@ fn write_observations(
                 let incoming = || chunk.iter().map(|r| &job.batch[r.index]);
                 let of = || incoming().map(|i| &i.observation);
                 vec![
-                    written.provider.as_str().into(),
-                    written.now.into(),
-                    written.run_id.into(),
+                    job.provider.as_str().into(),
+                    job.now.into(),
+                    job.run_id.into(),
                     arrays::texts(incoming().map(|i| Some(i.external_id.as_str()))),
                     arrays::bigints(chunk.iter().map(|r| r.host_id)),
                     arrays::texts(of().map(|o| o.hostname.as_deref())),
@@ -809,25 +787,11 @@ fn write_observations(
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
         let insert = host_observation::Entity::insert_many(chunk).on_conflict(
+            // Every column but the keys.
             OnConflict::columns([C::Provider, C::ExternalId])
-                .update_columns([
-                    C::HostId,
-                    C::Hostname,
-                    C::Fqdn,
-                    C::Os,
-                    C::Platform,
-                    C::CloudProvider,
-                    C::CloudInstanceId,
-                    C::PrivateIps,
-                    C::PublicIps,
-                    C::Macs,
-                    C::FirstSeen,
-                    C::LastSeen,
-                    C::MatchedBy,
-                    C::ReportedAt,
-                    C::RunId,
-                    C::UpdatedAt,
-                ])
+                .update_columns(
+                    C::iter().filter(|c| !matches!(c, C::Id | C::Provider | C::ExternalId)),
+                )
                 .to_owned(),
         );
         statements.push(insert.build(backend));
