@@ -213,7 +213,7 @@ async fn run_ingest(
     bar.finish_and_clear();
     let s = summary?;
     println!(
-        "{} run {} {}: {} pages, {} records in {:.1} s: {} inserted, {} updated, {} unchanged, {} rejected",
+        "{} run {} {}: {} pages, {} records in {:.1} s: {} inserted, {} updated, {} unchanged, {} superseded, {} rejected",
         provider.name,
         s.run_id,
         s.status.as_str(),
@@ -223,6 +223,7 @@ async fn run_ingest(
         s.counts.inserted,
         s.counts.updated,
         s.counts.unchanged,
+        s.counts.superseded,
         s.rejected,
     );
     if let Some(error) = s.error {
@@ -260,7 +261,7 @@ async fn run_import(
     let summary = summary?;
     let c = summary.counts;
     println!(
-        "imported {} rows from {} in {:.1} s ({:.0} rows/s): {} inserted, {} updated, {} unchanged, {} rejected (run {})",
+        "imported {} rows from {} in {:.1} s ({:.0} rows/s): {} inserted, {} updated, {} unchanged, {} superseded, {} rejected (run {})",
         summary.rows,
         file.display(),
         summary.elapsed.as_secs_f64(),
@@ -268,6 +269,7 @@ async fn run_import(
         c.inserted,
         c.updated,
         c.unchanged,
+        c.superseded,
         summary.rejected,
         summary.run_id,
     );

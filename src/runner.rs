@@ -485,6 +485,7 @@ impl Runner {
                 ("inserted", c.inserted),
                 ("updated", c.updated),
                 ("unchanged", c.unchanged),
+                ("superseded", c.superseded),
                 ("rejected", summary.rejected),
             ] {
                 metrics::counter!("ingest_records_total", "provider" => name.clone(), "outcome" => outcome).increment(n);

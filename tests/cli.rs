@@ -207,7 +207,8 @@ fn import_reports_rejections_in_its_exit_status() {
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     assert!(
         stdout.contains("imported 2 rows from ")
-            && stdout.contains(": 1 inserted, 0 updated, 0 unchanged, 1 rejected (run 1)"),
+            && stdout
+                .contains(": 1 inserted, 0 updated, 0 unchanged, 0 superseded, 1 rejected (run 1)"),
         "{stdout}"
     );
 
@@ -222,7 +223,7 @@ fn import_reports_rejections_in_its_exit_status() {
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     assert!(
-        stdout.contains(": 0 inserted, 0 updated, 1 unchanged, 0 rejected (run 2)"),
+        stdout.contains(": 0 inserted, 0 updated, 1 unchanged, 0 superseded, 0 rejected (run 2)"),
         "{stdout}"
     );
 

@@ -123,7 +123,8 @@ async fn sample_then_edits(backend: Backend) {
         UpsertCounts {
             inserted: 499,
             updated: 0,
-            unchanged: 499
+            unchanged: 0,
+            superseded: 499
         }
     );
     let expected = expected_from(&["products_first499_twice.csv"]);
@@ -140,7 +141,8 @@ async fn sample_then_edits(backend: Backend) {
         UpsertCounts {
             inserted: 1,
             updated: 1,
-            unchanged: 4
+            unchanged: 4,
+            superseded: 0
         }
     );
     let expected = expected_from(&["products_first499_twice.csv", "products_upsert_edits.csv"]);
@@ -168,7 +170,8 @@ async fn sample_then_edits(backend: Backend) {
         UpsertCounts {
             inserted: 0,
             updated: 0,
-            unchanged: 6
+            unchanged: 6,
+            superseded: 0
         }
     );
     assert_counts_exact(&app, &expected).await;
@@ -201,6 +204,80 @@ async fn sample_then_edits(backend: Backend) {
     );
 }
 on_both_databases!(sample_imports_as_499_then_edits_give_500, sample_then_edits);
+
+/// One file in which SKUs repeat, some with other values (the sample, then the edits file's
+/// rows): each SKU is written once, from its last row, and importing the file again reports
+/// every product unchanged — the rows superseded inside the file are counted apart, never as
+/// updates.
+async fn repeated_skus_import_again_unchanged(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("sample_then_edits.csv");
+    let body = |name: &str| {
+        let text = std::fs::read_to_string(file(name)).expect("sample file");
+        let (_, rows) = text.split_once('\n').expect("a header line");
+        rows.trim_end().to_string()
+    };
+    let joined = format!(
+        "name,sku,description\n{}\n{}\n",
+        body("products_first499_twice.csv"),
+        body("products_upsert_edits.csv")
+    );
+    std::fs::write(&path, joined).expect("write");
+    let expected = expected_from(&["products_first499_twice.csv", "products_upsert_edits.csv"]);
+    assert_eq!(expected.len(), 500);
+
+    let first = import::import_file(&app.db, Entity::Product, &path, |_| {})
+        .await
+        .expect("first import");
+    assert_eq!((first.rows, first.rejected), (1004, 0));
+    assert_eq!(
+        first.counts,
+        UpsertCounts {
+            inserted: 500,
+            updated: 0,
+            unchanged: 0,
+            superseded: 504
+        }
+    );
+    assert_eq!(stored(&app).await, expected);
+    assert_eq!(stored(&app).await["lay-raise-best-end"].0, "Sajal Sirohi");
+    assert_counts_exact(&app, &expected).await;
+
+    let again = import::import_file(&app.db, Entity::Product, &path, |_| {})
+        .await
+        .expect("second import");
+    assert_eq!(
+        again.counts,
+        UpsertCounts {
+            inserted: 0,
+            updated: 0,
+            unchanged: 500,
+            superseded: 504
+        }
+    );
+    assert_eq!(stored(&app).await, expected);
+    assert_counts_exact(&app, &expected).await;
+
+    // The run's counters say the same over GraphQL.
+    let data = app
+        .query(
+            "query($id: ID!) { ingestRun(id: $id) { fetched inserted updated unchanged superseded rejected } }",
+            json!({ "id": again.run_id.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        data["ingestRun"],
+        json!({
+            "fetched": 1004, "inserted": 0, "updated": 0, "unchanged": 500, "superseded": 504,
+            "rejected": 0,
+        })
+    );
+}
+on_both_databases!(
+    repeated_skus_import_again_unchanged,
+    repeated_skus_import_again_unchanged
+);
 
 /// Pages through a connection with `first: 100`, returning every node.
 async fn all_pages(app: &TestApp, query: &str, field: &str, variables: Value) -> Vec<Value> {
@@ -407,7 +484,8 @@ async fn a_product_provider_keeps_counts_exact(backend: Backend) {
         UpsertCounts {
             inserted: 0,
             updated: 0,
-            unchanged: 6
+            unchanged: 6,
+            superseded: 0
         }
     );
     assert_counts_exact(&app, &expected).await;
@@ -457,14 +535,14 @@ async fn command_line_import(backend: Backend) {
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains("imported 998 rows from")
-            && stdout.contains("499 inserted, 0 updated, 499 unchanged, 0 rejected"),
+            && stdout.contains("499 inserted, 0 updated, 0 unchanged, 499 superseded, 0 rejected"),
         "{stdout}"
     );
     let output = run(&bad);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(2), "{stdout}");
     assert!(
-        stdout.contains("2 inserted, 0 updated, 0 unchanged, 1 rejected"),
+        stdout.contains("2 inserted, 0 updated, 0 unchanged, 0 superseded, 1 rejected"),
         "{stdout}"
     );
 

@@ -109,7 +109,8 @@ async fn stream_export_round_trips_every_value_exactly(backend: Backend) {
         UpsertCounts {
             inserted: 291,
             updated: 0,
-            unchanged: 0
+            unchanged: 0,
+            superseded: 0
         }
     );
 
@@ -150,7 +151,8 @@ async fn stream_export_round_trips_every_value_exactly(backend: Backend) {
         UpsertCounts {
             inserted: 0,
             updated: 0,
-            unchanged: 291
+            unchanged: 291,
+            superseded: 0
         }
     );
 }
@@ -325,7 +327,8 @@ async fn bad_rows_are_rejected_with_reasons_and_the_rest_lands(backend: Backend)
         UpsertCounts {
             inserted: 3,
             updated: 0,
-            unchanged: 0
+            unchanged: 0,
+            superseded: 0
         }
     );
 
@@ -588,17 +591,33 @@ async fn duplicates_inside_one_file_resolve_to_the_last_row(backend: Backend) {
     );
     std::fs::write(&path, csv).expect("write");
     let summary = import(&app, Entity::Transfer, &path).await;
-    // One row stored; the identical repeat is unchanged, the changed one an update.
+    // One row stored, from the last record; the two before it are superseded.
     assert_eq!(
         summary.counts,
         UpsertCounts {
             inserted: 1,
-            updated: 1,
-            unchanged: 1
+            updated: 0,
+            unchanged: 0,
+            superseded: 2
         }
     );
     let data = app.query(ALL, json!({})).await;
     assert_eq!(data["transfers"]["nodes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(data["transfers"]["nodes"][0]["value"], "3");
+
+    // The same file again changes nothing, and says so: the superseded records differ from
+    // the stored row, but they were never written.
+    let again = import(&app, Entity::Transfer, &path).await;
+    assert_eq!(
+        again.counts,
+        UpsertCounts {
+            inserted: 0,
+            updated: 0,
+            unchanged: 1,
+            superseded: 2
+        }
+    );
+    let data = app.query(ALL, json!({})).await;
     assert_eq!(data["transfers"]["nodes"][0]["value"], "3");
 }
 on_both_databases!(

@@ -22,6 +22,9 @@ pub struct Model {
     pub inserted: i64,
     pub updated: i64,
     pub unchanged: i64,
+    /// Records not written because a later record with the same key in the same input (a
+    /// batch, or an imported file) replaced them.
+    pub superseded: i64,
     pub rejected: i64,
     /// Why the run failed; never holds a secret or a raw database error.
     #[sea_orm(column_type = "Text", nullable)]

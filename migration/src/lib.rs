@@ -12,6 +12,7 @@ mod m20261121_000004_hosts;
 mod m20261121_000005_products;
 mod m20261121_000006_events;
 mod m20261121_000007_host_write_path;
+mod m20261121_000008_run_superseded;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_products::Migration),
             Box::new(m20261121_000006_events::Migration),
             Box::new(m20261121_000007_host_write_path::Migration),
+            Box::new(m20261121_000008_run_superseded::Migration),
         ]
     }
 }

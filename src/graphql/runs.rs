@@ -60,6 +60,11 @@ impl IngestRun {
     async fn unchanged(&self) -> i64 {
         self.0.unchanged
     }
+    /// Records not written because a later record with the same key in the same input (a
+    /// batch, or an imported file) replaced them.
+    async fn superseded(&self) -> i64 {
+        self.0.superseded
+    }
     /// Records that went to `rejectedRecords`.
     async fn rejected(&self) -> i64 {
         self.0.rejected

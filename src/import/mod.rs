@@ -97,7 +97,7 @@ struct Batch {
     records: Records,
     rejections: Vec<NewRejection>,
     /// Rows a later row of the same file replaces: counted, not written.
-    superseded: UpsertCounts,
+    superseded: u64,
     rows: u64,
 }
 
@@ -408,7 +408,7 @@ async fn write_records<C: ConnectionTrait>(
             product_store::upsert_with(txn, entity.provider(), records, product_counts).await?
         }
     };
-    counts.add(batch.superseded);
+    counts.superseded += batch.superseded;
     if !batch.rejections.is_empty() {
         rejected::insert(txn, entity.provider(), Some(run_id), &batch.rejections).await?;
     }
@@ -482,14 +482,13 @@ fn batch_rows<T>(
 ) {
     let mut records = Vec::with_capacity(size);
     let mut rejections = Vec::new();
-    let mut superseded = UpsertCounts::default();
+    let mut superseded = 0u64;
     let mut count = 0u64;
     for row in rows {
         match row {
             Ok(Row::Record { record, .. }) => match fate(&record) {
                 products::Fate::Write => records.push(record),
-                products::Fate::ReplacedByChange => superseded.updated += 1,
-                products::Fate::Repeated => superseded.unchanged += 1,
+                products::Fate::Superseded => superseded += 1,
             },
             Ok(Row::Rejected(r)) => rejections.push(NewRejection {
                 external_id: None,

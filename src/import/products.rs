@@ -4,7 +4,6 @@
 //! The CSV and JSON-lines machinery (line numbers, rejections, bounded memory) is the one the
 //! ERC-20 readers use; this module only says what a product row is.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 
 use serde::Deserialize;
@@ -52,43 +51,30 @@ where
     })))
 }
 
-/// What the first pass keeps of a row: its SKU and a hash of the rest.
-struct Scanned {
-    sku: String,
-    content: u64,
-}
-
-fn scanned<R: Read + Send + 'static>(
-    reader: R,
-    format: Format,
-) -> Result<Rows<Scanned>, FileError> {
+/// What the first pass keeps of a row: its SKU (the row is checked as the second pass will,
+/// so a rejected row is not taken for a SKU's last).
+fn scanned<R: Read + Send + 'static>(reader: R, format: Format) -> Result<Rows<String>, FileError> {
     match format {
         // No copy of the name and description: the first pass reads every byte of the file
         // while the database waits.
         Format::Csv => csv_rows(reader, |sku, name, description| {
-            let (sku, name, description) = ProductRecord::fields(sku, name, description)?;
-            Ok(Scanned {
-                sku: sku.to_string(),
-                content: content_hash(name, description),
-            })
+            let (sku, _, _) = ProductRecord::fields(sku, name, description)?;
+            Ok(sku.to_string())
         }),
         Format::JsonLines => Ok(Box::new(JsonRows::new(reader, |line| {
-            product_from_json(line).map(|record| Scanned {
-                content: content_hash(record.name.as_deref(), record.description.as_deref()),
-                sku: record.sku,
-            })
+            product_from_json(line).map(|record| record.sku)
         }))),
     }
 }
 
-/// Where each SKU's last row is in a file, and a hash of what it holds: found by a first pass
-/// over the file, so the import writes each product once, with its final values. Rows a later
-/// row of the same SKU replaces are then only counted, and importing the same file again
-/// changes nothing (a streaming upsert would rewrite every SKU that repeats across batches
-/// twice, and move its `updated_at`).
+/// Where each SKU's last row is in a file: found by a first pass over the file, so the import
+/// writes each product once, with its final values. Rows a later row of the same SKU replaces
+/// are then only counted (as superseded), and importing the same file again changes nothing (a
+/// streaming upsert would rewrite every SKU that repeats across batches twice, and move its
+/// `updated_at`).
 ///
-/// Memory follows the rows, compactly: the SKUs' text in one buffer plus 32 bytes per row
-/// (about 26 MB for 500,000 rows), sorted once and searched by binary search.
+/// Memory follows the rows, compactly: the SKUs' text in one buffer plus 24 bytes per row
+/// (about 22 MB for 500,000 rows), sorted once and searched by binary search.
 #[derive(Debug, Default)]
 pub struct LastRows {
     skus: String,
@@ -101,17 +87,14 @@ struct Entry {
     start: usize,
     len: usize,
     ordinal: u64,
-    content: u64,
 }
 
 /// What to do with one product row of the second pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
     Write,
-    /// A later row of the file replaces it with different values.
-    ReplacedByChange,
-    /// A later row of the file repeats it.
-    Repeated,
+    /// A later row of the file with the same SKU replaces it.
+    Superseded,
 }
 
 impl LastRows {
@@ -120,14 +103,13 @@ impl LastRows {
         let mut last = LastRows::default();
         let mut ordinal = 0u64;
         for row in scanned(reader, format)? {
-            if let Row::Record { record, .. } = row? {
+            if let Row::Record { record: sku, .. } = row? {
                 last.entries.push(Entry {
                     start: last.skus.len(),
-                    len: record.sku.len(),
+                    len: sku.len(),
                     ordinal,
-                    content: record.content,
                 });
-                last.skus.push_str(&record.sku);
+                last.skus.push_str(&sku);
                 ordinal += 1;
             }
         }
@@ -159,24 +141,11 @@ impl LastRows {
             .map(|i| self.entries[i]);
         match found {
             Some(e) if e.ordinal == ordinal => Fate::Write,
-            Some(e)
-                if e.content
-                    == content_hash(record.name.as_deref(), record.description.as_deref()) =>
-            {
-                Fate::Repeated
-            }
-            Some(_) => Fate::ReplacedByChange,
+            Some(_) => Fate::Superseded,
             // The file changed between the passes: write what this pass read.
             None => Fate::Write,
         }
     }
-}
-
-fn content_hash(name: Option<&str>, description: Option<&str>) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    name.hash(&mut hasher);
-    description.hash(&mut hasher);
-    hasher.finish()
 }
 
 #[derive(Deserialize)]
@@ -285,8 +254,8 @@ mod tests {
         assert_eq!(
             fates,
             vec![
-                ("s1", Fate::Repeated),
-                ("s2", Fate::ReplacedByChange),
+                ("s1", Fate::Superseded),
+                ("s2", Fate::Superseded),
                 ("s1", Fate::Write),
                 ("s2", Fate::Write),
                 ("s3", Fate::Write),

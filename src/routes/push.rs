@@ -55,6 +55,7 @@ pub async fn ingest(
                 "inserted": summary.counts.inserted,
                 "updated": summary.counts.updated,
                 "unchanged": summary.counts.unchanged,
+                "superseded": summary.counts.superseded,
                 "rejected": summary.rejected,
             })),
         )

@@ -289,6 +289,7 @@ async fn upsert_postgres<C: ConnectionTrait>(
         inserted: inserted as u64,
         updated: updated as u64,
         unchanged: rows.len() as u64 - inserted as u64 - updated as u64,
+        superseded: 0,
     })
 }
 

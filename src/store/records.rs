@@ -83,6 +83,7 @@ pub async fn upsert<C: ConnectionTrait>(
             inserted,
             updated,
             unchanged: existing - updated,
+            superseded: 0,
         });
     }
     Ok(counts)

@@ -120,6 +120,7 @@ fn new_run(
         inserted: Set(0),
         updated: Set(0),
         unchanged: Set(0),
+        superseded: Set(0),
         rejected: Set(0),
         error: Set(None),
         owner: Set(owner.map(str::to_string)),
@@ -157,6 +158,10 @@ pub async fn add_batch<C: ConnectionTrait>(
         .col_expr(
             R::Unchanged,
             Expr::col(R::Unchanged).add(batch.counts.unchanged as i64),
+        )
+        .col_expr(
+            R::Superseded,
+            Expr::col(R::Superseded).add(batch.counts.superseded as i64),
         )
         .col_expr(R::Rejected, Expr::col(R::Rejected).add(batch.rejected))
         .filter(R::Id.eq(id))

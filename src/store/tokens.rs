@@ -127,6 +127,7 @@ async fn upsert_chunk<C: ConnectionTrait>(
         inserted,
         updated,
         unchanged: existing - updated,
+        superseded: 0,
     })
 }
 

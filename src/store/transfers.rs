@@ -114,6 +114,7 @@ async fn upsert_postgres<C: ConnectionTrait>(
         inserted: inserted as u64,
         updated: updated as u64,
         unchanged: rows.len() as u64 - inserted as u64 - updated as u64,
+        superseded: 0,
     })
 }
 
@@ -189,6 +190,7 @@ async fn upsert_sqlite<C: ConnectionTrait>(
         inserted,
         updated,
         unchanged: existing as u64 - updated,
+        superseded: 0,
     })
 }
 

@@ -5,14 +5,15 @@ use std::hash::Hash;
 
 use sea_orm::DbBackend;
 
-/// Outcome counts of writing records. `inserted + updated + unchanged` is the number of
-/// records written (duplicates inside the input included: a later duplicate that differs
-/// counts as an update of the earlier one, an identical one as unchanged).
+/// Outcome counts of writing records: what happened to stored rows (`inserted`, `updated`,
+/// `unchanged`), and the records a later record with the same key in the same input replaced
+/// before anything was written (`superseded`). The four add up to the records written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpsertCounts {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    pub superseded: u64,
 }
 
 impl UpsertCounts {
@@ -20,16 +21,17 @@ impl UpsertCounts {
         self.inserted += other.inserted;
         self.updated += other.updated;
         self.unchanged += other.unchanged;
+        self.superseded += other.superseded;
     }
 
     pub fn total(&self) -> u64 {
-        self.inserted + self.updated + self.unchanged
+        self.inserted + self.updated + self.unchanged + self.superseded
     }
 }
 
 /// Keeps the last record per key, in first-seen order, so one statement never touches a row
-/// twice (PostgreSQL refuses that). Superseded duplicates are counted into `counts`.
-pub fn last_wins<T: PartialEq, K: Hash + Eq>(
+/// twice (PostgreSQL refuses that). The others are counted as superseded into `counts`.
+pub fn last_wins<T, K: Hash + Eq>(
     records: &[T],
     key: impl Fn(&T) -> K,
     counts: &mut UpsertCounts,
@@ -39,11 +41,7 @@ pub fn last_wins<T: PartialEq, K: Hash + Eq>(
     for (i, record) in records.iter().enumerate() {
         match position.get(&key(record)) {
             Some(&slot) => {
-                if records[kept[slot]] == *record {
-                    counts.unchanged += 1;
-                } else {
-                    counts.updated += 1;
-                }
+                counts.superseded += 1;
                 kept[slot] = i;
             }
             None => {
@@ -93,9 +91,8 @@ mod tests {
         assert_eq!(
             counts,
             UpsertCounts {
-                inserted: 0,
-                updated: 1,
-                unchanged: 1
+                superseded: 2,
+                ..UpsertCounts::default()
             }
         );
     }
