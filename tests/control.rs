@@ -337,6 +337,12 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
         "events",
         "entity = \"record\"\ndataset = \"events\"\nkey = \"id\"\n[source]\nkind = \"push\"\n[fields]\nid = \"$.id\"\nkind = { path = \"$.kind\", transforms = [\"lowercase\"] }\n",
     );
+    // The same, keeping raw payloads (unchanged payloads are then skipped before mapping).
+    write_provider(
+        dir.path(),
+        "kept",
+        "entity = \"record\"\ndataset = \"kept\"\nkey = \"id\"\nkeep_raw = true\n[source]\nkind = \"push\"\n[fields]\nid = \"$.id\"\nkind = { path = \"$.kind\", transforms = [\"lowercase\"] }\n",
+    );
     let mock = MockProvider::start(MockConfig {
         items: 5,
         ..Default::default()
@@ -391,6 +397,64 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
         data["records"]["nodes"],
         json!([{ "key": "a", "data": { "id": "a", "kind": "click" } }, { "key": "b", "data": { "id": "b", "kind": "view" } }])
     );
+
+    // One batch naming a record twice: the last one wins, and the earlier one is counted as
+    // superseded, not as an update — also when the last equals what is stored and the earlier
+    // one does not.
+    let (status, body) =
+        post("{\"id\": \"b\", \"kind\": \"Click\"}\n{\"id\": \"b\", \"kind\": \"VIEW\"}\n".into())
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        [
+            &body["received"],
+            &body["inserted"],
+            &body["updated"],
+            &body["unchanged"],
+            &body["superseded"]
+        ],
+        [&json!(2), &json!(0), &json!(0), &json!(1), &json!(1)],
+        "{body}"
+    );
+    let kept_url = format!("{}/ingest/kept", app.address);
+    for (body, counts) in [
+        (r#"[{"id": "a", "kind": "Click"}]"#, [1, 1, 0, 0, 0]),
+        (
+            r#"[{"id": "a", "kind": "VIEW"}, {"id": "a", "kind": "Click"}]"#,
+            [2, 0, 0, 1, 1],
+        ),
+    ] {
+        let response = app
+            .client
+            .post(&kept_url)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.expect("json");
+        let got: Vec<i64> = ["received", "inserted", "updated", "unchanged", "superseded"]
+            .iter()
+            .map(|k| answer[k].as_i64().unwrap_or(-1))
+            .collect();
+        assert_eq!(got, counts, "{answer}");
+    }
+    let data = app
+        .query(
+            r#"{ events: records(dataset: "events") { nodes { key data } }
+                 kept: records(dataset: "kept") { nodes { key data } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["events"]["nodes"][1],
+        json!({ "key": "b", "data": { "id": "b", "kind": "view" } })
+    );
+    assert_eq!(
+        data["kept"]["nodes"],
+        json!([{ "key": "a", "data": { "id": "a", "kind": "click" } }])
+    );
+
     let (status, body) = post("{\"id\": \"c\"}\n{oops\n".into()).await;
     assert_eq!(status, 400);
     assert!(

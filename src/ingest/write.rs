@@ -15,7 +15,7 @@ use crate::store::raw::{self, NewRaw};
 use crate::store::records::{self, NewRecord};
 use crate::store::rejected::{self, NewRejection};
 use crate::store::runs::{self, BatchProgress};
-use crate::store::upsert::UpsertCounts;
+use crate::store::upsert::{UpsertCounts, last_wins};
 use crate::store::{tokens, transfers};
 use crate::transform::{to_host, to_product, to_token, to_transfer};
 
@@ -90,8 +90,16 @@ pub async fn write_batch<C: ConnectionTrait>(
     }
     let fetched = (mapped.len() + rejections.len()) as u64;
 
-    // Payloads identical to the stored ones are not normalized again.
+    // A later record with the same external id replaces an earlier one of the batch: only the
+    // last is compared with what is stored and written (else an earlier version could be
+    // written while the last, equal to the stored one, is skipped).
     let mut counts = UpsertCounts::default();
+    let kept = last_wins(&mapped, |(id, _, _)| id.clone(), &mut counts);
+    let mut slots: Vec<Option<_>> = mapped.into_iter().map(Some).collect();
+    let mapped: Vec<(String, Option<Json>, Row)> =
+        kept.into_iter().filter_map(|i| slots[i].take()).collect();
+
+    // Payloads identical to the stored ones are not normalized again.
     let mut raws = Vec::new();
     let mut unchanged_ids = Vec::new();
     let mut rows: Vec<Row> = Vec::with_capacity(mapped.len());
