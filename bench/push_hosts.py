@@ -36,7 +36,7 @@ def push(base, tool, body, totals, lock):
         answer = json.load(response)
     with lock:
         totals["requests"] += 1
-        for key in ("received", "inserted", "updated", "unchanged", "rejected"):
+        for key in ("received", "inserted", "updated", "unchanged", "superseded", "rejected"):
             totals[key] += answer[key]
 
 
@@ -45,7 +45,8 @@ def main():
     size = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
     parallel = os.environ.get("PARALLEL") == "1"
     streams = [(t, batches(f"{folder}/{t}.jsonl", size)) for t in TOOLS]
-    totals = {"received": 0, "inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0, "requests": 0}
+    totals = {"received": 0, "inserted": 0, "updated": 0, "unchanged": 0, "superseded": 0, "rejected": 0,
+              "requests": 0}
     lock = threading.Lock()
     start = time.monotonic()
     if parallel:
