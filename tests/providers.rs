@@ -213,6 +213,43 @@ async fn the_silk_api_loses_no_host_whatever_the_page_size(backend: Backend) {
 }
 on_both_databases!(silk_api, the_silk_api_loses_no_host_whatever_the_page_size);
 
+/// A skipped record still holds its place in an offset listing: a page that loses records to a
+/// `skip` rule is not a short (last) page, and the next offset counts past them.
+async fn skipped_records_do_not_end_an_offset_listing(backend: Backend) {
+    // SAFETY of the test: the variable is only read by the provider runs below.
+    unsafe { std::env::set_var("SILK_TEST_TOKEN", "s3cret-token") };
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig {
+        silk_token: Some("s3cret-token".into()),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    for page_size in [1, 2, 3] {
+        // The second of the seven Qualys hosts, on the first page whatever its size.
+        let definition = silk_provider(&mock.base_url, "qualys", page_size).replace(
+            "[source.pagination]",
+            "skip = [{ field = \"$.name\", equals = \"ip-172-31-93-76.ec2.internal\" }]\n[source.pagination]",
+        );
+        let dataset = format!("qualys-skip-{page_size}");
+        let definition =
+            definition.replace("dataset = \"qualys\"", &format!("dataset = \"{dataset}\""));
+        let p = provider(dir.path(), &dataset, &definition);
+        let summary = run(&app, &p, RunMode::Full).await;
+        assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+        assert_eq!(summary.fetched, 6, "page size {page_size}");
+        assert_eq!(
+            record_count(&app, &dataset).await,
+            6,
+            "page size {page_size}"
+        );
+    }
+}
+on_both_databases!(
+    skip_in_offset_listing,
+    skipped_records_do_not_end_an_offset_listing
+);
+
 fn patients_provider(base: &str, concurrency: usize) -> String {
     format!(
         r#"

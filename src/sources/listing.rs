@@ -195,8 +195,8 @@ impl Listing {
                         (limit_param.as_str(), limit.to_string()),
                     ];
                     match self.page_or_end(&params, &end).await? {
-                        Some(records) => {
-                            let n = records.len() as u64;
+                        // Skipped records count: they hold places in the provider's listing.
+                        Some(Listed { records, listed: n }) => {
                             offset += n;
                             let last = n == 0 || (end.short_page && n < limit);
                             let next = (!last).then_some(Position::Offset { offset, limit });
@@ -230,8 +230,7 @@ impl Listing {
                     params.push((size.as_str(), page_size.to_string()));
                 }
                 match self.page_or_end(&params, &end).await? {
-                    Some(records) => {
-                        let n = records.len() as u64;
+                    Some(Listed { records, listed: n }) => {
                         let last = n == 0 || (end.short_page && n < page_size);
                         let next = (!last).then_some(Position::Page { page: page + 1 });
                         FetchedPage { records, next }
@@ -328,14 +327,14 @@ impl Listing {
         &self,
         params: &[(&str, String)],
         end: &PageEnd,
-    ) -> Result<Option<Vec<Json>>, ListingError> {
+    ) -> Result<Option<Listed>, ListingError> {
         let response = self
             .get(&self.base.url.clone(), params, &end.statuses)
             .await?;
         if !response.status.is_success() {
             return Ok(None);
         }
-        self.records_of(&response.body).map(Some)
+        listed_records(self.format, &response.body, &self.records, &self.skip).map(Some)
     }
 
     async fn get(
@@ -402,13 +401,33 @@ pub fn page_records(
     records: &JsonPath,
     skip: &[(JsonPath, SkipRule)],
 ) -> Result<Vec<Json>, ListingError> {
+    listed_records(format, body, records, skip).map(|listed| listed.records)
+}
+
+/// A page's records less the skipped ones, and how many the page listed: offsets and short
+/// pages are about the provider's listing, skipped records included.
+pub struct Listed {
+    pub records: Vec<Json>,
+    pub listed: u64,
+}
+
+fn listed_records(
+    format: BodyFormat,
+    body: &[u8],
+    records: &JsonPath,
+    skip: &[(JsonPath, SkipRule)],
+) -> Result<Listed, ListingError> {
     let mut found = match format {
         BodyFormat::Json => select(records, &parse_json(body)?),
         BodyFormat::Text => vec![Json::String(String::from_utf8_lossy(body).into_owned())],
         BodyFormat::Csv => csv_records(body)?,
     };
+    let listed = found.len() as u64;
     found.retain(|r| !skip.iter().any(|(path, rule)| skipped(path, rule, r)));
-    Ok(found)
+    Ok(Listed {
+        records: found,
+        listed,
+    })
 }
 
 /// A cursor pagination's next token: the one node `path` selects, when it is a non-empty
