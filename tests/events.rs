@@ -334,6 +334,29 @@ async fn batch_stores_good_lines_and_names_bad_ones(backend: Backend) {
     let response = post(&app, "/submit/batch", "\n \n").await;
     assert_eq!(response.status(), 400);
     assert_eq!(rows(&app.db).await.len(), 3);
+
+    // A NUL character (PostgreSQL stores none) is refused with its field named, and the good
+    // line beside it is stored: it must not fail the batch it would have shared.
+    let nul = json!({
+        "ip_address": "192.168.1.7",
+        "user_agent": "Mozilla\u{0}",
+        "referring_url": "https://example.com/p",
+        "advertiser_id": "a1",
+        "metadata": { "n": 7 },
+    })
+    .to_string();
+    let response = post(&app, "/submit/batch", format!("{nul}\n{}\n", good(8))).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("JSON");
+    assert_eq!(answer["stored"], 1);
+    assert_eq!(
+        answer["results"][0],
+        json!({ "line": 1, "status": 400, "error": "Invalid fields: user_agent",
+                "fields": { "user_agent": "must not contain a NUL character (\\u0000)" } })
+    );
+    let response = post(&app, "/submit", nul).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(rows(&app.db).await.len(), 4);
 }
 on_both_databases!(
     batch_stores_good_lines_and_names_bad_ones,

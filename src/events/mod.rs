@@ -118,9 +118,21 @@ impl Fields {
         mut problems: BTreeMap<&'static str, String>,
         received_at: DateTime<Utc>,
     ) -> Result<NewEvent, Invalid> {
+        let metadata = self.metadata.and_then(|m| {
+            if json_has_nul(&m) {
+                problems.insert("metadata", NUL.to_string());
+                None
+            } else {
+                Some(m)
+            }
+        });
         let mut required = |name: &'static str, value: Option<String>| match value {
             Some(v) if v.is_empty() => {
                 problems.insert(name, "must not be empty".to_string());
+                None
+            }
+            Some(v) if v.contains('\0') => {
+                problems.insert(name, NUL.to_string());
                 None
             }
             other => other,
@@ -155,7 +167,7 @@ impl Fields {
             user_agent,
             referring_url,
             advertiser_id,
-            self.metadata,
+            metadata,
         ) {
             (
                 Some(ip_address),
@@ -174,6 +186,25 @@ impl Fields {
             _ => Err(Invalid::Fields(problems)),
         }
     }
+}
+
+/// PostgreSQL stores no NUL character in `text` nor `jsonb`: one such event would fail the
+/// whole group-commit batch it shares with other clients' events.
+const NUL: &str = "must not contain a NUL character (\\u0000)";
+
+/// Whether JSON text holds a NUL character in any string (keys included).
+fn json_has_nul(json: &str) -> bool {
+    fn walk(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0'),
+            serde_json::Value::Array(items) => items.iter().any(walk),
+            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    // Only an escape can put one in valid JSON text.
+    json.contains("u0000")
+        && serde_json::from_str::<serde_json::Value>(json).is_ok_and(|value| walk(&value))
 }
 
 fn is_web_url(text: &str) -> bool {
@@ -292,5 +323,26 @@ mod tests {
             "advertiser_id": "a", "metadata": {}
         });
         assert!(parse(body.to_string().as_bytes(), at()).is_err());
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_where_it_is() {
+        let body = br#"{"ip_address": "10.0.0.1", "user_agent": "a\u0000b", "referring_url": "https://example.com/",
+            "advertiser_id": "a", "metadata": {"k": ["x", {"deep": "\u0000"}]}}"#;
+        let Err(Invalid::Fields(fields)) = parse(body, at()) else {
+            panic!("expected field problems");
+        };
+        assert_eq!(
+            fields.into_iter().collect::<Vec<_>>(),
+            [
+                ("metadata", NUL.to_string()),
+                ("user_agent", NUL.to_string())
+            ]
+        );
+        // An escaped backslash before "u0000" is text, not a NUL.
+        let body = br#"{"ip_address": "10.0.0.1", "user_agent": "a\\u0000", "referring_url": "https://example.com/",
+            "advertiser_id": "a", "metadata": {"k": "\\u0000"}}"#;
+        let event = parse(body, at()).expect("an event");
+        assert_eq!(event.user_agent, "a\\u0000");
     }
 }
