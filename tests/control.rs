@@ -416,6 +416,30 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
         [&json!(2), &json!(0), &json!(0), &json!(1), &json!(1)],
         "{body}"
     );
+    // A NUL character (PostgreSQL stores none) rejects its record, with the place named, and
+    // the batch's other records land.
+    let (status, body) =
+        post(r#"[{"id": "n", "kind": "a\u0000"}, {"id": "m", "kind": "ok"}]"#.into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        [&body["received"], &body["inserted"], &body["rejected"]],
+        [&json!(2), &json!(1), &json!(1)],
+        "{body}"
+    );
+    let data = app
+        .query(
+            r#"{ rejectedRecords(where: { provider: "events" }) { nodes { reason payload } } }"#,
+            json!({}),
+        )
+        .await;
+    let nodes = data["rejectedRecords"]["nodes"].as_array().expect("nodes");
+    assert!(
+        nodes.contains(&json!({
+            "reason": "$.kind: contains a NUL character (\\u0000), which the database cannot store",
+            "payload": "{\"id\":\"n\",\"kind\":\"a\\u0000\"}",
+        })),
+        "{nodes:?}"
+    );
     let kept_url = format!("{}/ingest/kept", app.address);
     for (body, counts) in [
         (r#"[{"id": "a", "kind": "Click"}]"#, [1, 1, 0, 0, 0]),

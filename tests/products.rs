@@ -279,6 +279,44 @@ on_both_databases!(
     repeated_skus_import_again_unchanged
 );
 
+/// A NUL byte (PostgreSQL stores none) rejects its row with the column named; the rows around
+/// it land (on PostgreSQL the import is one transaction: one such value must not undo it all).
+async fn a_nul_byte_rejects_only_its_row(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("nul.csv");
+    std::fs::write(
+        &path,
+        b"name,sku,description\nAnn,s1,first\nBob,s2,has \0 inside\nCid,s3,third\n",
+    )
+    .expect("write");
+    let summary = import::import_file(&app.db, Entity::Product, &path, |_| {})
+        .await
+        .expect("import");
+    assert_eq!(
+        (summary.rows, summary.counts.inserted, summary.rejected),
+        (3, 2, 1)
+    );
+    let skus: Vec<String> = stored(&app).await.into_keys().collect();
+    assert_eq!(skus, ["s1", "s3"]);
+    let rejected = entity::rejected_record::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("rejections");
+    assert_eq!(
+        rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str(), r.payload.as_deref()))
+            .collect::<Vec<_>>(),
+        [(
+            Some(3),
+            "column 3: contains a NUL character (\\u0000), which the database cannot store",
+            Some("Bob,s2,has \u{fffd} inside")
+        )]
+    );
+}
+on_both_databases!(nul_byte_in_a_row, a_nul_byte_rejects_only_its_row);
+
 /// Pages through a connection with `first: 100`, returning every node.
 async fn all_pages(app: &TestApp, query: &str, field: &str, variables: Value) -> Vec<Value> {
     let mut nodes = Vec::new();

@@ -119,7 +119,7 @@ impl Fields {
         received_at: DateTime<Utc>,
     ) -> Result<NewEvent, Invalid> {
         let metadata = self.metadata.and_then(|m| {
-            if json_has_nul(&m) {
+            if crate::store::nul::in_json_text(&m) {
                 problems.insert("metadata", NUL.to_string());
                 None
             } else {
@@ -191,21 +191,6 @@ impl Fields {
 /// PostgreSQL stores no NUL character in `text` nor `jsonb`: one such event would fail the
 /// whole group-commit batch it shares with other clients' events.
 const NUL: &str = "must not contain a NUL character (\\u0000)";
-
-/// Whether JSON text holds a NUL character in any string (keys included).
-fn json_has_nul(json: &str) -> bool {
-    fn walk(value: &serde_json::Value) -> bool {
-        match value {
-            serde_json::Value::String(s) => s.contains('\0'),
-            serde_json::Value::Array(items) => items.iter().any(walk),
-            serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
-            _ => false,
-        }
-    }
-    // Only an escape can put one in valid JSON text.
-    json.contains("u0000")
-        && serde_json::from_str::<serde_json::Value>(json).is_ok_and(|value| walk(&value))
-}
 
 fn is_web_url(text: &str) -> bool {
     url::Url::parse(text)

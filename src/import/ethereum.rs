@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::ethereum::{TokenRecord, TransferRecord, parse_address, parse_tx_hash};
+use crate::store::nul;
 use crate::timestamps::parse_timestamp;
 use crate::uint256::{U256, parse_decimal};
 
@@ -499,9 +500,11 @@ where
     }
 
     fn outcome(&mut self, line: u64) -> Row<T> {
-        let outcome = match self.header.length_problem(self.row.len()) {
-            Some(reason) => Err(reason),
-            None => (self.parse)(&self.row),
+        let nul = self.row.iter().position(|field| field.contains(&0));
+        let outcome = match (self.header.length_problem(self.row.len()), nul) {
+            (Some(reason), _) => Err(reason),
+            (None, Some(column)) => Err(format!("column {}: {}", column + 1, nul::REASON)),
+            (None, None) => (self.parse)(&self.row),
         };
         match outcome {
             Ok(record) => Row::Record { line, record },
@@ -848,7 +851,9 @@ impl<R: Read, T> Iterator for JsonRows<R, T> {
                 return Some(Err(FileError::JsonArray { line }));
             }
             self.seen_content = true;
-            let parsed = if text.starts_with('{') {
+            let parsed = if nul::in_json_text(text) {
+                Err(nul::REASON.to_string())
+            } else if text.starts_with('{') {
                 (self.parse)(text)
             } else {
                 Err("line is not a JSON object".to_string())

@@ -10,6 +10,7 @@ use super::Prepared;
 use crate::ethereum::{TokenRecord, TransferRecord};
 use crate::providers::definition::EntityKind;
 use crate::store::hosts::{self, Incoming};
+use crate::store::nul;
 use crate::store::products::{self as products, ProductRecord};
 use crate::store::raw::{self, NewRaw};
 use crate::store::records::{self, NewRecord};
@@ -68,6 +69,10 @@ pub async fn write_batch<C: ConnectionTrait>(
                 continue;
             }
         };
+        if let Some(path) = nul::in_json(&raw) {
+            rejections.push(rejection(None, format!("{path}: {}", nul::REASON), &raw));
+            continue;
+        }
         match prepared.text_records(&raw) {
             Some(records) => {
                 for record in records {

@@ -5,6 +5,7 @@ pub mod filter;
 pub mod hosts;
 pub mod keyset;
 pub mod leases;
+pub mod nul;
 pub mod products;
 pub mod provider_state;
 pub mod raw;

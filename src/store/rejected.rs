@@ -3,8 +3,11 @@
 use entity::rejected_record;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
 
+use super::nul;
+
 /// One rejection to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Text with NUL characters is kept with U+FFFD in their place (see [`nul`]).
 pub struct NewRejection {
     pub external_id: Option<String>,
     /// 1-based line of a file, when the input was a file.
@@ -27,10 +30,13 @@ pub async fn insert<C: ConnectionTrait>(
         let rows = chunk.iter().map(|r| rejected_record::ActiveModel {
             provider: Set(provider.to_string()),
             run_id: Set(run_id),
-            external_id: Set(r.external_id.clone()),
+            external_id: Set(r
+                .external_id
+                .as_deref()
+                .map(|t| nul::replaced(t).into_owned())),
             line: Set(r.line),
-            reason: Set(r.reason.clone()),
-            payload: Set(r.payload.clone()),
+            reason: Set(nul::replaced(&r.reason).into_owned()),
+            payload: Set(r.payload.as_deref().map(|t| nul::replaced(t).into_owned())),
             created_at: Set(now),
             ..Default::default()
         });
