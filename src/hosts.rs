@@ -131,17 +131,22 @@ impl HostRules {
                 .any(|p| mac.starts_with(p.as_str()))
     }
 
-    /// A provider's rank for `field`: its place in the field's list, else in `default`, else
-    /// after every listed provider.
+    /// A provider's rank for `field`: its place in the field's own list; else its place in
+    /// `default`, after everyone the field's list names; else after every listed provider.
     fn rank(&self, field: &str, provider: &str) -> usize {
-        for key in [field, "default"] {
-            if let Some(list) = self.field_priority.get(key)
-                && let Some(i) = list.iter().position(|p| p == provider)
-            {
-                return i;
-            }
+        let place = |key: &str| {
+            let list = self.field_priority.get(key)?;
+            Some((list.len(), list.iter().position(|p| p == provider)))
+        };
+        let own = place(field);
+        if let Some((_, Some(i))) = own {
+            return i;
         }
-        usize::MAX
+        let before = own.map_or(0, |(len, _)| len);
+        match place("default") {
+            Some((_, Some(i))) => before + i,
+            _ => usize::MAX,
+        }
     }
 
     /// The identifiers of an observation, strongest kind first, without duplicates. Every MAC
@@ -465,9 +470,24 @@ mod tests {
         rules
             .field_priority
             .insert("os".into(), vec!["qualys".into(), "crowdstrike".into()]);
-        let merged = merge(&rules, &[c, q]);
+        let merged = merge(&rules, &[c.clone(), q.clone()]);
         assert_eq!(merged.fields.os.as_deref(), Some("Amazon Linux 2"));
         assert_eq!(merged.sources["os"], vec!["qualys"]);
         assert_eq!(merged.sources["platform"], vec!["crowdstrike"]);
+
+        // A field's own list comes before `default`: a provider only `default` names ranks
+        // after every provider the field's list names, never level with them.
+        let mut rules = HostRules::default();
+        rules
+            .field_priority
+            .insert("os".into(), vec!["qualys".into()]);
+        rules
+            .field_priority
+            .insert("default".into(), vec!["crowdstrike".into()]);
+        let merged = merge(&rules, &[c, q]);
+        assert_eq!(merged.fields.os.as_deref(), Some("Amazon Linux 2"));
+        assert_eq!(merged.sources["os"], vec!["qualys"]);
+        assert_eq!(merged.sources["cloud_provider"], vec!["qualys"]);
+        assert_eq!(merged.sources["hostname"], vec!["crowdstrike"]);
     }
 }
