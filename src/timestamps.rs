@@ -3,7 +3,7 @@
 //! The same instant reaches us in several spellings: epoch seconds from ethereum-etl, RFC 3339 from
 //! APIs, `... UTC` from BigQuery, and month/day/year once a spreadsheet has rewritten an export.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SubsecRound, Utc};
 
 /// The forms [`parse_timestamp`] accepts, for error messages.
 const ACCEPTED: &str = "epoch seconds (1683029999), RFC 3339 (2023-05-02T12:19:59Z), \
@@ -14,7 +14,20 @@ const ACCEPTED: &str = "epoch seconds (1683029999), RFC 3339 (2023-05-02T12:19:5
 /// RFC 3339 ("2023-05-02T12:19:59Z", any offset), BigQuery's "2023-05-02 12:19:59 UTC" (optionally with
 /// fractional seconds), a naive "2023-05-02 12:19:59" taken as UTC, and the spreadsheet-rewritten
 /// "12/9/2016 18:35:23" (month/day/year, 24 h; also without seconds). The error says what forms are accepted.
+///
+/// Sub-microsecond digits are dropped (see [`microseconds`]).
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_any(text).map(microseconds)
+}
+
+/// PostgreSQL keeps microseconds, SQLite whatever it is given: without this, a value with more
+/// digits would read back different from what a provider sends again on PostgreSQL, so the same
+/// report would count as changed on every run there and unchanged on SQLite.
+fn microseconds(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.trunc_subsecs(6)
+}
+
+fn parse_any(text: &str) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
     let unrecognized = || format!("timestamp {text:?} is not one of: {ACCEPTED}");
     if text.is_empty() {
@@ -56,6 +69,10 @@ fn parse_naive(text: &str) -> Option<DateTime<Utc>> {
 /// A format with an offset (`%z`, `%:z`) is honoured; one without is taken as UTC; a date-only format
 /// gives midnight UTC.
 pub fn parse_with_format(text: &str, format: &str) -> Result<DateTime<Utc>, String> {
+    parse_formatted(text, format).map(microseconds)
+}
+
+fn parse_formatted(text: &str, format: &str) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
     // Tried first because the naive parser would silently drop an offset the format names.
     if let Ok(with_offset) = DateTime::parse_from_str(text, format) {
@@ -184,6 +201,22 @@ mod tests {
         assert!(
             error.starts_with("timestamp \"12/9/2016\" does not match the format \"%Y-%m-%d\""),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn digits_past_the_microsecond_are_dropped() {
+        assert_eq!(
+            parse_timestamp("2023-03-16T13:34:47.1234567Z"),
+            Ok(utc("2023-03-16T13:34:47.123456Z"))
+        );
+        assert_eq!(
+            parse_timestamp("2023-03-16 13:34:47.999999999 UTC"),
+            Ok(utc("2023-03-16T13:34:47.999999Z"))
+        );
+        assert_eq!(
+            parse_with_format("2023-03-16 13:34:47.1234567", "%Y-%m-%d %H:%M:%S%.f"),
+            Ok(utc("2023-03-16T13:34:47.123456Z"))
         );
     }
 }

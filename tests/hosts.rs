@@ -537,6 +537,7 @@ hostname = "hostname"
 cloud_instance_id = "instance"
 macs = { path = "macs", transforms = ["mac"] }
 ips = { path = "ips", transforms = ["ip"] }
+last_seen = { path = "last_seen", transforms = ["timestamp"] }
 "#,
     )
     .expect("write");
@@ -672,3 +673,38 @@ async fn conflicts_are_reported_not_merged(backend: Backend) {
     );
 }
 on_both_databases!(host_conflicts, conflicts_are_reported_not_merged);
+
+/// A report whose time has more digits than the database keeps is unchanged when it comes
+/// again, on PostgreSQL (microseconds) as on SQLite.
+async fn a_report_sent_again_is_unchanged_whatever_its_time_precision(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let a = push_provider(dir.path(), "tool-a");
+    let rules = HostRules::default();
+    let report =
+        json!({ "id": "t1", "hostname": "tau", "last_seen": "2023-03-16T13:34:47.1234567Z" });
+    let mut counts = Vec::new();
+    for _ in 0..2 {
+        let summary = ingest::push(&app.db, &a, &rules, vec![report.clone()])
+            .await
+            .expect("push");
+        assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+        counts.push((
+            summary.counts.inserted,
+            summary.counts.updated,
+            summary.counts.unchanged,
+        ));
+    }
+    assert_eq!(counts, [(1, 0, 0), (0, 0, 1)]);
+    let data = app
+        .query("{ hosts { nodes { lastSeen } } }", json!({}))
+        .await;
+    assert_eq!(
+        data["hosts"]["nodes"],
+        json!([{ "lastSeen": "2023-03-16T13:34:47.123456Z" }])
+    );
+}
+on_both_databases!(
+    time_precision,
+    a_report_sent_again_is_unchanged_whatever_its_time_precision
+);
