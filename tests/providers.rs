@@ -169,7 +169,8 @@ id = "$._id"
     )
 }
 
-async fn the_silk_api_loses_no_host_whatever_the_page_size(backend: Backend) {
+/// An app, the Silk API stand-in expecting `${SILK_TEST_TOKEN}`, and a providers folder.
+async fn silk_setup(backend: Backend) -> (TestApp, MockProvider, tempfile::TempDir) {
     // SAFETY of the test: the variable is only read by the provider runs below.
     unsafe { std::env::set_var("SILK_TEST_TOKEN", "s3cret-token") };
     let app = TestApp::spawn(backend).await;
@@ -179,6 +180,11 @@ async fn the_silk_api_loses_no_host_whatever_the_page_size(backend: Backend) {
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");
+    (app, mock, dir)
+}
+
+async fn the_silk_api_loses_no_host_whatever_the_page_size(backend: Backend) {
+    let (app, mock, dir) = silk_setup(backend).await;
     for tool in ["qualys", "crowdstrike"] {
         for page_size in [1, 2, 3, 5, 7, 10] {
             let p = provider(
@@ -216,15 +222,7 @@ on_both_databases!(silk_api, the_silk_api_loses_no_host_whatever_the_page_size);
 /// A skipped record still holds its place in an offset listing: a page that loses records to a
 /// `skip` rule is not a short (last) page, and the next offset counts past them.
 async fn skipped_records_do_not_end_an_offset_listing(backend: Backend) {
-    // SAFETY of the test: the variable is only read by the provider runs below.
-    unsafe { std::env::set_var("SILK_TEST_TOKEN", "s3cret-token") };
-    let app = TestApp::spawn(backend).await;
-    let mock = MockProvider::start(MockConfig {
-        silk_token: Some("s3cret-token".into()),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("dir");
+    let (app, mock, dir) = silk_setup(backend).await;
     for page_size in [1, 2, 3] {
         // The second of the seven Qualys hosts, on the first page whatever its size.
         let definition = silk_provider(&mock.base_url, "qualys", page_size).replace(
