@@ -310,7 +310,7 @@ async fn a_nul_byte_rejects_only_its_row(backend: Backend) {
             .collect::<Vec<_>>(),
         [(
             Some(3),
-            "column 3: contains a NUL character (\\u0000), which the database cannot store",
+            "description: contains a NUL character (\\u0000), which the database cannot store",
             Some("Bob,s2,has \u{fffd} inside")
         )]
     );

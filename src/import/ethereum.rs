@@ -360,8 +360,18 @@ pub(super) fn field<'r>(
     let bytes = row
         .get(index)
         .ok_or_else(|| format!("missing column {column}"))?;
-    std::str::from_utf8(without_line_end(row, index, bytes))
-        .map_err(|_| format!("{column}: not valid UTF-8"))
+    let text = std::str::from_utf8(without_line_end(row, index, bytes))
+        .map_err(|_| format!("{column}: not valid UTF-8"))?;
+    storable(column, text)
+}
+
+/// `text`, unless it holds a NUL character (see [`nul`]).
+pub(super) fn storable<'t>(column: &str, text: &'t str) -> Result<&'t str, String> {
+    if text.contains('\0') {
+        Err(format!("{column}: {}", nul::REASON))
+    } else {
+        Ok(text)
+    }
 }
 
 /// The `\r` of a CRLF line end stays at the end of the last field (only `\n` ends a row).
@@ -500,11 +510,9 @@ where
     }
 
     fn outcome(&mut self, line: u64) -> Row<T> {
-        let nul = self.row.iter().position(|field| field.contains(&0));
-        let outcome = match (self.header.length_problem(self.row.len()), nul) {
-            (Some(reason), _) => Err(reason),
-            (None, Some(column)) => Err(format!("column {}: {}", column + 1, nul::REASON)),
-            (None, None) => (self.parse)(&self.row),
+        let outcome = match self.header.length_problem(self.row.len()) {
+            Some(reason) => Err(reason),
+            None => (self.parse)(&self.row),
         };
         match outcome {
             Ok(record) => Row::Record { line, record },
@@ -627,9 +635,12 @@ fn scalar<'a>(column: &str, raw: Option<&'a RawValue>) -> Result<Option<Scalar<'
                 Some(inner) if !inner.contains('\\') => {
                     Ok(Some(Scalar::Text(Cow::Borrowed(inner))))
                 }
-                _ => serde_json::from_str::<String>(json)
-                    .map(|text| Some(Scalar::Text(Cow::Owned(text))))
-                    .map_err(|error| format!("{column}: bad string {json} ({error})")),
+                _ => {
+                    let text = serde_json::from_str::<String>(json)
+                        .map_err(|error| format!("{column}: bad string {json} ({error})"))?;
+                    storable(column, &text)?;
+                    Ok(Some(Scalar::Text(Cow::Owned(text))))
+                }
             }
         }
         Some(b'-' | b'0'..=b'9') => Ok(Some(Scalar::Number(json))),
@@ -851,9 +862,7 @@ impl<R: Read, T> Iterator for JsonRows<R, T> {
                 return Some(Err(FileError::JsonArray { line }));
             }
             self.seen_content = true;
-            let parsed = if nul::in_json_text(text) {
-                Err(nul::REASON.to_string())
-            } else if text.starts_with('{') {
+            let parsed = if text.starts_with('{') {
                 (self.parse)(text)
             } else {
                 Err("line is not a JSON object".to_string())

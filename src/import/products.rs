@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::ethereum::{
     ColumnIndex, CsvRows, FileError, Format, JsonRows, Row, Rows, field, invalid_json, open_csv,
-    optional_field,
+    optional_field, storable,
 };
 use crate::store::products::ProductRecord;
 
@@ -158,7 +158,10 @@ struct ProductItem {
 fn text_value(column: &str, value: Option<serde_json::Value>) -> Result<Option<String>, String> {
     match value {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(serde_json::Value::String(text)) => {
+            storable(column, &text)?;
+            Ok(Some(text))
+        }
         Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
         Some(other) => Err(format!("{column}: expected text, got {other}")),
     }
@@ -260,6 +263,23 @@ mod tests {
                 ("s2", Fate::Write),
                 ("s3", Fate::Write),
             ]
+        );
+    }
+
+    #[test]
+    fn a_nul_character_rejects_its_row_naming_the_column() {
+        let (records, rejected) = read(
+            "{\"sku\": \"s1\", \"name\": \"A\\u0000\"}\n{\"sku\": \"s2\"}\n",
+            Format::JsonLines,
+        );
+        assert_eq!(records.len(), 1);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(
+            (rejected[0].line, rejected[0].reason.as_str()),
+            (
+                1,
+                "name: contains a NUL character (\\u0000), which the database cannot store"
+            )
         );
     }
 
