@@ -131,7 +131,7 @@ impl Fields {
                 problems.insert(name, "must not be empty".to_string());
                 None
             }
-            Some(v) if v.contains('\0') => {
+            Some(v) if !crate::store::nul::storable(&v) => {
                 problems.insert(name, NUL.to_string());
                 None
             }

@@ -362,16 +362,7 @@ pub(super) fn field<'r>(
         .ok_or_else(|| format!("missing column {column}"))?;
     let text = std::str::from_utf8(without_line_end(row, index, bytes))
         .map_err(|_| format!("{column}: not valid UTF-8"))?;
-    storable(column, text)
-}
-
-/// `text`, unless it holds a NUL character (see [`nul`]).
-pub(super) fn storable<'t>(column: &str, text: &'t str) -> Result<&'t str, String> {
-    if text.contains('\0') {
-        Err(format!("{column}: {}", nul::REASON))
-    } else {
-        Ok(text)
-    }
+    nul::checked(column, text)
 }
 
 /// The `\r` of a CRLF line end stays at the end of the last field (only `\n` ends a row).
@@ -638,7 +629,7 @@ fn scalar<'a>(column: &str, raw: Option<&'a RawValue>) -> Result<Option<Scalar<'
                 _ => {
                     let text = serde_json::from_str::<String>(json)
                         .map_err(|error| format!("{column}: bad string {json} ({error})"))?;
-                    storable(column, &text)?;
+                    nul::checked(column, &text)?;
                     Ok(Some(Scalar::Text(Cow::Owned(text))))
                 }
             }

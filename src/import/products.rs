@@ -10,8 +10,9 @@ use serde::Deserialize;
 
 use super::ethereum::{
     ColumnIndex, CsvRows, FileError, Format, JsonRows, Row, Rows, field, invalid_json, open_csv,
-    optional_field, storable,
+    optional_field,
 };
+use crate::store::nul;
 use crate::store::products::ProductRecord;
 
 /// Iterator over a (decompressed) reader's products. The CSV header is read at once, so a file
@@ -159,7 +160,7 @@ fn text_value(column: &str, value: Option<serde_json::Value>) -> Result<Option<S
     match value {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(text)) => {
-            storable(column, &text)?;
+            nul::checked(column, &text)?;
             Ok(Some(text))
         }
         Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),

@@ -406,9 +406,9 @@ pub fn page_records(
 
 /// A page's records less the skipped ones, and how many the page listed: offsets and short
 /// pages are about the provider's listing, skipped records included.
-pub struct Listed {
-    pub records: Vec<Json>,
-    pub listed: u64,
+struct Listed {
+    records: Vec<Json>,
+    listed: u64,
 }
 
 fn listed_records(

@@ -5,6 +5,7 @@ use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, SimpleExpr};
 use sea_orm::{ColumnTrait, DbBackend};
 
 use super::keyset::uint256_operand;
+use super::nul::storable;
 
 /// Most values one `in` list may hold.
 pub const MAX_IN: usize = 1000;
@@ -118,13 +119,8 @@ fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// Whether a text can be stored at all. PostgreSQL text never holds a NUL character (it refuses
-/// one as a parameter), so a filter value with one matches nothing instead of failing.
-pub fn storable(text: &str) -> bool {
-    !text.contains('\0')
-}
-
-/// `column = value` for a text argument; false for a value no row can hold (see [`storable`]).
+/// `column = value` for a text argument; false for a value no row can hold (a NUL character,
+/// see [`super::nul`]): it matches nothing instead of failing.
 pub fn text_eq(column: impl ColumnTrait, value: &str) -> SimpleExpr {
     if storable(value) {
         column.eq(value)

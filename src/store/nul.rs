@@ -9,6 +9,20 @@ use serde_json::Value as Json;
 /// Why a value with a NUL character is refused.
 pub const REASON: &str = "contains a NUL character (\\u0000), which the database cannot store";
 
+/// Whether a text can be stored at all.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
+/// `text`, or the reason it is refused, naming `field`.
+pub fn checked<'t>(field: &str, text: &'t str) -> Result<&'t str, String> {
+    if storable(text) {
+        Ok(text)
+    } else {
+        Err(format!("{field}: {REASON}"))
+    }
+}
+
 /// The JSON path of the first string or key holding a NUL character, if any.
 pub fn in_json(value: &Json) -> Option<String> {
     match value {

@@ -410,7 +410,7 @@ async fn upsert_sqlite<C: ConnectionTrait>(
 }
 
 pub async fn get(db: &DatabaseConnection, sku: &str) -> Result<Option<product::Model>, DbErr> {
-    if !super::filter::storable(sku) {
+    if !super::nul::storable(sku) {
         return Ok(None);
     }
     product::Entity::find_by_id(sku.to_string()).one(db).await

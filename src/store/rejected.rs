@@ -5,9 +5,9 @@ use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
 
 use super::nul;
 
-/// One rejection to store.
+/// One rejection to store. Text with NUL characters is kept with U+FFFD in their place (see
+/// [`nul`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-/// Text with NUL characters is kept with U+FFFD in their place (see [`nul`]).
 pub struct NewRejection {
     pub external_id: Option<String>,
     /// 1-based line of a file, when the input was a file.
