@@ -23,10 +23,6 @@ impl UpsertCounts {
         self.unchanged += other.unchanged;
         self.superseded += other.superseded;
     }
-
-    pub fn total(&self) -> u64 {
-        self.inserted + self.updated + self.unchanged + self.superseded
-    }
 }
 
 /// Keeps the last record per key, in first-seen order, so one statement never touches a row
