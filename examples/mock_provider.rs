@@ -3,7 +3,7 @@
 //! until stdin closes.
 
 #[allow(dead_code)]
-#[path = "../tests/common/mock_provider.rs"]
+#[path = "../tests/api/common/mock_provider.rs"]
 mod mock_provider;
 
 use std::io::Read;

@@ -1,7 +1,5 @@
 //! The `tributary` binary as users run it: exit statuses, error lines, schema output, serving.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -3,13 +3,11 @@
 //! 14 documents become the 8 machines of the ground truth — in either order, and again without
 //! change.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::mock_provider::{MockConfig, MockProvider, silk_hosts};
-use common::{Backend, TestApp};
+use crate::common::mock_provider::{MockConfig, MockProvider, silk_hosts};
+use crate::common::{Backend, TestApp};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
@@ -39,7 +37,7 @@ async fn run(app: &TestApp, provider: &Provider, rules: &HostRules) -> RunSummar
         &app.db,
         provider,
         rules,
-        &common::outbound(),
+        &crate::common::outbound(),
         RunMode::Incremental,
         "test",
         &Cancel::default(),
@@ -396,10 +394,7 @@ async fn fourteen_documents_are_eight_hosts_in_either_order(backend: Backend) {
     assert_eq!(web["os"], ["qualys"]);
     assert_eq!(web["platform"], ["crowdstrike"]);
 }
-on_both_databases!(
-    silk_hosts_merge,
-    fourteen_documents_are_eight_hosts_in_either_order
-);
+on_both_databases!(fourteen_documents_are_eight_hosts_in_either_order);
 
 async fn hosts_are_found_by_any_identifier_and_go_stale(backend: Backend) {
     unsafe { std::env::set_var("SILK_TOKEN", TOKEN) };
@@ -520,7 +515,7 @@ async fn hosts_are_found_by_any_identifier_and_go_stale(backend: Backend) {
     assert_eq!(summary.counts.unchanged, 7);
     assert!(find(json!({ "stale": true })).await.is_empty());
 }
-on_both_databases!(host_filters, hosts_are_found_by_any_identifier_and_go_stale);
+on_both_databases!(hosts_are_found_by_any_identifier_and_go_stale);
 
 /// A push provider of hosts, for observations written in the test.
 fn push_provider(dir: &Path, name: &str) -> Provider {
@@ -672,7 +667,7 @@ async fn conflicts_are_reported_not_merged(backend: Backend) {
         "b4 joined a host, it made none"
     );
 }
-on_both_databases!(host_conflicts, conflicts_are_reported_not_merged);
+on_both_databases!(conflicts_are_reported_not_merged);
 
 /// A report whose time has more digits than the database keeps is unchanged when it comes
 /// again, on PostgreSQL (microseconds) as on SQLite.
@@ -704,7 +699,4 @@ async fn a_report_sent_again_is_unchanged_whatever_its_time_precision(backend: B
         json!([{ "lastSeen": "2023-03-16T13:34:47.123456Z" }])
     );
 }
-on_both_databases!(
-    time_precision,
-    a_report_sent_again_is_unchanged_whatever_its_time_precision
-);
+on_both_databases!(a_report_sent_again_is_unchanged_whatever_its_time_precision);

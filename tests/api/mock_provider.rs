@@ -2,14 +2,12 @@
 //! recorded hosts, the patients bucket listing and documents, every generic pagination route,
 //! the files, and the injected latency, hangs, faults and truncation.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::mock_provider::{
+use crate::common::mock_provider::{
     DATA_DIR, MockConfig, MockProvider, PATIENT_PAGES, PATIENTS, PATIENTS_PER_PAGE,
     SILK_INVALID_COMBO, item, patient_age, patient_document, patient_name, silk_hosts,
 };

@@ -1,13 +1,11 @@
 //! The ingestion control plane: schedules inside the server, leases across replicas, GraphQL
 //! triggers and cancellation, live updates over WebSocket, and who may change things.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::mock_provider::{MockConfig, MockProvider};
-use common::{Backend, TestApp};
+use crate::common::mock_provider::{MockConfig, MockProvider};
+use crate::common::{Backend, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -86,7 +84,7 @@ async fn a_schedule_fires_on_time(backend: Backend) {
     assert_eq!(data["provider"]["rowCount"], 5);
     assert!(data["provider"]["nextFireTime"].is_string());
 }
-on_both_databases!(schedule, a_schedule_fires_on_time);
+on_both_databases!(a_schedule_fires_on_time);
 
 async fn trigger_and_cancel(backend: Backend) {
     let mock = MockProvider::start(MockConfig {
@@ -175,7 +173,7 @@ async fn trigger_and_cancel(backend: Backend) {
         .await;
     assert_eq!(listed["ingestRuns"]["nodes"], json!([{ "id": id }]));
 }
-on_both_databases!(trigger_cancel, trigger_and_cancel);
+on_both_databases!(trigger_and_cancel);
 
 async fn mutations_need_a_token_off_loopback(backend: Backend) {
     let mock = MockProvider::start(MockConfig {
@@ -242,8 +240,8 @@ async fn mutations_need_a_token_off_loopback(backend: Backend) {
     app.query("{ providers { name } }", json!({})).await;
 
     // Without tokens, a non-loopback listener refuses to start.
-    let (url, _dir) = common::database_url(backend).await;
-    let mut settings = common::settings(&url);
+    let (url, _dir) = crate::common::database_url(backend).await;
+    let mut settings = crate::common::settings(&url);
     settings.listen = "0.0.0.0:0".parse().expect("address");
     let refused = tributary::startup::Application::build(settings)
         .await
@@ -256,7 +254,7 @@ async fn mutations_need_a_token_off_loopback(backend: Backend) {
         "{refused}"
     );
 }
-on_both_databases!(auth, mutations_need_a_token_off_loopback);
+on_both_databases!(mutations_need_a_token_off_loopback);
 
 async fn a_subscription_sees_progress_and_the_final_state(backend: Backend) {
     let mock = MockProvider::start(MockConfig {
@@ -325,10 +323,7 @@ async fn a_subscription_sees_progress_and_the_final_state(backend: Backend) {
         "{states:?}"
     );
 }
-on_both_databases!(
-    subscription,
-    a_subscription_sees_progress_and_the_final_state
-);
+on_both_databases!(a_subscription_sees_progress_and_the_final_state);
 
 async fn records_pushed_over_http_land_once(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
@@ -504,7 +499,7 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
         .expect("post");
     assert_eq!(pulled.status(), 400);
 }
-on_both_databases!(push, records_pushed_over_http_land_once);
+on_both_databases!(records_pushed_over_http_land_once);
 
 async fn pushing_needs_the_token_off_loopback(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
@@ -546,4 +541,4 @@ async fn pushing_needs_the_token_off_loopback(backend: Backend) {
         1
     );
 }
-on_both_databases!(push_auth, pushing_needs_the_token_off_loopback);
+on_both_databases!(pushing_needs_the_token_off_loopback);

@@ -11,7 +11,7 @@ use tributary::ingest::Prepared;
 use tributary::providers::definition::Source;
 use tributary::providers::load::{LoadError, LoadErrors, expand_provider, load_dir};
 
-use crate::config;
+use super::config;
 
 /// Writes `text` as the only provider file of a fresh directory and loads the directory.
 fn load(name: &str, text: &str) -> (tempfile::TempDir, Result<(), Vec<LoadError>>) {

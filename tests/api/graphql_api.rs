@@ -1,9 +1,7 @@
 //! The GraphQL shell: error codes, limits, and keyset pagination over real rows.
 
-mod common;
-
+use crate::common::{Backend, TestApp};
 use chrono::{TimeZone, Utc};
-use common::{Backend, TestApp};
 use entity::ingest_run;
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use serde_json::{Value, json};
@@ -100,10 +98,7 @@ async fn paging_visits_every_row_once_while_rows_arrive(backend: Backend) {
     assert_eq!(pages, 4);
     assert_eq!(seen, expected);
 }
-on_both_databases!(
-    forward_paging,
-    paging_visits_every_row_once_while_rows_arrive
-);
+on_both_databases!(paging_visits_every_row_once_while_rows_arrive);
 
 async fn backward_paging_mirrors_forward(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -133,7 +128,7 @@ async fn backward_paging_mirrors_forward(backend: Backend) {
     assert_eq!(ids(&first["ingestRuns"]), all[..2].to_vec());
     assert_eq!(first["ingestRuns"]["pageInfo"]["hasPreviousPage"], false);
 }
-on_both_databases!(backward_paging, backward_paging_mirrors_forward);
+on_both_databases!(backward_paging_mirrors_forward);
 
 async fn page_arguments_are_checked(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -166,7 +161,7 @@ async fn page_arguments_are_checked(backend: Backend) {
     assert_eq!(ids(&data["ingestRuns"]).len(), 1);
     assert_eq!(data["ingestRuns"]["pageInfo"]["hasNextPage"], false);
 }
-on_both_databases!(page_arguments, page_arguments_are_checked);
+on_both_databases!(page_arguments_are_checked);
 
 async fn errors_carry_codes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -216,7 +211,7 @@ async fn errors_carry_codes(backend: Backend) {
         json!({ "version": env!("CARGO_PKG_VERSION"), "database": kind })
     );
 }
-on_both_databases!(error_codes, errors_carry_codes);
+on_both_databases!(errors_carry_codes);
 
 async fn depth_and_complexity_are_limited(backend: Backend) {
     let app = TestApp::spawn_with(backend, |s| {
@@ -245,7 +240,7 @@ async fn depth_and_complexity_are_limited(backend: Backend) {
     )
     .await;
 }
-on_both_databases!(limits, depth_and_complexity_are_limited);
+on_both_databases!(depth_and_complexity_are_limited);
 
 async fn database_errors_stay_out_of_responses(backend: Backend) {
     use sea_orm::ConnectionTrait;
@@ -264,4 +259,4 @@ async fn database_errors_stay_out_of_responses(backend: Backend) {
     assert!(message.starts_with("internal error (id "), "{message}");
     assert!(!message.contains("ingest_runs"), "{message}");
 }
-on_both_databases!(internal_errors, database_errors_stay_out_of_responses);
+on_both_databases!(database_errors_stay_out_of_responses);

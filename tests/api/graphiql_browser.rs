@@ -1,18 +1,17 @@
 //! GraphiQL as a person uses it: headless Chromium opens the page the server serves (no
 //! internet: every asset comes from the server), runs a query, and the result shows on the page.
 
-mod common;
-
-use common::{Backend, TestApp};
+use crate::common::{Backend, TestApp};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graphiql_runs_a_query_in_a_real_browser() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let page = format!("{}/graphql", app.address);
-    let text = common::browser::run_query_in_graphiql(&page, "{ serverInfo { version database } }")
-        .await
-        .unwrap_or_else(|e| panic!("GraphiQL in Chromium: {e}"));
+    let text =
+        crate::common::browser::run_query_in_graphiql(&page, "{ serverInfo { version database } }")
+            .await
+            .unwrap_or_else(|e| panic!("GraphiQL in Chromium: {e}"));
     let shown: Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     assert_eq!(

@@ -20,7 +20,7 @@ use tributary::transform::{
 };
 use tributary::uint256::U256;
 
-use crate::{config, data};
+use super::{config, data};
 
 /// Any JSON value without floats (whose text form may not read back bit for bit), nested a few
 /// levels.

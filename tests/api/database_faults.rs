@@ -4,16 +4,14 @@
 //! has no server to lose. Each test runs its own private cluster, so stopping it disturbs no
 //! other test.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::TestApp;
-use common::mock_provider::{MockConfig, MockProvider};
-use common::postgres::PrivateCluster;
+use crate::common::TestApp;
+use crate::common::mock_provider::{MockConfig, MockProvider};
+use crate::common::postgres::PrivateCluster;
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 

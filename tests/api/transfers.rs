@@ -1,13 +1,11 @@
 //! Tokens and transfers end to end: real ethereum-etl and BigQuery exports imported through
 //! the bulk writer, read back over GraphQL on both databases.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::common::{Backend, TestApp};
 use chrono::{TimeZone, Utc};
-use common::{Backend, TestApp};
 use num_bigint::BigUint;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
@@ -156,10 +154,7 @@ async fn stream_export_round_trips_every_value_exactly(backend: Backend) {
         }
     );
 }
-on_both_databases!(
-    stream_export_exact,
-    stream_export_round_trips_every_value_exactly
-);
+on_both_databases!(stream_export_round_trips_every_value_exactly);
 
 async fn a_time_range_returns_exactly_the_rows_a_file_filter_returns(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -196,10 +191,7 @@ async fn a_time_range_returns_exactly_the_rows_a_file_filter_returns(backend: Ba
         assert_eq!(got, expected, "token {token:?}");
     }
 }
-on_both_databases!(
-    time_range,
-    a_time_range_returns_exactly_the_rows_a_file_filter_returns
-);
+on_both_databases!(a_time_range_returns_exactly_the_rows_a_file_filter_returns);
 
 fn synthetic(n: u8, timestamp: i64) -> TransferRecord {
     TransferRecord {
@@ -287,10 +279,7 @@ async fn pages_of_seven_visit_each_row_once_while_rows_arrive(backend: Backend) 
             .expect("clean up");
     }
 }
-on_both_databases!(
-    paging_first_7,
-    pages_of_seven_visit_each_row_once_while_rows_arrive
-);
+on_both_databases!(pages_of_seven_visit_each_row_once_while_rows_arrive);
 
 async fn bad_rows_are_rejected_with_reasons_and_the_rest_lands(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -386,10 +375,7 @@ async fn bad_rows_are_rejected_with_reasons_and_the_rest_lands(backend: Backend)
         json!({ "status": "SUCCEEDED", "fetched": 7, "inserted": 3, "rejected": 4 })
     );
 }
-on_both_databases!(
-    bad_rows,
-    bad_rows_are_rejected_with_reasons_and_the_rest_lands
-);
+on_both_databases!(bad_rows_are_rejected_with_reasons_and_the_rest_lands);
 
 async fn uint256_extremes_are_exact(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -441,7 +427,7 @@ async fn uint256_extremes_are_exact(backend: Backend) {
         "`where.value` compares unsigned amounts: use values of 0 or more"
     );
 }
-on_both_databases!(uint256_exact, uint256_extremes_are_exact);
+on_both_databases!(uint256_extremes_are_exact);
 
 async fn stats_and_volume_agree_with_the_file(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -490,7 +476,7 @@ async fn stats_and_volume_agree_with_the_file(backend: Backend) {
         json!([{ "start": "2023-05-01T00:00:00Z", "count": weth.len() }])
     );
 }
-on_both_databases!(stats_and_volume, stats_and_volume_agree_with_the_file);
+on_both_databases!(stats_and_volume_agree_with_the_file);
 
 async fn transfers_bring_their_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -542,7 +528,7 @@ async fn transfers_bring_their_token(backend: Backend) {
     let sparse = import(&app, Entity::Token, Path::new(sample)).await;
     assert_eq!(sparse.counts.unchanged, 76);
 }
-on_both_databases!(transfer_token, transfers_bring_their_token);
+on_both_databases!(transfers_bring_their_token);
 
 async fn bigquery_exports_import(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -567,7 +553,7 @@ async fn bigquery_exports_import(backend: Backend) {
     assert_eq!(tokens.rows, 500);
     assert_eq!(tokens.counts.inserted + tokens.rejected, 500);
 }
-on_both_databases!(bigquery, bigquery_exports_import);
+on_both_databases!(bigquery_exports_import);
 
 #[test]
 fn rfc3339_helper_matches_the_api_format() {
@@ -620,10 +606,7 @@ async fn duplicates_inside_one_file_resolve_to_the_last_row(backend: Backend) {
     let data = app.query(ALL, json!({})).await;
     assert_eq!(data["transfers"]["nodes"][0]["value"], "3");
 }
-on_both_databases!(
-    duplicates_in_file,
-    duplicates_inside_one_file_resolve_to_the_last_row
-);
+on_both_databases!(duplicates_inside_one_file_resolve_to_the_last_row);
 
 async fn gzipped_files_import_like_plain_ones(backend: Backend) {
     use std::io::Write;
@@ -640,14 +623,14 @@ async fn gzipped_files_import_like_plain_ones(backend: Backend) {
         (291, 291, 0)
     );
 }
-on_both_databases!(gzip, gzipped_files_import_like_plain_ones);
+on_both_databases!(gzipped_files_import_like_plain_ones);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_embedded_database_starts_with_the_sample_once() {
     use tributary::startup::Application;
-    let (url, _dir) = common::database_url(Backend::Sqlite).await;
+    let (url, _dir) = crate::common::database_url(Backend::Sqlite).await;
     for start in 0..2 {
-        let mut settings = common::settings(&url);
+        let mut settings = crate::common::settings(&url);
         settings.sample_data = true;
         let app = Application::build(settings).await.expect("starts");
         let db = app.db().clone();

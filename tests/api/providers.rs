@@ -1,13 +1,11 @@
 //! The provider engine end to end: real HTTP to a local stand-in provider serving recorded
 //! payloads (with their pagination quirks and injected faults), into both databases.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::mock_provider::{MockConfig, MockProvider, patient_age, patient_name};
-use common::{Backend, TestApp, provider};
+use crate::common::mock_provider::{MockConfig, MockProvider, patient_age, patient_name};
+use crate::common::{Backend, TestApp, provider};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
@@ -18,11 +16,11 @@ use tributary::store::runs::{RunMode, RunStatus};
 
 /// Writes `toml` as `name.toml` in a fresh directory and loads it.
 async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
-    common::run_provider(
+    crate::common::run_provider(
         app,
         provider,
         &HostRules::default(),
-        &common::outbound(),
+        &crate::common::outbound(),
         mode,
     )
     .await
@@ -120,7 +118,7 @@ async fn every_pagination_kind_fetches_every_record_once(backend: Backend) {
         assert_eq!(summary.rejected, 0, "{name}");
         let expected_keys: Vec<String> = (1..=95).map(|i| i.to_string()).collect();
         assert_eq!(
-            common::record_keys(&app, "items").await,
+            crate::common::record_keys(&app, "items").await,
             expected_keys,
             "{name}"
         );
@@ -140,10 +138,7 @@ async fn every_pagination_kind_fetches_every_record_once(backend: Backend) {
         ])
     );
 }
-on_both_databases!(
-    pagination_kinds,
-    every_pagination_kind_fetches_every_record_once
-);
+on_both_databases!(every_pagination_kind_fetches_every_record_once);
 
 fn silk_provider(base: &str, tool: &str, page_size: u64) -> String {
     format!(
@@ -217,7 +212,7 @@ async fn the_silk_api_loses_no_host_whatever_the_page_size(backend: Backend) {
             .all(|r| !format!("{r:?}").contains("s3cret-token"))
     );
 }
-on_both_databases!(silk_api, the_silk_api_loses_no_host_whatever_the_page_size);
+on_both_databases!(the_silk_api_loses_no_host_whatever_the_page_size);
 
 /// A skipped record still holds its place in an offset listing: a page that loses records to a
 /// `skip` rule is not a short (last) page, and the next offset counts past them.
@@ -243,10 +238,7 @@ async fn skipped_records_do_not_end_an_offset_listing(backend: Backend) {
         );
     }
 }
-on_both_databases!(
-    skip_in_offset_listing,
-    skipped_records_do_not_end_an_offset_listing
-);
+on_both_databases!(skipped_records_do_not_end_an_offset_listing);
 
 fn patients_provider(base: &str, concurrency: usize) -> String {
     format!(
@@ -334,7 +326,7 @@ async fn the_patients_pipeline_lands_ten_thousand_records(backend: Backend) {
     assert_eq!(again.counts.unchanged, 10_000);
     assert_eq!(again.counts.inserted + again.counts.updated, 0);
 }
-on_both_databases!(patients, the_patients_pipeline_lands_ten_thousand_records);
+on_both_databases!(the_patients_pipeline_lands_ten_thousand_records);
 
 async fn faults_are_retried_and_counts_stay_exact(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -386,7 +378,7 @@ async fn faults_are_retried_and_counts_stay_exact(backend: Backend) {
     );
     assert!(error.contains("after 1 attempt(s)"), "{error}");
 }
-on_both_databases!(faults, faults_are_retried_and_counts_stay_exact);
+on_both_databases!(faults_are_retried_and_counts_stay_exact);
 
 async fn a_listing_that_never_ends_is_stopped(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -409,7 +401,7 @@ async fn a_listing_that_never_ends_is_stopped(backend: Backend) {
     );
     assert_eq!(summary.pages, 5);
 }
-on_both_databases!(never_ending, a_listing_that_never_ends_is_stopped);
+on_both_databases!(a_listing_that_never_ends_is_stopped);
 
 async fn mapping_errors_are_rejected_and_the_rest_lands(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -445,10 +437,7 @@ async fn mapping_errors_are_rejected_and_the_rest_lands(backend: Backend) {
         serde_json::from_str(rejected[0].payload.as_deref().expect("payload")).expect("json");
     assert_eq!(payload["name"], "item-1");
 }
-on_both_databases!(
-    mapping_errors,
-    mapping_errors_are_rejected_and_the_rest_lands
-);
+on_both_databases!(mapping_errors_are_rejected_and_the_rest_lands);
 
 async fn renormalize_rebuilds_rows_without_fetching(backend: Backend) {
     use sea_orm::ConnectionTrait;
@@ -485,7 +474,7 @@ async fn renormalize_rebuilds_rows_without_fetching(backend: Backend) {
         "no request to the provider"
     );
 }
-on_both_databases!(renormalize, renormalize_rebuilds_rows_without_fetching);
+on_both_databases!(renormalize_rebuilds_rows_without_fetching);
 
 async fn file_providers_read_local_and_remote_files(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -533,7 +522,7 @@ block_timestamp = { path = "$.block_timestamp", transforms = ["timestamp"] }
     assert_eq!(local.status, RunStatus::Succeeded, "{:?}", local.error);
     assert_eq!((local.fetched, local.counts.unchanged), (291, 291));
 }
-on_both_databases!(file_providers, file_providers_read_local_and_remote_files);
+on_both_databases!(file_providers_read_local_and_remote_files);
 
 async fn a_killed_run_resumes_without_duplicates_or_gaps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -596,7 +585,7 @@ async fn a_killed_run_resumes_without_duplicates_or_gaps(backend: Backend) {
     );
     assert_eq!(resumed.counts.inserted, 10_000 - committed);
     assert_eq!(record_count(&app, "patients").await, 10_000);
-    let keys: std::collections::BTreeSet<String> = common::record_keys(&app, "patients")
+    let keys: std::collections::BTreeSet<String> = crate::common::record_keys(&app, "patients")
         .await
         .into_iter()
         .collect();
@@ -615,10 +604,7 @@ async fn a_killed_run_resumes_without_duplicates_or_gaps(backend: Backend) {
         );
     }
 }
-on_both_databases!(
-    kill_and_resume,
-    a_killed_run_resumes_without_duplicates_or_gaps
-);
+on_both_databases!(a_killed_run_resumes_without_duplicates_or_gaps);
 
 async fn an_http_csv_body_is_read_row_by_row(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -660,4 +646,4 @@ block_number = {{ path = "block_number", transforms = ["int"] }}
         ])
     );
 }
-on_both_databases!(http_csv, an_http_csv_body_is_read_row_by_row);
+on_both_databases!(an_http_csv_body_is_read_row_by_row);

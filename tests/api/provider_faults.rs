@@ -4,15 +4,13 @@
 //! an error naming the page and the URL (without secrets), keeping what was fetched before and
 //! duplicating nothing when the run is resumed.
 
-mod common;
-
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
+use crate::common::mock_provider::{Fault, MockConfig, MockProvider};
+use crate::common::{Backend, TestApp, provider};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::mock_provider::{Fault, MockConfig, MockProvider};
-use common::{Backend, TestApp, provider};
 use sea_orm::EntityTrait;
 use tributary::hosts::HostRules;
 use tributary::ingest::RunSummary;
@@ -47,11 +45,11 @@ const OFFSET: &str =
     "records = \"$.data[*]\"\n[source.pagination]\nkind = \"offset\"\npage_size = 10";
 
 async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
-    common::run_provider(
+    crate::common::run_provider(
         app,
         provider,
         &HostRules::default(),
-        &common::outbound(),
+        &crate::common::outbound(),
         mode,
     )
     .await
@@ -138,7 +136,11 @@ async fn recoverable_faults_end_with_exact_counts(backend: Backend) {
             (10, 95, 95, 0),
             "{name}"
         );
-        assert_eq!(common::record_keys(&app, name).await, ids(1..=95), "{name}");
+        assert_eq!(
+            crate::common::record_keys(&app, name).await,
+            ids(1..=95),
+            "{name}"
+        );
         assert_eq!(
             mock.total_requests(),
             requests,
@@ -146,7 +148,7 @@ async fn recoverable_faults_end_with_exact_counts(backend: Backend) {
         );
     }
 }
-on_both_databases!(recoverable, recoverable_faults_end_with_exact_counts);
+on_both_databases!(recoverable_faults_end_with_exact_counts);
 
 async fn a_429_storm_is_waited_out_as_retry_after_says(backend: Backend) {
     set_api_key();
@@ -170,7 +172,7 @@ async fn a_429_storm_is_waited_out_as_retry_after_says(backend: Backend) {
     let summary = run(&app, &p, RunMode::Full).await;
     assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
     assert_eq!((summary.fetched, summary.counts.inserted), (30, 30));
-    assert_eq!(common::record_keys(&app, "storm").await, ids(1..=30));
+    assert_eq!(crate::common::record_keys(&app, "storm").await, ids(1..=30));
     // Page 2 was refused three times; each retry came only after the second the server asked
     // for, although the configured backoff is 10 ms.
     let log = mock.request_log();
@@ -188,7 +190,7 @@ async fn a_429_storm_is_waited_out_as_retry_after_says(backend: Backend) {
         );
     }
 }
-on_both_databases!(retry_after, a_429_storm_is_waited_out_as_retry_after_says);
+on_both_databases!(a_429_storm_is_waited_out_as_retry_after_says);
 
 async fn unrecoverable_faults_fail_the_run_naming_page_and_url(backend: Backend) {
     set_api_key();
@@ -231,11 +233,11 @@ async fn unrecoverable_faults_fail_the_run_naming_page_and_url(backend: Backend)
         let expected_reason = match name {
             "malformed" => format!(
                 "unreadable body (key must be a string at line 1 column 2; {} bytes, content-type \"application/json\") after 2 attempt(s)",
-                common::mock_provider::MALFORMED_BODY.len()
+                crate::common::mock_provider::MALFORMED_BODY.len()
             ),
             "html" => format!(
                 "unreadable body (expected value at line 1 column 1; {} bytes, content-type \"text/html; charset=utf-8\") after 2 attempt(s)",
-                common::mock_provider::HTML_ERROR_PAGE.len()
+                crate::common::mock_provider::HTML_ERROR_PAGE.len()
             ),
             "unavailable" => "HTTP 503 after 2 attempt(s)".to_string(),
             _ => reason.to_string(),
@@ -257,7 +259,11 @@ async fn unrecoverable_faults_fail_the_run_naming_page_and_url(backend: Backend)
         assert!(!error.contains(API_KEY), "{error}");
         // The three pages before the fault are kept, and the run row says what happened.
         assert_eq!((failed.pages, failed.fetched), (3, 30), "{name}");
-        assert_eq!(common::record_keys(&app, name).await, ids(1..=30), "{name}");
+        assert_eq!(
+            crate::common::record_keys(&app, name).await,
+            ids(1..=30),
+            "{name}"
+        );
         let row = entity::ingest_run::Entity::find_by_id(failed.run_id)
             .one(&app.db)
             .await
@@ -276,13 +282,14 @@ async fn unrecoverable_faults_fail_the_run_naming_page_and_url(backend: Backend)
             (65, 65),
             "{name}"
         );
-        assert_eq!(common::record_keys(&app, name).await, ids(1..=95), "{name}");
+        assert_eq!(
+            crate::common::record_keys(&app, name).await,
+            ids(1..=95),
+            "{name}"
+        );
     }
 }
-on_both_databases!(
-    unrecoverable,
-    unrecoverable_faults_fail_the_run_naming_page_and_url
-);
+on_both_databases!(unrecoverable_faults_fail_the_run_naming_page_and_url);
 
 async fn pagination_that_repeats_or_goes_backwards_is_stopped(backend: Backend) {
     set_api_key();
@@ -339,17 +346,14 @@ async fn pagination_that_repeats_or_goes_backwards_is_stopped(backend: Backend) 
         // The four good pages are kept, once each.
         assert_eq!((summary.pages, summary.fetched), (4, 40), "{route}");
         assert_eq!(
-            common::record_keys(&app, route).await,
+            crate::common::record_keys(&app, route).await,
             ids(1..=40),
             "{route}"
         );
         assert_eq!(mock.requests(route) - before, requests, "{route}");
     }
 }
-on_both_databases!(
-    looping_pagination,
-    pagination_that_repeats_or_goes_backwards_is_stopped
-);
+on_both_databases!(pagination_that_repeats_or_goes_backwards_is_stopped);
 
 async fn a_body_that_never_ends_is_cut_off(backend: Backend) {
     set_api_key();
@@ -381,8 +385,8 @@ async fn a_body_that_never_ends_is_cut_off(backend: Backend) {
     );
     assert_eq!(mock.requests("endless"), 1, "not retried");
     assert_eq!(
-        common::record_keys(&app, "endless").await,
+        crate::common::record_keys(&app, "endless").await,
         Vec::<String>::new()
     );
 }
-on_both_databases!(endless_body, a_body_that_never_ends_is_cut_off);
+on_both_databases!(a_body_that_never_ends_is_cut_off);

@@ -13,7 +13,7 @@ use tributary::store::keyset::{Cursor, KeyValue, PageError, PageRequest, SortOrd
 use tributary::timestamps::{parse_timestamp, parse_with_format};
 use tributary::uint256::{self, U256};
 
-use crate::config;
+use super::config;
 
 /// Digits, signs, spaces, exponents and the like.
 fn number_text() -> impl Strategy<Value = String> {

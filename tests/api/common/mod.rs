@@ -1,6 +1,5 @@
 //! Test helpers: start the real application on port 0 against a real database (a temporary
 //! SQLite file, or a fresh PostgreSQL database) and talk to it over HTTP.
-#![allow(dead_code)]
 
 pub mod browser;
 pub mod mock_provider;
@@ -198,18 +197,19 @@ impl TestApp {
     }
 }
 
-/// Defines one test per backend: `name::sqlite` and `name::postgres`.
+/// Defines one test per backend for the async function `$test(backend)`: `$test::sqlite` and
+/// `$test::postgres`, so a test's name is the sentence its function's name says.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($name:ident, $body:ident) => {
-        mod $name {
+    ($test:ident) => {
+        mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$body($crate::common::Backend::Sqlite).await;
+                super::$test($crate::common::Backend::Sqlite).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$body($crate::common::Backend::Postgres).await;
+                super::$test($crate::common::Backend::Postgres).await;
             }
         }
     };

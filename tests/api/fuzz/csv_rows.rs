@@ -14,7 +14,7 @@ use tributary::store::products::ProductRecord;
 use tributary::transform::{PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
 use tributary::uint256::U256;
 
-use crate::{config, data};
+use super::{config, data};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reader {

@@ -1,14 +1,12 @@
 //! Several server processes on one PostgreSQL: each scheduled tick runs once in total, and a
 //! crashed lease holder's work is taken over and resumed by another replica.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::mock_provider::{MockConfig, MockProvider};
-use common::{Backend, TestApp};
+use crate::common::mock_provider::{MockConfig, MockProvider};
+use crate::common::{Backend, TestApp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 fn serve(database_url: &str, providers: &Path, lease_ttl_secs: u64) -> Child {

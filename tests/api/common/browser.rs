@@ -2,7 +2,6 @@
 //!
 //! Chromium comes from `$CHROMIUM` or from `PATH` (`chromium`, `chromium-browser`,
 //! `google-chrome`); on Debian: `apt-get install chromium`.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

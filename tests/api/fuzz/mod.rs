@@ -8,12 +8,10 @@
 //! error saying what was wrong and where, and, where it means something, that values round-trip.
 //!
 //! Case counts are small so the file runs in seconds in CI; `PROPTEST_CASES=5000 cargo test
-//! --test fuzz` runs more. A failure found here is fixed in the source and kept there as a plain
+//! --test api fuzz::` runs more. A failure found here is fixed in the source and kept there as a plain
 //! unit test with the offending input.
 
 // The stand-in providers' data generators (the patients documents).
-#[path = "../common/mod.rs"]
-mod common;
 mod csv_rows;
 mod json_pages;
 mod provider_files;

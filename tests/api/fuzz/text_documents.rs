@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use tributary::providers::definition::FieldSpec;
 use tributary::transform::{Mapper, TextParser};
 
+use super::config;
 use crate::common::mock_provider::{PATIENTS, patient_document};
-use crate::config;
 
 /// The template's `parse.pattern` and `[fields]`, as shipped.
 fn template() -> (TextParser, Mapper, Vec<String>) {
