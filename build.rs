@@ -27,9 +27,6 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=graphiql/package.json");
     println!("cargo:rerun-if-changed=graphiql/package-lock.json");
-    // Written by every npm install; while it is missing the script reruns on each build, so
-    // installing npm (or running `npm ci` by hand) is picked up without touching any file.
-    println!("cargo:rerun-if-changed=graphiql/node_modules/.package-lock.json");
 
     let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
@@ -59,8 +56,13 @@ fn main() {
     .and_then(|()| copy_assets(&modules, &target));
 
     let bundled = match outcome {
+        // Nothing under node_modules is watched: `npm ci` has just written it, after this
+        // script started, so cargo would take it for a change and build the crate again.
         Ok(()) => true,
         Err(reason) => {
+            // Written by every npm install: while the assets are missing, installing npm (or
+            // running `npm ci` by hand) is picked up without touching any file.
+            println!("cargo:rerun-if-changed=graphiql/node_modules/.package-lock.json");
             println!(
                 "cargo:warning=GraphiQL assets could not be installed ({reason}); GET /graphql \
                  will show a notice instead of GraphiQL. To fix it, install Node.js with npm (with \

@@ -4,8 +4,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogFormat;
 
-/// What is logged when `RUST_LOG` is not set: our own info, only warnings from the SQL layers.
-const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn";
+/// What is logged when `RUST_LOG` is not set: this crate's info and above, and only warnings
+/// from every other crate (the scheduler, the SQL layers and the HTTP stack say what they do
+/// at info on every start, which tells an operator nothing).
+const DEFAULT_FILTER: &str = "warn,tributary=info";
 
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing), so
 /// tests can start several servers in one process.

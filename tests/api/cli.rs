@@ -109,6 +109,14 @@ async fn serve_answers_on_the_default_database_and_stops_on_sigterm() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
+    // A scheduled provider, so the scheduler starts too.
+    let providers = dir.path().join("providers");
+    std::fs::create_dir(&providers).expect("providers directory");
+    std::fs::write(
+        providers.join("yearly.toml"),
+        "entity = \"token\"\nschedule = \"0 0 0 1 1 *\"\n[source]\nkind = \"file\"\npath = \"tokens.csv\"\n[fields]\naddress = \"address\"\n",
+    )
+    .expect("provider file");
     let mut child = tributary()
         .current_dir(dir.path())
         .env("TRIBUTARY_LISTEN", format!("127.0.0.1:{port}"))
@@ -159,13 +167,19 @@ async fn serve_answers_on_the_default_database_and_stops_on_sigterm() {
         Some(0),
         "SIGTERM ends the server cleanly"
     );
-    // JSON logs: every line is one JSON object.
+    // JSON logs: every line is one JSON object, and by default only this crate's lines show
+    // (the scheduler and the HTTP stack announce themselves at info on every start).
     let stderr = String::from_utf8(output.stderr).expect("utf-8");
     let messages: Vec<String> = stderr
         .lines()
         .map(|line| {
             let v: Value =
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let target = v["target"].as_str().unwrap_or_default();
+            assert!(
+                target == "tributary" || target.starts_with("tributary::"),
+                "a line from another crate: {line}"
+            );
             v["message"].as_str().unwrap_or_default().to_string()
         })
         .collect();
