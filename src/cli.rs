@@ -1,4 +1,5 @@
-//! The command line: `tributary [serve]`, `migrate`, `schema`, `import`, `providers`, `ingest`.
+//! The command line: `tributary [serve]`, `migrate`, `schema`, `import`, `providers`, `ingest`,
+//! `check`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,8 +16,8 @@ use crate::providers::load::load_dir;
 use crate::settings::Settings;
 use crate::sources::outbound::Outbound;
 use crate::startup::Application;
-use crate::store::leases;
-use crate::store::runs::{self, RunMode};
+use crate::store::runs::{self, RunMode, RunTrigger};
+use crate::store::{invariants, leases};
 use crate::{db, graphql, telemetry};
 
 #[derive(Debug, Parser)]
@@ -53,6 +54,9 @@ pub enum Command {
     },
     /// List the providers in `providers_dir`, validating every file, with each one's last run.
     Providers,
+    /// Check the store's invariants (run counters, rejections, unfinished runs, product
+    /// counts); prints each one that does not hold. Exit status 1 when any does not.
+    Check,
     /// Run one provider now, in the foreground, with progress and a summary.
     Ingest {
         /// The provider's name.
@@ -153,6 +157,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Check => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            telemetry::init(settings.log_format);
+            let db = db::connect(&settings).await?;
+            let violations = invariants::check(&db).await?;
+            for (rule, promise) in invariants::rules() {
+                match violations.iter().find(|v| v.rule == rule) {
+                    Some(v) => println!("FAIL {rule}: {} rows break \"{promise}\"", v.rows),
+                    None => println!("ok   {rule}: {promise}"),
+                }
+            }
+            Ok(if violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Migrate => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(settings.log_format);
@@ -194,19 +215,28 @@ async fn run_ingest(
     // is closed as interrupted (this run resumes from its checkpoint).
     let lease = leases::hold(db, &provider.name).await?;
     let summary = async {
-        runs::fail_unfinished(
+        runs::interrupt_unfinished(
             db,
             &provider.name,
-            "interrupted: the process running it stopped; the next run resumes from its checkpoint",
+            "the process running it stopped; the next run resumes from its checkpoint",
         )
         .await?;
-        ingest::run(db, provider, rules, outbound, mode, "cli", &cancel, &|p| {
+        let progress = |p: ingest::Progress| {
             bar.set_message(format!(
                 "{} pages, {} records, {} rejected",
                 p.pages, p.fetched, p.rejected
             ));
-        })
-        .await
+        };
+        let ctx = ingest::RunContext {
+            db,
+            provider,
+            host_rules: rules,
+            outbound,
+            mode,
+            cancel: &cancel,
+            on_progress: &progress,
+        };
+        ingest::run(&ctx, RunTrigger::Cli).await
     }
     .await;
     lease.release().await;

@@ -14,14 +14,14 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
 use crate::hosts::HostRules;
-use crate::ingest::{self, Cancel};
+use crate::ingest::{self, Cancel, StopReason};
 use crate::providers::definition::Provider;
 use crate::sources::outbound::Outbound;
 use crate::store::leases;
-use crate::store::runs::{self, RunMode, RunStatus};
+use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};
 
 const INTERRUPTED_STOPPED: &str =
-    "interrupted: the server running it stopped; the next run resumes from its checkpoint";
+    "the server running it stopped; the next run resumes from its checkpoint";
 
 /// A run changed (its counters or its status).
 #[derive(Debug, Clone)]
@@ -40,14 +40,9 @@ pub enum RunnerError {
     ShuttingDown,
     #[error("{0} is running on another replica")]
     ElsewhereRunning(String),
-    #[error("database: {0}")]
-    Database(String),
-}
-
-impl From<DbErr> for RunnerError {
-    fn from(error: DbErr) -> Self {
-        RunnerError::Database(crate::db::brief(&error))
-    }
+    /// Shown without the driver's detail, which may quote a URL.
+    #[error("database: {}", crate::db::brief(.0))]
+    Database(#[from] DbErr),
 }
 
 /// A run this replica started, or the one already under way.
@@ -157,7 +152,7 @@ impl Runner {
         &self,
         provider: &str,
         mode: RunMode,
-        trigger: &str,
+        trigger: RunTrigger,
     ) -> Result<Triggered, RunnerError> {
         let provider = self
             .provider(provider)
@@ -179,7 +174,7 @@ impl Runner {
         .await?
         {
             return match runs::last_for(&self.inner.db, &provider.name).await? {
-                Some(run) if is_unfinished(&run) => Ok(Triggered {
+                Some(run) if run.status.is_unfinished() => Ok(Triggered {
                     run,
                     already_running: true,
                 }),
@@ -220,7 +215,7 @@ impl Runner {
             return Ok(None);
         }
         let run = self
-            .start(provider, RunMode::Incremental, "schedule")
+            .start(provider, RunMode::Incremental, RunTrigger::Schedule)
             .await?;
         Ok(Some(run.id))
     }
@@ -260,7 +255,7 @@ impl Runner {
             runs::finish(
                 &self.inner.db,
                 run.id,
-                RunStatus::Failed,
+                RunStatus::Interrupted,
                 Some(INTERRUPTED_STOPPED.into()),
             )
             .await?;
@@ -276,13 +271,12 @@ impl Runner {
             let Some(last) = runs::last_for(&self.inner.db, &name).await? else {
                 continue;
             };
-            let interrupted = last.status == RunStatus::Failed.as_str()
-                && last
-                    .error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("interrupted"));
-            if interrupted && !self.inner.stopping.load(Ordering::Relaxed) {
-                match self.trigger(&name, RunMode::Incremental, "resume").await {
+            if last.status == RunStatus::Interrupted && !self.inner.stopping.load(Ordering::Relaxed)
+            {
+                match self
+                    .trigger(&name, RunMode::Incremental, RunTrigger::Resume)
+                    .await
+                {
                     Ok(t) if !t.already_running => resumed.push(t.run.id),
                     Ok(_) | Err(RunnerError::ElsewhereRunning(_)) => {}
                     Err(error) => return Err(error),
@@ -315,12 +309,13 @@ impl Runner {
     /// up to `grace` for them to commit and release their leases.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.stopping.store(true, Ordering::Relaxed);
+        // Once this lock is held, every run `start` let through is in `active`.
+        let mut tasks = self.inner.tasks.lock().await;
         if let Ok(active) = self.inner.active.lock() {
             for run in active.values() {
-                run.cancel.cancel();
+                run.cancel.stop(StopReason::Shutdown);
             }
         }
-        let mut tasks = self.inner.tasks.lock().await;
         let wait = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, wait).await.is_err() {
             tracing::warn!(
@@ -345,8 +340,11 @@ impl Runner {
         &self,
         provider: Provider,
         mode: RunMode,
-        trigger: &str,
+        trigger: RunTrigger,
     ) -> Result<ingest_run::Model, RunnerError> {
+        // Held until the run's task is spawned: `shutdown` holds it while it waits for the
+        // tasks, so a run is either spawned before and waited for, or never queued.
+        let mut tasks = self.inner.tasks.lock().await;
         if self.inner.stopping.load(Ordering::Relaxed) {
             leases::release(&self.inner.db, &provider.name, self.instance()).await?;
             return Err(RunnerError::ShuttingDown);
@@ -360,8 +358,8 @@ impl Runner {
                 runs::finish(
                     &self.inner.db,
                     stale.id,
-                    RunStatus::Failed,
-                    Some("interrupted: its replica stopped holding the lease".into()),
+                    RunStatus::Interrupted,
+                    Some("its replica stopped holding the lease".into()),
                 )
                 .await?;
             }
@@ -386,11 +384,7 @@ impl Runner {
         }
         let runner = self.clone();
         let run_id = run.id;
-        self.inner
-            .tasks
-            .lock()
-            .await
-            .spawn(async move { runner.work(provider, mode, run_id, cancel).await });
+        tasks.spawn(async move { runner.work(provider, mode, run_id, cancel).await });
         Ok(run)
     }
 
@@ -414,7 +408,7 @@ impl Runner {
                         Ok(false) => {
                             // Another replica took the lease over: stop at the next batch.
                             tracing::warn!(provider = %name, "lease lost; stopping the run");
-                            cancel.cancel();
+                            cancel.stop(StopReason::LeaseLost);
                             return;
                         }
                         Err(error) => {
@@ -439,12 +433,16 @@ impl Runner {
                     provider: name.clone(),
                     finished: false,
                 });
-                let rules = &self.inner.host_rules;
-                let outbound = &self.inner.outbound;
-                ingest::run_with_id(
-                    db, &provider, rules, outbound, mode, run_id, &cancel, &progress,
-                )
-                .await
+                let ctx = ingest::RunContext {
+                    db,
+                    provider: &provider,
+                    host_rules: &self.inner.host_rules,
+                    outbound: &self.inner.outbound,
+                    mode,
+                    cancel: &cancel,
+                    on_progress: &progress,
+                };
+                ingest::run_with_id(&ctx, run_id).await
             }
             Err(error) => Err(ingest::IngestError::from(error)),
         };
@@ -459,23 +457,6 @@ impl Runner {
             }
         };
         heartbeat.abort();
-        let stopping = self.inner.stopping.load(Ordering::Relaxed);
-        if let Ok(summary) = &outcome
-            && stopping
-            && summary.status == RunStatus::Cancelled
-        {
-            // Interrupted by shutdown, not by a user: the next start resumes it.
-            let _ = runs::finish(
-                db,
-                run_id,
-                RunStatus::Failed,
-                Some(
-                    "interrupted: the server shut down; the next run resumes from its checkpoint"
-                        .into(),
-                ),
-            )
-            .await;
-        }
         metrics::counter!("ingest_runs_total", "provider" => name.clone(), "outcome" => status.as_str()).increment(1);
         metrics::histogram!("ingest_run_duration_seconds", "provider" => name.clone())
             .record(started.elapsed().as_secs_f64());
@@ -528,13 +509,6 @@ impl Runner {
             }
         }
     }
-}
-
-fn is_unfinished(run: &ingest_run::Model) -> bool {
-    matches!(
-        RunStatus::parse(&run.status),
-        Some(RunStatus::Queued | RunStatus::Running)
-    )
 }
 
 fn hostname() -> String {

@@ -9,6 +9,7 @@ use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait};
 
 use crate::import::ethereum::Format;
 use crate::import::{self, Entity, ImportError, Source};
+use crate::store::runs::RunTrigger;
 
 const TOKENS: &[u8] = include_bytes!("../data/sample/tokens.csv");
 const TRANSFERS: &[u8] = include_bytes!("../data/sample/token_transfers.jsonl");
@@ -35,7 +36,7 @@ pub async fn load_if_empty(db: &DatabaseConnection) -> Result<bool, ImportError>
             name: PathBuf::from(name),
             format,
             gzip: false,
-            trigger: "startup",
+            trigger: RunTrigger::Startup,
             last_rows: None,
         };
         import::import_reader(db, entity, source, Cursor::new(data), |_| {}).await?;

@@ -13,6 +13,7 @@ mod m20261121_000005_products;
 mod m20261121_000006_events;
 mod m20261121_000007_host_write_path;
 mod m20261121_000008_run_superseded;
+mod m20261203_000009_run_interrupted;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000006_events::Migration),
             Box::new(m20261121_000007_host_write_path::Migration),
             Box::new(m20261121_000008_run_superseded::Migration),
+            Box::new(m20261203_000009_run_interrupted::Migration),
         ]
     }
 }

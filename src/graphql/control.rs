@@ -14,13 +14,14 @@ use super::connection::{Page, PageArgs, connection};
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, optional};
 use super::runs::IngestRun;
+use super::runs::{IngestMode, IngestStatus};
 use super::scalars::DateTime;
 use crate::auth::{Caller, Policy};
 use crate::providers::definition::{EntityKind, Provider};
 use crate::runner::{Runner, RunnerError};
 use crate::store::keyset::{KeyValue, SortOrder};
 use crate::store::leases;
-use crate::store::runs::{self, RunFilter, RunMode, RunStatus};
+use crate::store::runs::{self, RunFilter, RunTrigger};
 
 /// One provider as the server runs it.
 pub struct ProviderInfo(Provider);
@@ -141,7 +142,7 @@ impl RejectedRecord {
 #[derive(InputObject, Default)]
 pub struct IngestRunWhere {
     pub provider: Option<String>,
-    pub status: Option<RunStatus>,
+    pub status: Option<IngestStatus>,
     pub started_at: Option<DateTimeFilterInput>,
 }
 
@@ -201,7 +202,7 @@ impl ControlQuery {
         let w = filter.unwrap_or_default();
         let filter = RunFilter {
             provider: w.provider,
-            status: w.status,
+            status: w.status.map(Into::into),
             started_at: optional(
                 w.started_at,
                 "where.startedAt",
@@ -296,7 +297,7 @@ impl From<RunnerError> for ApiError {
             RunnerError::ShuttingDown | RunnerError::ElsewhereRunning(_) => {
                 ApiError::Forbidden(error.to_string())
             }
-            RunnerError::Database(detail) => ApiError::Internal(detail),
+            RunnerError::Database(_) => ApiError::Internal(error.to_string()),
         }
     }
 }
@@ -312,10 +313,12 @@ impl ControlMutation {
         &self,
         ctx: &Context<'_>,
         provider: String,
-        #[graphql(default_with = "RunMode::Incremental")] mode: RunMode,
+        #[graphql(default_with = "IngestMode::Incremental")] mode: IngestMode,
     ) -> ApiResult<TriggerResult> {
         require_admin(ctx)?;
-        let triggered = runner(ctx)?.trigger(&provider, mode, "manual").await?;
+        let triggered = runner(ctx)?
+            .trigger(&provider, mode.into(), RunTrigger::Manual)
+            .await?;
         Ok(TriggerResult {
             run: IngestRun(triggered.run),
             already_running: triggered.already_running,
@@ -331,12 +334,8 @@ impl ControlMutation {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no ingest run with id {run_id}")))?;
         if !runner(ctx)?.cancel(run_id) {
-            let finished = !matches!(
-                RunStatus::parse(&run.status),
-                Some(RunStatus::Queued | RunStatus::Running)
-            );
-            return Err(ApiError::bad_input(if finished {
-                format!("run {run_id} has already ended ({})", run.status)
+            return Err(ApiError::bad_input(if !run.status.is_unfinished() {
+                format!("run {run_id} has already ended ({})", run.status.as_str())
             } else {
                 format!(
                     "run {run_id} is running on another replica ({})",
@@ -390,7 +389,7 @@ impl ControlSubscription {
                 };
                 let Some(changed) = changed else { continue };
                 let Ok(Some(run)) = runs::get(&db, changed).await else { continue };
-                let ended = !matches!(RunStatus::parse(&run.status), Some(RunStatus::Queued | RunStatus::Running));
+                let ended = !run.status.is_unfinished();
                 yield IngestRun(run);
                 if ended && run_id.is_some() {
                     break;

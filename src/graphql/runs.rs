@@ -1,12 +1,40 @@
 //! Ingestion runs over GraphQL.
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, Enum, ID, Object};
 use entity::ingest_run;
 use sea_orm::DatabaseConnection;
 
 use super::error::{ApiError, ApiResult};
 use super::scalars::DateTime;
-use crate::store::runs::{self, RunMode, RunStatus};
+use crate::store::runs;
+
+/// Where a run is in its life.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::ingest_run::RunStatus")]
+pub enum IngestStatus {
+    Queued,
+    Running,
+    Succeeded,
+    /// Ended by an error, named in `error`.
+    Failed,
+    /// Stopped by `cancelIngest`; what it committed stays.
+    Cancelled,
+    /// The server running it stopped or lost its lease; the next incremental run resumes from
+    /// its checkpoint. `error` says what stopped it.
+    Interrupted,
+}
+
+/// How a run treats what earlier runs left behind.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "entity::ingest_run::RunMode")]
+pub enum IngestMode {
+    /// Continue from the provider's checkpoint.
+    Incremental,
+    /// Start from the beginning, ignoring the checkpoint.
+    Full,
+    /// Rebuild entity rows from stored raw payloads, without calling the provider.
+    Renormalize,
+}
 
 /// One ingestion run of one provider.
 pub struct IngestRun(pub ingest_run::Model);
@@ -19,19 +47,16 @@ impl IngestRun {
     async fn provider(&self) -> &str {
         &self.0.provider
     }
-    /// What started it: `schedule`, `manual` or `cli`.
-    async fn trigger(&self) -> &str {
-        &self.0.trigger
+    /// What started it: `schedule`, `manual` (`triggerIngest`), `cli`, `startup` (the bundled
+    /// sample), `resume` (continuing an interrupted run) or `push`.
+    async fn trigger(&self) -> &'static str {
+        self.0.trigger.as_str()
     }
-    async fn mode(&self) -> ApiResult<RunMode> {
-        RunMode::parse(&self.0.mode).ok_or_else(|| {
-            ApiError::Internal(format!("run {} has mode {:?}", self.0.id, self.0.mode))
-        })
+    async fn mode(&self) -> IngestMode {
+        self.0.mode.into()
     }
-    async fn status(&self) -> ApiResult<RunStatus> {
-        RunStatus::parse(&self.0.status).ok_or_else(|| {
-            ApiError::Internal(format!("run {} has status {:?}", self.0.id, self.0.status))
-        })
+    async fn status(&self) -> IngestStatus {
+        self.0.status.into()
     }
     async fn queued_at(&self) -> DateTime {
         self.0.queued_at.into()

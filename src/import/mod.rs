@@ -24,7 +24,7 @@ use crate::ethereum::{TokenRecord, TransferRecord};
 use crate::store::leases;
 use crate::store::products::{self as product_store, Counts, ProductRecord};
 use crate::store::rejected::{self, NewRejection};
-use crate::store::runs::{self, BatchProgress, RunMode, RunStatus};
+use crate::store::runs::{self, BatchProgress, RunMode, RunStatus, RunTrigger};
 use crate::store::upsert::UpsertCounts;
 use crate::store::{tokens, transfers};
 
@@ -77,14 +77,9 @@ pub enum ImportError {
     Open { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     File { path: PathBuf, source: FileError },
-    #[error("database: {0}")]
-    Database(String),
-}
-
-impl From<DbErr> for ImportError {
-    fn from(error: DbErr) -> Self {
-        ImportError::Database(crate::db::brief(&error))
-    }
+    /// Shown without the driver's detail, which may quote a URL.
+    #[error("database: {}", crate::db::brief(.0))]
+    Database(#[from] DbErr),
 }
 
 enum Records {
@@ -171,7 +166,7 @@ pub async fn import_file(
         name: path.to_path_buf(),
         format,
         gzip,
-        trigger: "cli",
+        trigger: RunTrigger::Cli,
         last_rows,
     };
     import_reader(db, entity, source, file, on_progress).await
@@ -183,8 +178,8 @@ pub struct Source {
     pub name: PathBuf,
     pub format: Format,
     pub gzip: bool,
-    /// Recorded on the run: `cli`, `startup`, …
-    pub trigger: &'static str,
+    /// Recorded on the run.
+    pub trigger: RunTrigger,
     /// Products: each SKU's last row in the input (see [`products::LastRows`]). Without it,
     /// every row is written and the last one of a SKU wins all the same.
     pub last_rows: Option<Arc<products::LastRows>>,
@@ -192,7 +187,7 @@ pub struct Source {
 
 /// Why an import left its run unfinished, as the next import of the entity records it.
 const INTERRUPTED_IMPORT: &str =
-    "interrupted: the import stopped before it finished; only what it had committed stays";
+    "the import stopped before it finished; only what it had committed stays";
 
 /// Imports from any reader (a file, embedded sample data) as one ingest run. Imports of one
 /// entity run one at a time: each holds the entity's lease (`import:ENTITY` in
@@ -208,7 +203,7 @@ pub async fn import_reader(
 ) -> Result<ImportSummary, ImportError> {
     let lease = leases::hold(db, entity.provider()).await?;
     let outcome = async {
-        runs::fail_unfinished(db, entity.provider(), INTERRUPTED_IMPORT).await?;
+        runs::interrupt_unfinished(db, entity.provider(), INTERRUPTED_IMPORT).await?;
         import_held(db, entity, source, input, on_progress).await
     }
     .await;

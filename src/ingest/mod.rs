@@ -7,7 +7,7 @@ mod prepare;
 mod write;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use serde_json::Value as Json;
@@ -21,7 +21,7 @@ use crate::sources::file::FileReader;
 use crate::sources::listing::{Listing, ListingError, Position};
 use crate::sources::outbound::Outbound;
 use crate::store::provider_state;
-use crate::store::runs::{self, RunMode, RunStatus};
+use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};
 use crate::store::upsert::UpsertCounts;
 
 /// How a run ended.
@@ -42,26 +42,72 @@ pub enum IngestError {
     Provider(String),
     #[error(transparent)]
     Listing(#[from] ListingError),
-    #[error("database: {0}")]
-    Database(String),
+    /// Shown without the driver's detail, which may quote a URL.
+    #[error("database: {}", crate::db::brief(.0))]
+    Database(#[from] DbErr),
 }
 
-impl From<DbErr> for IngestError {
-    fn from(error: DbErr) -> Self {
-        IngestError::Database(crate::db::brief(&error))
-    }
-}
-
-/// Asked to stop at the next batch boundary (what was committed stays).
+/// Asked to stop at the next batch boundary (what was committed stays), and why: a user's
+/// cancel ends the run `cancelled`; a shutdown or a lost lease ends it `interrupted`, so the
+/// next run resumes from its checkpoint.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<AtomicU8>);
+
+/// Why a run was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// `cancelIngest`, or Ctrl-C on `tributary ingest`.
+    User,
+    /// The server is shutting down.
+    Shutdown,
+    /// Another replica holds the provider's lease now.
+    LeaseLost,
+}
 
 impl Cancel {
+    /// A user's cancel.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.stop(StopReason::User);
     }
+
+    /// Asks the run to stop; the first reason given is the one recorded.
+    pub fn stop(&self, reason: StopReason) {
+        let code = match reason {
+            StopReason::User => 1,
+            StopReason::Shutdown => 2,
+            StopReason::LeaseLost => 3,
+        };
+        let _ = self
+            .0
+            .compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.reason().is_some()
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            1 => Some(StopReason::User),
+            2 => Some(StopReason::Shutdown),
+            _ => Some(StopReason::LeaseLost),
+        }
+    }
+
+    /// How a run stopped this way ends, and the reason recorded with it.
+    fn outcome(&self) -> (RunStatus, Option<String>) {
+        match self.reason() {
+            Some(StopReason::Shutdown) => (
+                RunStatus::Interrupted,
+                Some("the server shut down; the next run resumes from its checkpoint".into()),
+            ),
+            Some(StopReason::LeaseLost) => (
+                RunStatus::Interrupted,
+                Some("another replica took over the provider's lease".into()),
+            ),
+            _ => (RunStatus::Cancelled, None),
+        }
     }
 }
 
@@ -73,45 +119,30 @@ pub struct Progress {
     pub rejected: u64,
 }
 
-/// Runs `provider` once, recording the run in `ingest_runs` under `trigger`. Its requests may
-/// reach only the addresses `outbound` allows.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    db: &DatabaseConnection,
-    provider: &Provider,
-    rules: &HostRules,
-    outbound: &Outbound,
-    mode: RunMode,
-    trigger: &str,
-    cancel: &Cancel,
-    on_progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<RunSummary, IngestError> {
-    let run_id = runs::start(db, &provider.name, trigger, mode).await?;
-    run_with_id(
-        db,
-        provider,
-        rules,
-        outbound,
-        mode,
-        run_id,
-        cancel,
-        on_progress,
-    )
-    .await
+/// Everything one run works with: the database, the provider, the server's rules for what it
+/// may reach and how hosts merge, how it treats what earlier runs left, and the caller's cancel
+/// flag and progress callback.
+pub struct RunContext<'a> {
+    pub db: &'a DatabaseConnection,
+    pub provider: &'a Provider,
+    /// How `host` observations are matched and merged.
+    pub host_rules: &'a HostRules,
+    /// Which addresses the provider's requests may reach.
+    pub outbound: &'a Outbound,
+    pub mode: RunMode,
+    pub cancel: &'a Cancel,
+    /// Called after each committed batch.
+    pub on_progress: &'a (dyn Fn(Progress) + Send + Sync),
 }
 
-/// Runs `provider` as the already created run `run_id` (queued by a trigger).
-#[allow(clippy::too_many_arguments)]
-pub async fn run_with_id(
-    db: &DatabaseConnection,
-    provider: &Provider,
-    rules: &HostRules,
-    outbound: &Outbound,
-    mode: RunMode,
-    run_id: i64,
-    cancel: &Cancel,
-    on_progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<RunSummary, IngestError> {
+/// Runs the provider once, recording the run in `ingest_runs` under `trigger`.
+pub async fn run(ctx: &RunContext<'_>, trigger: RunTrigger) -> Result<RunSummary, IngestError> {
+    let run_id = runs::start(ctx.db, &ctx.provider.name, trigger, ctx.mode).await?;
+    run_with_id(ctx, run_id).await
+}
+
+/// Runs the provider as the already created run `run_id` (queued by a trigger).
+pub async fn run_with_id(ctx: &RunContext<'_>, run_id: i64) -> Result<RunSummary, IngestError> {
     let mut summary = RunSummary {
         run_id,
         status: RunStatus::Running,
@@ -121,30 +152,20 @@ pub async fn run_with_id(
         rejected: 0,
         error: None,
     };
-    let outcome = drive(
-        db,
-        provider,
-        rules,
-        outbound,
-        mode,
-        run_id,
-        cancel,
-        on_progress,
-        &mut summary,
-    )
-    .await;
+    let outcome = drive(ctx, run_id, &mut summary).await;
     let (status, error) = match outcome {
         Ok(true) => (RunStatus::Succeeded, None),
-        Ok(false) => (RunStatus::Cancelled, None),
+        Ok(false) => ctx.cancel.outcome(),
         Err(error) => (RunStatus::Failed, Some(error.to_string())),
     };
+    let name = &ctx.provider.name;
     if status == RunStatus::Succeeded {
         // A complete run leaves nothing to resume: the next one starts at the beginning.
-        provider_state::set_checkpoint(db, &provider.name, run_id, None).await?;
+        provider_state::set_checkpoint(ctx.db, name, run_id, None).await?;
     }
-    runs::finish(db, run_id, status, error.clone()).await?;
+    runs::finish(ctx.db, run_id, status, error.clone()).await?;
     if let Some(error) = &error {
-        tracing::warn!(provider = %provider.name, run_id, %error, "ingest run failed");
+        tracing::warn!(provider = %name, run_id, %error, "ingest run failed");
     }
     summary.status = status;
     summary.error = error;
@@ -152,24 +173,25 @@ pub async fn run_with_id(
 }
 
 /// The run's work; `Ok(false)` when cancelled.
-#[allow(clippy::too_many_arguments)]
 async fn drive(
-    db: &DatabaseConnection,
-    provider: &Provider,
-    rules: &HostRules,
-    outbound: &Outbound,
-    mode: RunMode,
+    ctx: &RunContext<'_>,
     run_id: i64,
-    cancel: &Cancel,
-    on_progress: &(dyn Fn(Progress) + Send + Sync),
     summary: &mut RunSummary,
 ) -> Result<bool, IngestError> {
-    let prepared =
-        Arc::new(Prepared::new(provider, rules, outbound).map_err(IngestError::Provider)?);
-    if mode == RunMode::Renormalize {
-        return renormalize(db, &prepared, run_id, cancel, on_progress, summary).await;
+    let RunContext {
+        db,
+        provider,
+        cancel,
+        on_progress,
+        ..
+    } = *ctx;
+    let prepared = Arc::new(
+        Prepared::new(provider, ctx.host_rules, ctx.outbound).map_err(IngestError::Provider)?,
+    );
+    if ctx.mode == RunMode::Renormalize {
+        return renormalize(ctx, &prepared, run_id, summary).await;
     }
-    let checkpoint = match mode {
+    let checkpoint = match ctx.mode {
         RunMode::Incremental => provider_state::checkpoint(db, &provider.name).await?,
         _ => None,
     };
@@ -207,7 +229,7 @@ async fn drive(
             let skip = checkpoint
                 .and_then(|c| c.get("records").and_then(Json::as_u64))
                 .unwrap_or(0);
-            let mut reader = FileReader::open(provider, source, skip, outbound)
+            let mut reader = FileReader::open(provider, source, skip, ctx.outbound)
                 .await
                 .map_err(IngestError::Provider)?;
             while let Some(chunk) = reader.next_chunk().await.map_err(IngestError::Provider)? {
@@ -276,13 +298,12 @@ impl Drop for AbortOnDrop {
 
 /// Rebuilds entity rows from stored raw payloads, without calling the provider.
 async fn renormalize(
-    db: &DatabaseConnection,
+    ctx: &RunContext<'_>,
     prepared: &Prepared,
     run_id: i64,
-    cancel: &Cancel,
-    on_progress: &(dyn Fn(Progress) + Send + Sync),
     summary: &mut RunSummary,
 ) -> Result<bool, IngestError> {
+    let db = ctx.db;
     let mut after = 0;
     loop {
         let page = crate::store::raw::page(db, &prepared.provider.name, after, 1_000).await?;
@@ -297,8 +318,8 @@ async fn renormalize(
         let written = write_batch(&txn, prepared, run_id, batch).await?;
         txn.commit().await?;
         summary.add(&written);
-        on_progress(summary.progress());
-        if cancel.is_cancelled() {
+        (ctx.on_progress)(summary.progress());
+        if ctx.cancel.is_cancelled() {
             return Ok(false);
         }
     }
@@ -336,7 +357,8 @@ pub async fn push(
         Prepared::new(provider, rules, &Outbound::default()).map_err(IngestError::Provider)?;
     let txn = db.begin().await?;
     let outcome = async {
-        let run_id = runs::start(&txn, &provider.name, "push", RunMode::Incremental).await?;
+        let run_id =
+            runs::start(&txn, &provider.name, RunTrigger::Push, RunMode::Incremental).await?;
         let written = write_batch(&txn, &prepared, run_id, prepared.batch(records)).await?;
         runs::finish(&txn, run_id, RunStatus::Succeeded, None).await?;
         txn.commit().await?;
@@ -347,7 +369,8 @@ pub async fn push(
         Ok((run_id, written)) => (run_id, RunStatus::Succeeded, written, None),
         Err(error) => {
             let error = Some(crate::db::brief(&error));
-            let run_id = runs::start(db, &provider.name, "push", RunMode::Incremental).await?;
+            let run_id =
+                runs::start(db, &provider.name, RunTrigger::Push, RunMode::Incremental).await?;
             runs::finish(db, run_id, RunStatus::Failed, error.clone()).await?;
             (run_id, RunStatus::Failed, write::Written::default(), error)
         }

@@ -3,6 +3,7 @@
 pub mod events;
 pub mod filter;
 pub mod hosts;
+pub mod invariants;
 pub mod keyset;
 pub mod leases;
 pub mod nul;

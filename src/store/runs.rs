@@ -1,6 +1,8 @@
-//! Ingestion runs: their states and modes, and the queries over `ingest_runs`.
+//! Ingestion runs: the queries over `ingest_runs`. Their states, modes and triggers are the
+//! entity's enums ([`RunStatus`], [`RunMode`], [`RunTrigger`]).
 
 use entity::ingest_run;
+pub use entity::ingest_run::{RunMode, RunStatus, RunTrigger};
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
@@ -9,69 +11,6 @@ use sea_orm::{
 
 use crate::store::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use crate::store::upsert::UpsertCounts;
-
-/// Where a run is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-#[graphql(name = "IngestStatus")]
-pub enum RunStatus {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-/// How a run treats what earlier runs left behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-#[graphql(name = "IngestMode")]
-pub enum RunMode {
-    /// Continue from the provider's checkpoint.
-    Incremental,
-    /// Start from the beginning, ignoring the checkpoint.
-    Full,
-    /// Rebuild entity rows from stored raw payloads, without calling the provider.
-    Renormalize,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Cancelled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
-    }
-}
-
-impl RunMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunMode::Incremental => "incremental",
-            RunMode::Full => "full",
-            RunMode::Renormalize => "renormalize",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [RunMode::Incremental, RunMode::Full, RunMode::Renormalize]
-            .into_iter()
-            .find(|m| m.as_str() == text)
-    }
-}
 
 /// Newest first; the id is unique, so it alone is a complete keyset.
 pub fn newest_first() -> SortOrder<ingest_run::Column> {
@@ -90,12 +29,12 @@ pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<ingest_run::
 pub async fn start<C: ConnectionTrait>(
     db: &C,
     provider: &str,
-    trigger: &str,
+    trigger: RunTrigger,
     mode: RunMode,
 ) -> Result<i64, DbErr> {
     let now = chrono::Utc::now();
     let mut run = new_run(provider, trigger, mode, None);
-    run.status = Set(RunStatus::Running.as_str().to_string());
+    run.status = Set(RunStatus::Running);
     run.started_at = Set(Some(now));
     Ok(run.insert(db).await?.id)
 }
@@ -103,15 +42,15 @@ pub async fn start<C: ConnectionTrait>(
 /// A fresh `queued` run with zero counters.
 fn new_run(
     provider: &str,
-    trigger: &str,
+    trigger: RunTrigger,
     mode: RunMode,
     owner: Option<&str>,
 ) -> ingest_run::ActiveModel {
     ingest_run::ActiveModel {
         provider: Set(provider.to_string()),
-        trigger: Set(trigger.to_string()),
-        mode: Set(mode.as_str().to_string()),
-        status: Set(RunStatus::Queued.as_str().to_string()),
+        trigger: Set(trigger),
+        mode: Set(mode),
+        status: Set(RunStatus::Queued),
         queued_at: Set(chrono::Utc::now()),
         started_at: Set(None),
         finished_at: Set(None),
@@ -179,7 +118,7 @@ pub async fn finish<C: ConnectionTrait>(
 ) -> Result<(), DbErr> {
     use ingest_run::Column as R;
     ingest_run::Entity::update_many()
-        .col_expr(R::Status, Expr::value(status.as_str()))
+        .col_expr(R::Status, Expr::value(status))
         .col_expr(R::FinishedAt, Expr::value(chrono::Utc::now()))
         .col_expr(R::Error, Expr::value(error))
         .filter(R::Id.eq(id))
@@ -205,7 +144,7 @@ pub async fn last_for(
 pub async fn queue<C: ConnectionTrait>(
     db: &C,
     provider: &str,
-    trigger: &str,
+    trigger: RunTrigger,
     mode: RunMode,
     owner: &str,
 ) -> Result<ingest_run::Model, DbErr> {
@@ -218,7 +157,7 @@ pub async fn queue<C: ConnectionTrait>(
 pub async fn mark_running<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
     use ingest_run::Column as R;
     ingest_run::Entity::update_many()
-        .col_expr(R::Status, Expr::value(RunStatus::Running.as_str()))
+        .col_expr(R::Status, Expr::value(RunStatus::Running))
         .col_expr(R::StartedAt, Expr::value(chrono::Utc::now()))
         .filter(R::Id.eq(id))
         .exec(db)
@@ -229,10 +168,7 @@ pub async fn mark_running<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbE
 /// Runs still marked queued or running: after a crash, the ones nobody finishes.
 pub async fn unfinished(db: &DatabaseConnection) -> Result<Vec<ingest_run::Model>, DbErr> {
     ingest_run::Entity::find()
-        .filter(
-            ingest_run::Column::Status
-                .is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]),
-        )
+        .filter(ingest_run::Column::Status.is_in([RunStatus::Queued, RunStatus::Running]))
         .all(db)
         .await
 }
@@ -259,7 +195,7 @@ pub async fn list_filtered(
         ));
     }
     if let Some(status) = filter.status {
-        select = select.filter(ingest_run::Column::Status.eq(status.as_str()));
+        select = select.filter(ingest_run::Column::Status.eq(status));
     }
     let rows = page
         .apply(&newest_first(), db.get_database_backend(), select)
@@ -281,21 +217,21 @@ pub async fn lock_for_batch<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), D
     Ok(())
 }
 
-/// Marks `provider`'s runs still queued or running as failed with `reason`. Called by whoever
-/// has just claimed the provider's lease: no live process is running them, so they were left
-/// by one that died. Returns how many there were.
-pub async fn fail_unfinished<C: ConnectionTrait>(
+/// Marks `provider`'s runs still queued or running as interrupted, with `reason`. Called by
+/// whoever has just claimed the provider's lease: no live process is running them, so they were
+/// left by one that died. Returns how many there were.
+pub async fn interrupt_unfinished<C: ConnectionTrait>(
     db: &C,
     provider: &str,
     reason: &str,
 ) -> Result<u64, DbErr> {
     use ingest_run::Column as R;
     let result = ingest_run::Entity::update_many()
-        .col_expr(R::Status, Expr::value(RunStatus::Failed.as_str()))
+        .col_expr(R::Status, Expr::value(RunStatus::Interrupted))
         .col_expr(R::FinishedAt, Expr::value(chrono::Utc::now()))
         .col_expr(R::Error, Expr::value(reason))
         .filter(R::Provider.eq(provider))
-        .filter(R::Status.is_in([RunStatus::Queued.as_str(), RunStatus::Running.as_str()]))
+        .filter(R::Status.is_in([RunStatus::Queued, RunStatus::Running]))
         .exec(db)
         .await?;
     Ok(result.rows_affected)

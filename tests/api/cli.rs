@@ -248,3 +248,56 @@ fn import_reports_rejections_in_its_exit_status() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[tokio::test]
+async fn check_lists_every_invariant_and_fails_naming_a_broken_one() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let check = || {
+        tributary()
+            .arg("check")
+            .current_dir(dir.path())
+            .output()
+            .expect("run tributary check")
+    };
+    let migrated = tributary()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .output()
+        .expect("run tributary migrate");
+    assert_eq!(migrated.status.code(), Some(0));
+    let output = check();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(output.stdout).expect("utf-8"),
+        "ok   run_counters_add_up: each run's inserted + updated + unchanged + superseded + rejected = fetched\n\
+         ok   run_rejections_stored: each run's rejected = its rows in rejected_records\n\
+         ok   no_run_left_unfinished: no run is queued or running unless a live process holds its provider's lease\n\
+         ok   product_counts_exact: product_counts = SELECT name, count(*) FROM products GROUP BY name\n"
+    );
+
+    // A run whose counters do not add up, as a bug would leave it.
+    let db = sea_orm::Database::connect(format!(
+        "sqlite://{}",
+        dir.path().join("tributary.db").display()
+    ))
+    .await
+    .expect("connect");
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared(
+        "INSERT INTO ingest_runs (provider, trigger, mode, status, queued_at, pages, fetched,
+             inserted, updated, unchanged, superseded, rejected)
+         VALUES ('p', 'cli', 'full', 'succeeded', '2026-12-01 00:00:00+00:00', 1, 3, 1, 0, 0, 0, 0)",
+    )
+    .await
+    .expect("insert a run");
+    let output = check();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        stdout.starts_with(
+            "FAIL run_counters_add_up: 1 rows break \"each run's inserted + updated + unchanged + superseded + rejected = fetched\"\n\
+             ok   run_rejections_stored:"
+        ),
+        "{stdout}"
+    );
+}

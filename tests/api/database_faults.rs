@@ -4,6 +4,7 @@
 //! has no server to lose. Each test runs its own private cluster, so stopping it disturbs no
 //! other test.
 
+use entity::ingest_run::RunStatus;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -311,7 +312,7 @@ async fn a_run_during_a_postgres_restart_fails_clearly_and_the_next_completes_it
         let all = runs().await;
         if all
             .iter()
-            .all(|r| r.status != "queued" && r.status != "running")
+            .all(|r| r.status != RunStatus::Queued && r.status != RunStatus::Running)
         {
             break all;
         }
@@ -323,7 +324,7 @@ async fn a_run_during_a_postgres_restart_fails_clearly_and_the_next_completes_it
     };
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert_eq!(ended[0].id, first);
-    if ended[0].status == "failed" {
+    if ended[0].status == RunStatus::Failed {
         let error = ended[0].error.as_deref().unwrap_or_default();
         assert!(error.starts_with("database: "), "{error}");
         assert!(!error.contains("postgres://"), "{error}");
@@ -345,16 +346,14 @@ async fn a_run_during_a_postgres_restart_fails_clearly_and_the_next_completes_it
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        while runs()
-            .await
-            .last()
-            .is_none_or(|r| r.id == first || r.status == "queued" || r.status == "running")
-        {
+        while runs().await.last().is_none_or(|r| {
+            r.id == first || r.status == RunStatus::Queued || r.status == RunStatus::Running
+        }) {
             assert!(Instant::now() < deadline, "the second run never ended");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     } else {
-        assert_eq!(ended[0].status, "succeeded", "{ended:?}");
+        assert_eq!(ended[0].status, RunStatus::Succeeded, "{ended:?}");
     }
     let all = runs().await;
     assert_eq!(
@@ -374,13 +373,7 @@ async fn a_run_during_a_postgres_restart_fails_clearly_and_the_next_completes_it
     let keys: BTreeSet<&str> = records.iter().map(|r| r.key.as_str()).collect();
     assert_eq!((records.len(), keys.len()), (400, 400));
     assert_eq!(all.iter().map(|r| r.inserted).sum::<i64>(), 400, "{all:?}");
-    for run in &all {
-        assert_eq!(
-            run.inserted + run.updated + run.unchanged + run.rejected,
-            run.fetched,
-            "{run:?}"
-        );
-    }
+    crate::common::assert_invariants(&db).await;
     let raws = entity::raw_record::Entity::find()
         .filter(entity::raw_record::Column::Provider.eq("slow"))
         .all(&db)

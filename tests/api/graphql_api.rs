@@ -2,16 +2,16 @@
 
 use crate::common::{Backend, TestApp};
 use chrono::{TimeZone, Utc};
-use entity::ingest_run;
+use entity::ingest_run::{self, RunMode, RunStatus, RunTrigger};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use serde_json::{Value, json};
 
 async fn insert_run(db: &DatabaseConnection, provider: &str) -> i64 {
     let run = ingest_run::ActiveModel {
         provider: Set(provider.to_string()),
-        trigger: Set("cli".to_string()),
-        mode: Set("full".to_string()),
-        status: Set("succeeded".to_string()),
+        trigger: Set(RunTrigger::Cli),
+        mode: Set(RunMode::Full),
+        status: Set(RunStatus::Succeeded),
         queued_at: Set(Utc
             .with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
             .single()

@@ -11,7 +11,7 @@ use crate::common::{Backend, TestApp};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
-use tributary::ingest::{self, Cancel, RunSummary};
+use tributary::ingest::{self, RunSummary};
 use tributary::providers::definition::Provider;
 use tributary::providers::load::load_file;
 use tributary::store::runs::{RunMode, RunStatus};
@@ -33,18 +33,14 @@ fn shipped(dir: &Path, tool: &str, base_url: &str) -> Provider {
 }
 
 async fn run(app: &TestApp, provider: &Provider, rules: &HostRules) -> RunSummary {
-    let summary = ingest::run(
-        &app.db,
+    let summary = crate::common::run_provider(
+        app,
         provider,
         rules,
         &crate::common::outbound(),
         RunMode::Incremental,
-        "test",
-        &Cancel::default(),
-        &|_| {},
     )
-    .await
-    .unwrap_or_else(|e| panic!("run {}: {e}", provider.name));
+    .await;
     assert_eq!(
         summary.status,
         RunStatus::Succeeded,

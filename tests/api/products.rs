@@ -2,14 +2,14 @@
 //! descriptions, every row twice) and the real edits file, through the importer, a file
 //! provider and the command line, with `product_counts` compared to a GROUP BY each time.
 
+use entity::ingest_run::RunStatus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::common::{Backend, TestApp};
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Statement};
+use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::{Value, json};
 use tributary::import::{self, Entity};
-use tributary::ingest::{self, Cancel};
 use tributary::providers::load::load_file;
 use tributary::store::runs::RunMode;
 use tributary::store::upsert::UpsertCounts;
@@ -66,26 +66,7 @@ async fn counts_table(app: &TestApp) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// The same computed from the products by the database, by name.
-async fn group_by_name(app: &TestApp) -> Vec<(String, i64)> {
-    let backend = app.db.get_database_backend();
-    app.db
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT name, count(*) AS n FROM products GROUP BY name ORDER BY name",
-        ))
-        .await
-        .expect("group by")
-        .into_iter()
-        .map(|row| {
-            let name: Option<String> = row.try_get("", "name").expect("name");
-            let n: i64 = row.try_get("", "n").expect("n");
-            (name.expect("no product without a name in the samples"), n)
-        })
-        .collect()
-}
-
-/// And from the files, in Rust.
+/// The counts the files give, computed in Rust.
 fn counts_of(products: &BTreeMap<String, (String, String)>) -> Vec<(String, i64)> {
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     for (name, _) in products.values() {
@@ -94,14 +75,15 @@ fn counts_of(products: &BTreeMap<String, (String, String)>) -> Vec<(String, i64)
     counts.into_iter().collect()
 }
 
+/// `product_counts` equals the counts of the expected products, and every store invariant
+/// (`product_counts` = `GROUP BY` among them) holds.
 async fn assert_counts_exact(app: &TestApp, expected: &BTreeMap<String, (String, String)>) {
-    let table = counts_table(app).await;
+    crate::common::assert_invariants(&app.db).await;
     assert_eq!(
-        table,
-        group_by_name(app).await,
-        "product_counts vs GROUP BY"
+        counts_table(app).await,
+        counts_of(expected),
+        "product_counts vs the files"
     );
-    assert_eq!(table, counts_of(expected), "product_counts vs the files");
 }
 
 async fn import(app: &TestApp, name: &str) -> import::ImportSummary {
@@ -482,18 +464,14 @@ async fn a_product_provider_keeps_counts_exact(backend: Backend) {
     let sample = write("sample-products", "products_first499_twice.csv");
     let edits = write("product-edits", "products_upsert_edits.csv");
     for provider in [&sample, &edits] {
-        let summary = ingest::run(
-            &app.db,
+        let summary = crate::common::run_provider(
+            &app,
             provider,
             &tributary::hosts::HostRules::default(),
             &crate::common::outbound(),
             RunMode::Full,
-            "test",
-            &Cancel::default(),
-            &|_| {},
         )
-        .await
-        .expect("run");
+        .await;
         assert_eq!(summary.error, None);
         assert_eq!(summary.rejected, 0);
     }
@@ -639,7 +617,7 @@ async fn a_broken_file_keeps_what_was_read(backend: Backend) {
         .await
         .expect("runs")
         .expect("the import's run");
-    assert_eq!(run.status, "failed");
+    assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.error.as_deref(), Some(error.to_string().as_str()));
 
     let expected = expected_from(&["products_first499_twice.csv"]);

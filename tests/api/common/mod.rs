@@ -17,7 +17,7 @@ use tributary::providers::load::load_file;
 use tributary::settings::Settings;
 use tributary::sources::outbound::Outbound;
 use tributary::startup::Application;
-use tributary::store::runs::RunMode;
+use tributary::store::runs::{RunMode, RunTrigger};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -84,18 +84,35 @@ pub async fn run_provider(
     outbound: &Outbound,
     mode: RunMode,
 ) -> RunSummary {
-    ingest::run(
-        &app.db,
+    let ctx = ingest::RunContext {
+        db: &app.db,
         provider,
-        rules,
+        host_rules: rules,
         outbound,
         mode,
-        "test",
-        &Cancel::default(),
-        &|_| {},
-    )
-    .await
-    .unwrap_or_else(|e| panic!("run {}: {e}", provider.name))
+        cancel: &Cancel::default(),
+        on_progress: &|_| {},
+    };
+    ingest::run(&ctx, RunTrigger::Cli)
+        .await
+        .unwrap_or_else(|e| panic!("run {}: {e}", provider.name))
+}
+
+/// Every store invariant holds (`tributary check`'s rules: run counters add up, rejections are
+/// stored, no run left unfinished, product counts exact); panics naming those that do not.
+pub async fn assert_invariants(db: &impl sea_orm::ConnectionTrait) {
+    let violations = tributary::store::invariants::check(db)
+        .await
+        .expect("check invariants");
+    assert!(
+        violations.is_empty(),
+        "invariants broken:\n{}",
+        violations
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// The keys of a dataset's records, in insertion order.
