@@ -8,8 +8,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sea_orm::DatabaseConnection;
 
+use crate::entities::EntityKind;
 use crate::hosts::HostRules;
-use crate::import::{self, Entity};
+use crate::import;
 use crate::ingest;
 use crate::providers::definition::Provider;
 use crate::providers::load::load_dir;
@@ -46,9 +47,9 @@ pub enum Command {
     /// for tokens and transfers, `name,sku,description` CSV for products; optionally gzipped.
     /// Exit status 2 when rows were rejected.
     Import {
-        /// What the file holds.
-        #[arg(value_enum)]
-        entity: Entity,
+        /// What the file holds: `token`, `transfer` or `product` (plurals too).
+        #[arg(value_parser = importable_kind)]
+        entity: EntityKind,
         /// The file (`.csv`, `.jsonl`, `.json`; `.gz` compressed or not).
         file: PathBuf,
     },
@@ -82,6 +83,16 @@ impl From<ModeArg> for RunMode {
             ModeArg::Full => RunMode::Full,
             ModeArg::Renormalize => RunMode::Renormalize,
         }
+    }
+}
+
+/// A kind `tributary import` reads, by its name or the plural (`transfers`).
+fn importable_kind(name: &str) -> Result<EntityKind, String> {
+    let kind = EntityKind::from_name(name)
+        .or_else(|| name.strip_suffix('s').and_then(EntityKind::from_name));
+    match kind {
+        Some(kind) if kind.import().is_some() => Ok(kind),
+        _ => Err(format!("expected one of {}", import::importable())),
     }
 }
 
@@ -164,7 +175,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let violations = invariants::check(&db).await?;
             for (rule, promise) in invariants::rules() {
                 match violations.iter().find(|v| v.rule == rule) {
-                    Some(v) => println!("FAIL {rule}: {} rows break \"{promise}\"", v.rows),
+                    Some(v) => println!(
+                        "FAIL {rule}: {} rows break \"{promise}\", such as: {}",
+                        v.rows,
+                        v.examples.join("; ")
+                    ),
                     None => println!("ok   {rule}: {promise}"),
                 }
             }
@@ -268,7 +283,7 @@ async fn run_ingest(
 /// Runs an import with a progress bar (on a terminal) and prints a summary line.
 async fn run_import(
     db: &DatabaseConnection,
-    entity: Entity,
+    entity: EntityKind,
     file: &Path,
 ) -> anyhow::Result<ExitCode> {
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
@@ -306,7 +321,7 @@ async fn run_import(
     if summary.rejected > 0 {
         println!(
             "rejected rows are in rejected_records (provider {:?}, run {}) with their line numbers and reasons",
-            entity.provider(),
+            entity.import_provider(),
             summary.run_id
         );
         return Ok(ExitCode::from(EXIT_REJECTED));

@@ -5,27 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+pub use crate::entities::host::Observation;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-/// One provider's report of one machine, normalized.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct Observation {
-    pub hostname: Option<String>,
-    pub fqdn: Option<String>,
-    pub os: Option<String>,
-    pub platform: Option<String>,
-    pub cloud_provider: Option<String>,
-    pub cloud_instance_id: Option<String>,
-    /// Sorted, without duplicates, canonical text.
-    pub private_ips: Vec<String>,
-    pub public_ips: Vec<String>,
-    /// Lower-case colon pairs, sorted, without duplicates.
-    pub macs: Vec<String>,
-    pub first_seen: Option<DateTime<Utc>>,
-    /// When the tool last saw the machine.
-    pub last_seen: Option<DateTime<Utc>>,
-}
 
 /// Kinds of identifier, strongest first. The first three join an observation to a host; an
 /// IP address is shared too often (NAT, reused private ranges) to do more than confirm.

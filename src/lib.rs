@@ -7,8 +7,9 @@
 pub mod auth;
 pub mod cli;
 pub mod db;
-pub mod ethereum;
+pub mod entities;
 pub mod events;
+pub mod formats;
 pub mod graphiql;
 pub mod graphql;
 pub mod hosts;

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, PaginatorTrait};
 
-use crate::import::ethereum::Format;
-use crate::import::{self, Entity, ImportError, Source};
+use crate::entities::EntityKind;
+use crate::formats::Format;
+use crate::import::{self, ImportError, Source};
 use crate::store::runs::RunTrigger;
 
 const TOKENS: &[u8] = include_bytes!("../data/sample/tokens.csv");
@@ -24,9 +25,9 @@ pub async fn load_if_empty(db: &DatabaseConnection) -> Result<bool, ImportError>
         return Ok(false);
     }
     for (entity, name, format, data) in [
-        (Entity::Token, "sample/tokens.csv", Format::Csv, TOKENS),
+        (EntityKind::Token, "sample/tokens.csv", Format::Csv, TOKENS),
         (
-            Entity::Transfer,
+            EntityKind::Transfer,
             "sample/token_transfers.jsonl",
             Format::JsonLines,
             TRANSFERS,

@@ -1,16 +1,19 @@
-//! Bulk import of an entity's canonical file format (`tributary import ENTITY FILE`).
+//! Bulk import of an entity kind's canonical file format (`tributary import KIND FILE`).
 //!
 //! A blocking reader thread decompresses and parses the file into batches; a bounded channel
 //! hands them to the writer, which commits each batch — records, rejections and the run's
-//! counters — in one transaction. Memory is bounded by the batch size and the channel depth,
-//! whatever the file size, and a slow database slows the reader rather than filling memory.
+//! counters — in one transaction (or, for kinds that ask for it, the whole import in one on
+//! PostgreSQL). Memory is bounded by the batch size and the channel depth, whatever the file
+//! size, and a slow database slows the reader rather than filling memory.
 
-pub mod ethereum;
-pub mod products;
+pub mod last_rows;
+pub mod read;
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,37 +22,14 @@ use flate2::read::MultiGzDecoder;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 use tokio::sync::mpsc;
 
-use self::ethereum::{FileError, Format, Row};
-use crate::ethereum::{TokenRecord, TransferRecord};
+use self::last_rows::{Fate, LastRows};
+use crate::entities::{Entity, EntityKind, ImportRules, Target, Visit};
+use crate::formats::{FileError, Format, Row};
+use crate::hosts::HostRules;
 use crate::store::leases;
-use crate::store::products::{self as product_store, Counts, ProductRecord};
 use crate::store::rejected::{self, NewRejection};
 use crate::store::runs::{self, BatchProgress, RunMode, RunStatus, RunTrigger};
 use crate::store::upsert::UpsertCounts;
-use crate::store::{tokens, transfers};
-
-/// What a file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Entity {
-    #[value(alias = "tokens")]
-    Token,
-    #[value(alias = "transfers")]
-    Transfer,
-    /// `name,sku,description` CSV (or JSON lines with those keys).
-    #[value(alias = "products")]
-    Product,
-}
-
-impl Entity {
-    /// The provider name runs and rejections of an import are recorded under.
-    pub fn provider(self) -> &'static str {
-        match self {
-            Entity::Token => "import:token",
-            Entity::Transfer => "import:transfer",
-            Entity::Product => "import:product",
-        }
-    }
-}
 
 /// Where an import stands, for progress displays.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,6 +53,11 @@ pub struct ImportSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    #[error("{kind} has no file format to import; importable: {importable}")]
+    NotImportable {
+        kind: EntityKind,
+        importable: String,
+    },
     #[error("{path}: {reason}")]
     Open { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
@@ -82,48 +67,43 @@ pub enum ImportError {
     Database(#[from] DbErr),
 }
 
-enum Records {
-    Tokens(Vec<TokenRecord>),
-    Transfers(Vec<TransferRecord>),
-    Products(Vec<ProductRecord>),
+/// The kinds `tributary import` reads, quoted, for messages.
+pub fn importable() -> String {
+    EntityKind::ALL
+        .iter()
+        .filter(|k| k.import().is_some())
+        .map(|k| format!("`{}`", k.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-struct Batch {
-    records: Records,
-    rejections: Vec<NewRejection>,
-    /// Rows a later row of the same file replaces: counted, not written.
-    superseded: u64,
-    rows: u64,
-}
-
-/// Batches the reader may have ready ahead of the writer. The product reader is far faster
-/// than the writer (which also moves the counts), so one is enough there, and memory stays
-/// lower.
-fn channel_depth(entity: Entity) -> usize {
-    match entity {
-        Entity::Product => 1,
-        _ => 2,
-    }
+/// The kind's import rules, or why it has none.
+fn rules(kind: EntityKind) -> Result<ImportRules, ImportError> {
+    kind.import().ok_or_else(|| ImportError::NotImportable {
+        kind,
+        importable: importable(),
+    })
 }
 
 /// Rows per transaction: PostgreSQL takes large array statements well; SQLite prefers
 /// smaller transactions so readers are not held up long. (Products in batches of 50,000 were
 /// 13% faster on 500,000 rows, as fewer count rows are touched, but peaked at 233 MB.)
-fn batch_size(backend: DbBackend, _entity: Entity) -> usize {
+fn batch_size(backend: DbBackend) -> usize {
     match backend {
         DbBackend::Postgres => 20_000,
         _ => 5_000,
     }
 }
 
-/// Imports `path` into `entity`'s table as one ingest run. Rows that cannot be stored go to
+/// Imports `path` into `kind`'s table as one ingest run. Rows that cannot be stored go to
 /// `rejected_records`; everything committed before a fatal error stays.
 pub async fn import_file(
     db: &DatabaseConnection,
-    entity: Entity,
+    kind: EntityKind,
     path: &Path,
     on_progress: impl Fn(Progress) + Send + Sync,
 ) -> Result<ImportSummary, ImportError> {
+    let rules = rules(kind)?;
     let open_error = |reason: String| ImportError::Open {
         path: path.to_path_buf(),
         reason,
@@ -132,26 +112,23 @@ pub async fn import_file(
     let gzip = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    // Products: a first pass finds each SKU's last row, so each product is written once.
-    let last_rows = if entity == Entity::Product {
+    let last_rows = if rules.last_row_first {
         let file = File::open(path).map_err(|e| open_error(e.to_string()))?;
         let scan_started = Instant::now();
         let scanned = tokio::task::spawn_blocking(move || {
-            let reader: Box<dyn Read + Send> = if gzip {
-                Box::new(MultiGzDecoder::new(BufReader::with_capacity(1 << 16, file)))
-            } else {
-                Box::new(file)
-            };
-            products::LastRows::scan(BufReader::with_capacity(1 << 16, reader), format)
+            kind.visit(ScanLastRows {
+                input: decompressed(file, gzip),
+                format,
+            })
         })
         .await
         .map_err(|e| open_error(format!("reading the file failed: {e}")))?;
         match scanned {
             Ok(last) => {
                 tracing::info!(
-                    skus = last.len(),
+                    keys = last.len(),
                     seconds = scan_started.elapsed().as_secs_f64(),
-                    "first pass: found each SKU's last row"
+                    "first pass: found each key's last row"
                 );
                 Some(Arc::new(last))
             }
@@ -169,7 +146,7 @@ pub async fn import_file(
         trigger: RunTrigger::Cli,
         last_rows,
     };
-    import_reader(db, entity, source, file, on_progress).await
+    import_reader(db, kind, source, file, on_progress).await
 }
 
 /// Where an import's bytes come from, and how to read them.
@@ -180,45 +157,111 @@ pub struct Source {
     pub gzip: bool,
     /// Recorded on the run.
     pub trigger: RunTrigger,
-    /// Products: each SKU's last row in the input (see [`products::LastRows`]). Without it,
-    /// every row is written and the last one of a SKU wins all the same.
-    pub last_rows: Option<Arc<products::LastRows>>,
+    /// Each key's last row in the input (see [`LastRows`]). Without it, every row is written
+    /// and the last one of a key wins all the same.
+    pub last_rows: Option<Arc<LastRows>>,
 }
 
-/// Why an import left its run unfinished, as the next import of the entity records it.
+/// Why an import left its run unfinished, as the next import of the kind records it.
 const INTERRUPTED_IMPORT: &str =
     "the import stopped before it finished; only what it had committed stays";
 
 /// Imports from any reader (a file, embedded sample data) as one ingest run. Imports of one
-/// entity run one at a time: each holds the entity's lease (`import:ENTITY` in
-/// `provider_state`) while it works, so a run left `running` by a killed import is known to be
-/// dead once its lease lapses, and is marked failed by the next import (or a server's
-/// recovery).
+/// kind run one at a time: each holds the kind's lease (`import:KIND` in `provider_state`)
+/// while it works, so a run left `running` by a killed import is known to be dead once its
+/// lease lapses, and is marked interrupted by the next import (or a server's recovery).
 pub async fn import_reader(
     db: &DatabaseConnection,
-    entity: Entity,
+    kind: EntityKind,
     source: Source,
     input: impl Read + Send + 'static,
     on_progress: impl Fn(Progress) + Send + Sync,
 ) -> Result<ImportSummary, ImportError> {
-    let lease = leases::hold(db, entity.provider()).await?;
+    let rules = rules(kind)?;
+    let provider = kind.import_provider();
+    let lease = leases::hold(db, &provider).await?;
     let outcome = async {
-        runs::interrupt_unfinished(db, entity.provider(), INTERRUPTED_IMPORT).await?;
-        import_held(db, entity, source, input, on_progress).await
+        runs::interrupt_unfinished(db, &provider, INTERRUPTED_IMPORT).await?;
+        kind.visit(Held {
+            db,
+            rules,
+            provider: &provider,
+            source,
+            input: Box::new(input),
+            on_progress: &on_progress,
+        })
+        .await
     }
     .await;
     lease.release().await;
     outcome
 }
 
-/// The import itself, once the entity's lease is held.
-async fn import_held(
-    db: &DatabaseConnection,
-    entity: Entity,
+/// `input`, decompressed when `gzip`.
+fn decompressed(input: impl Read + Send + 'static, gzip: bool) -> Box<dyn Read + Send> {
+    if gzip {
+        Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 16,
+            input,
+        )))
+    } else {
+        Box::new(input)
+    }
+}
+
+/// The first pass, for the kind's type.
+struct ScanLastRows {
+    input: Box<dyn Read + Send>,
+    format: Format,
+}
+
+impl Visit for ScanLastRows {
+    type Output = Result<LastRows, FileError>;
+    fn visit<E: Entity>(self) -> Self::Output {
+        LastRows::scan::<E, _>(BufReader::with_capacity(1 << 16, self.input), self.format)
+    }
+}
+
+/// The import itself, once the kind's lease is held, for the kind's type.
+struct Held<'a, P> {
+    db: &'a DatabaseConnection,
+    rules: ImportRules,
+    provider: &'a str,
     source: Source,
-    input: impl Read + Send + 'static,
-    on_progress: impl Fn(Progress) + Send + Sync,
+    input: Box<dyn Read + Send>,
+    on_progress: &'a P,
+}
+
+type ImportFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<ImportSummary, ImportError>> + Send + 'a>>;
+
+impl<'a, P: Fn(Progress) + Send + Sync> Visit for Held<'a, P> {
+    type Output = ImportFuture<'a>;
+    fn visit<E: Entity>(self) -> ImportFuture<'a> {
+        Box::pin(import_held::<E, P>(self))
+    }
+}
+
+/// One batch read from the file.
+struct Batch<T> {
+    records: Vec<T>,
+    rejections: Vec<NewRejection>,
+    /// Rows a later row of the same file replaces: counted, not written.
+    superseded: u64,
+    rows: u64,
+}
+
+async fn import_held<E: Entity, P: Fn(Progress) + Send + Sync>(
+    held: Held<'_, P>,
 ) -> Result<ImportSummary, ImportError> {
+    let Held {
+        db,
+        rules,
+        provider,
+        source,
+        input,
+        on_progress,
+    } = held;
     let started = Instant::now();
     let path = source.name.as_path();
     let format = source.format;
@@ -227,22 +270,15 @@ async fn import_held(
         inner: input,
         bytes: bytes.clone(),
     };
-    let reader: Box<dyn Read + Send> = if source.gzip {
-        Box::new(MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 16,
-            counted,
-        )))
-    } else {
-        Box::new(counted)
-    };
-    let reader = BufReader::with_capacity(1 << 16, reader);
+    let reader = BufReader::with_capacity(1 << 16, decompressed(counted, source.gzip));
 
-    let run_id = runs::start(db, entity.provider(), source.trigger, RunMode::Full).await?;
-    let (sender, mut receiver) = mpsc::channel::<Result<Batch, FileError>>(channel_depth(entity));
-    let size = batch_size(db.get_database_backend(), entity);
+    let run_id = runs::start(db, provider, source.trigger, RunMode::Full).await?;
+    let (sender, mut receiver) =
+        mpsc::channel::<Result<Batch<E::Record>, FileError>>(rules.read_ahead.max(1));
+    let size = batch_size(db.get_database_backend());
     let last_rows = source.last_rows.clone();
     let reader_thread = tokio::task::spawn_blocking(move || {
-        read_batches(entity, format, reader, size, last_rows, sender)
+        read_batches::<E>(format, reader, size, last_rows, sender)
     });
 
     let mut summary = ImportSummary {
@@ -253,12 +289,20 @@ async fn import_held(
         bytes: 0,
         elapsed: Duration::ZERO,
     };
+    let host_rules = HostRules::default();
+    let target = |bulk: bool| Target {
+        provider,
+        run_id,
+        dataset: provider,
+        host_rules: &host_rules,
+        bulk,
+    };
     let mut failure: Option<ImportError> = None;
-    // The whole import's transaction, when it has one (see `one_transaction`).
+    // The whole import's transaction, when it is one: on PostgreSQL, for the kinds that ask.
     let mut whole = None;
-    if one_transaction(db.get_database_backend(), entity) {
+    if rules.one_transaction && db.get_database_backend() == DbBackend::Postgres {
         let txn = db.begin().await?;
-        product_store::defer_counts(&txn).await?;
+        E::begin_bulk(&txn).await?;
         whole = Some(txn);
     }
     while let Some(message) = receiver.recv().await {
@@ -272,15 +316,16 @@ async fn import_held(
                 break;
             }
         };
+        let (rows, rejected) = (batch.rows, batch.rejections.len() as u64);
         let written = match &whole {
-            Some(txn) => write_records(txn, entity, run_id, &batch, Counts::Deferred).await,
-            None => write_batch(db, entity, run_id, &batch).await,
+            Some(txn) => write_records::<E, _>(txn, &target(true), batch).await,
+            None => write_batch::<E>(db, &target(false), batch).await,
         };
         match written {
             Ok(counts) => {
-                summary.rows += batch.rows;
+                summary.rows += rows;
                 summary.counts.add(counts);
-                summary.rejected += batch.rejections.len() as u64;
+                summary.rejected += rejected;
                 on_progress(Progress {
                     bytes: bytes.load(Ordering::Relaxed),
                     rows: summary.rows,
@@ -304,10 +349,10 @@ async fn import_held(
                 // Ends the run row's lock before the failure is recorded below.
                 let _ = txn.rollback().await;
             }
-            // Otherwise what was read commits, with the counts and the run's outcome, at once.
+            // Otherwise what was read commits, with the deferred work and the run's outcome.
             _ => {
                 let committed = async {
-                    product_store::apply_deferred_counts(&txn).await?;
+                    E::finish_bulk(&txn).await?;
                     runs::finish(
                         &txn,
                         run_id,
@@ -336,7 +381,7 @@ async fn import_held(
                 runs::finish(db, run_id, RunStatus::Succeeded, None).await?;
             }
             if summary.counts.inserted + summary.counts.updated > 0 {
-                refresh_statistics(db, entity).await?;
+                refresh_statistics(db, rules.tables).await?;
             }
             Ok(summary)
         }
@@ -352,12 +397,7 @@ async fn import_held(
 /// After a bulk load the planner's row estimates are stale until autovacuum catches up, and
 /// with them it picks slow plans for the first queries (seen: a 13 ms sort where a 0.4 ms
 /// index scan serves). ANALYZE samples the table, so it costs little even for large ones.
-async fn refresh_statistics(db: &DatabaseConnection, entity: Entity) -> Result<(), DbErr> {
-    let tables: &[&str] = match entity {
-        Entity::Token => &["tokens"],
-        Entity::Transfer => &["transfers"],
-        Entity::Product => &["products", "product_counts"],
-    };
+async fn refresh_statistics(db: &DatabaseConnection, tables: &[&str]) -> Result<(), DbErr> {
     // One table per statement: SQLite's ANALYZE takes a single name.
     for table in tables {
         db.execute_unprepared(&format!("ANALYZE {table}")).await?;
@@ -365,56 +405,39 @@ async fn refresh_statistics(db: &DatabaseConnection, entity: Entity) -> Result<(
     Ok(())
 }
 
-/// Whether an import is one transaction rather than one per batch: products on PostgreSQL,
-/// so that `product_counts` is written once per name at the end rather than once per batch
-/// (500,000 rows: about a third of the import's time). The file is then stored whole or, after
-/// a crash or a database error, not at all. SQLite commits each batch so the server's other
-/// writers (it has one write lock) wait seconds at most.
-fn one_transaction(backend: DbBackend, entity: Entity) -> bool {
-    backend == DbBackend::Postgres && entity == Entity::Product
-}
-
 /// One transaction: the records, their rejections and the run's counters.
-async fn write_batch(
+async fn write_batch<E: Entity>(
     db: &DatabaseConnection,
-    entity: Entity,
-    run_id: i64,
-    batch: &Batch,
+    target: &Target<'_>,
+    batch: Batch<E::Record>,
 ) -> Result<UpsertCounts, DbErr> {
     let txn = db.begin().await?;
-    let counts = write_records(&txn, entity, run_id, batch, Counts::Immediate).await?;
+    let counts = write_records::<E, _>(&txn, target, batch).await?;
     txn.commit().await?;
     Ok(counts)
 }
 
 /// The records, their rejections and the run's counters, in the caller's transaction.
-async fn write_records<C: ConnectionTrait>(
+async fn write_records<E: Entity, C: ConnectionTrait>(
     txn: &C,
-    entity: Entity,
-    run_id: i64,
-    batch: &Batch,
-    product_counts: Counts,
+    target: &Target<'_>,
+    batch: Batch<E::Record>,
 ) -> Result<UpsertCounts, DbErr> {
-    runs::lock_for_batch(txn, run_id).await?;
-    let mut counts = match &batch.records {
-        Records::Tokens(records) => tokens::upsert(txn, records).await?,
-        Records::Transfers(records) => transfers::upsert(txn, records).await?,
-        Records::Products(records) => {
-            product_store::upsert_with(txn, entity.provider(), records, product_counts).await?
-        }
-    };
+    runs::lock_for_batch(txn, target.run_id).await?;
+    let rejected = batch.rejections.len() as i64;
+    let mut counts = E::write(txn, target, batch.records).await?;
     counts.superseded += batch.superseded;
     if !batch.rejections.is_empty() {
-        rejected::insert(txn, entity.provider(), Some(run_id), &batch.rejections).await?;
+        rejected::insert(txn, target.provider, Some(target.run_id), &batch.rejections).await?;
     }
     runs::add_batch(
         txn,
-        run_id,
+        target.run_id,
         BatchProgress {
             pages: 1,
             fetched: batch.rows as i64,
             counts,
-            rejected: batch.rejections.len() as i64,
+            rejected,
         },
     )
     .await?;
@@ -423,69 +446,43 @@ async fn write_records<C: ConnectionTrait>(
 
 /// The reader thread: rows into batches, until the file ends, a fatal error, or the writer
 /// hangs up.
-fn read_batches(
-    entity: Entity,
+fn read_batches<E: Entity>(
     format: Format,
     reader: impl Read + Send + 'static,
     size: usize,
-    last_rows: Option<Arc<products::LastRows>>,
-    sender: mpsc::Sender<Result<Batch, FileError>>,
+    last_rows: Option<Arc<LastRows>>,
+    sender: mpsc::Sender<Result<Batch<E::Record>, FileError>>,
 ) {
-    match entity {
-        Entity::Token => match ethereum::tokens(reader, format) {
-            Ok(rows) => batch_rows(rows, size, &sender, Records::Tokens, write_all),
-            Err(error) => {
-                let _ = sender.blocking_send(Err(error));
-            }
-        },
-        Entity::Transfer => match ethereum::transfers(reader, format) {
-            Ok(rows) => batch_rows(rows, size, &sender, Records::Transfers, write_all),
-            Err(error) => {
-                let _ = sender.blocking_send(Err(error));
-            }
-        },
-        Entity::Product => match products::products(reader, format) {
-            Ok(rows) => {
-                let mut ordinal = 0u64;
-                let fate = |record: &ProductRecord| {
-                    let fate = match &last_rows {
-                        Some(last) => last.fate(ordinal, record),
-                        None => products::Fate::Write,
-                    };
-                    ordinal += 1;
-                    fate
-                };
-                batch_rows(rows, size, &sender, Records::Products, fate)
-            }
-            Err(error) => {
-                let _ = sender.blocking_send(Err(error));
-            }
-        },
-    }
-}
-
-fn write_all<T>(_: &T) -> products::Fate {
-    products::Fate::Write
-}
-
-fn batch_rows<T>(
-    rows: impl Iterator<Item = Result<Row<T>, FileError>>,
-    size: usize,
-    sender: &mpsc::Sender<Result<Batch, FileError>>,
-    wrap: fn(Vec<T>) -> Records,
-    mut fate: impl FnMut(&T) -> products::Fate,
-) {
-    let mut records = Vec::with_capacity(size);
-    let mut rejections = Vec::new();
-    let mut superseded = 0u64;
-    let mut count = 0u64;
+    let rows = match read::records::<E, _>(reader, format) {
+        Ok(rows) => rows,
+        Err(error) => {
+            let _ = sender.blocking_send(Err(error));
+            return;
+        }
+    };
+    let mut ordinal = 0u64;
+    let mut fate = |record: &E::Record| {
+        let fate = match &last_rows {
+            Some(last) => last.fate(ordinal, &E::key(record)),
+            None => Fate::Write,
+        };
+        ordinal += 1;
+        fate
+    };
+    let new_batch = || Batch {
+        records: Vec::with_capacity(size),
+        rejections: Vec::new(),
+        superseded: 0,
+        rows: 0,
+    };
+    let mut batch = new_batch();
     for row in rows {
         match row {
             Ok(Row::Record { record, .. }) => match fate(&record) {
-                products::Fate::Write => records.push(record),
-                products::Fate::Superseded => superseded += 1,
+                Fate::Write => batch.records.push(record),
+                Fate::Superseded => batch.superseded += 1,
             },
-            Ok(Row::Rejected(r)) => rejections.push(NewRejection {
+            Ok(Row::Rejected(r)) => batch.rejections.push(NewRejection {
                 external_id: None,
                 line: Some(r.line as i64),
                 reason: r.reason,
@@ -493,40 +490,23 @@ fn batch_rows<T>(
             }),
             Err(error) => {
                 // Commit what was read before the fatal error, then report it.
-                let batch = Batch {
-                    records: wrap(std::mem::take(&mut records)),
-                    rejections: std::mem::take(&mut rejections),
-                    superseded: std::mem::take(&mut superseded),
-                    rows: count,
-                };
-                if count > 0 && sender.blocking_send(Ok(batch)).is_err() {
+                if batch.rows > 0 && sender.blocking_send(Ok(batch)).is_err() {
                     return;
                 }
                 let _ = sender.blocking_send(Err(error));
                 return;
             }
         }
-        count += 1;
-        if count as usize >= size {
-            let batch = Batch {
-                records: wrap(std::mem::replace(&mut records, Vec::with_capacity(size))),
-                rejections: std::mem::take(&mut rejections),
-                superseded: std::mem::take(&mut superseded),
-                rows: count,
-            };
-            count = 0;
-            if sender.blocking_send(Ok(batch)).is_err() {
-                return;
-            }
+        batch.rows += 1;
+        if batch.rows as usize >= size
+            && sender
+                .blocking_send(Ok(std::mem::replace(&mut batch, new_batch())))
+                .is_err()
+        {
+            return;
         }
     }
-    if count > 0 {
-        let batch = Batch {
-            records: wrap(records),
-            rejections,
-            superseded,
-            rows: count,
-        };
+    if batch.rows > 0 {
         let _ = sender.blocking_send(Ok(batch));
     }
 }

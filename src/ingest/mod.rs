@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 pub use self::prepare::Prepared;
+pub use self::write::Item;
 use self::write::{Batch, write_batch};
 use crate::hosts::HostRules;
 use crate::providers::definition::{Provider, Source};
@@ -233,7 +234,7 @@ async fn drive(
                 .await
                 .map_err(IngestError::Provider)?;
             while let Some(chunk) = reader.next_chunk().await.map_err(IngestError::Provider)? {
-                let batch = prepared.batch(chunk.records);
+                let batch = prepared.batch_items(chunk.items);
                 let next = Some(serde_json::json!({ "records": chunk.consumed }));
                 let written = commit(batch, next).await?;
                 summary.add(&written);

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 use serde_json_path::JsonPath;
 
-use super::write::{Batch, Item};
+use super::write::{Batch, Item, text_of};
 use crate::hosts::HostRules;
 use crate::providers::definition::{HttpSource, Parse, Provider};
 use crate::providers::load::expand_env;
@@ -16,6 +16,7 @@ use crate::sources::http::{Client, FetchError, Request};
 use crate::sources::json;
 use crate::sources::listing::{BodyFormat, Listing, ListingError, Position, parse_path};
 use crate::sources::outbound::Outbound;
+use crate::transform::path::FieldPath;
 use crate::transform::{Mapper, TextParser};
 
 pub struct Prepared {
@@ -27,6 +28,9 @@ pub struct Prepared {
     /// Which addresses the provider's requests may reach.
     pub outbound: Outbound,
     follow: Option<(JsonPath, usize)>,
+    /// A provider without `fields` stores each raw record whole; its `key` is then a path into
+    /// the raw record.
+    whole_key: Option<FieldPath>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -56,6 +60,12 @@ impl Prepared {
             },
             _ => None,
         };
+        let whole_key = match (&def.key, def.fields.is_empty()) {
+            (Some(key), true) => {
+                Some(FieldPath::parse(key).map_err(|e| format!("key: bad JSONPath `{key}`: {e}"))?)
+            }
+            _ => None,
+        };
         Ok(Prepared {
             provider: provider.clone(),
             host_rules: host_rules.clone(),
@@ -63,6 +73,7 @@ impl Prepared {
             text,
             outbound: outbound.clone(),
             follow,
+            whole_key,
         })
     }
 
@@ -147,6 +158,7 @@ impl Prepared {
                     return Ok(Item::Rejected {
                         reason: "source.follow.url: no URL in the listed record".into(),
                         payload: record,
+                        line: None,
                     });
                 };
                 let request = Request {
@@ -178,6 +190,7 @@ impl Prepared {
                         Ok(Item::Rejected {
                             reason: format!("source.follow: GET {url}: HTTP {status}"),
                             payload: record,
+                            line: None,
                         })
                     }
                     Err(error) => Err(error),
@@ -203,6 +216,30 @@ impl Prepared {
         Batch {
             items,
             renormalize: false,
+        }
+    }
+
+    /// A raw record's fields: mapped by the provider's `fields`, or, when it has none, the raw
+    /// record whole.
+    pub fn fields(&self, raw: &Json) -> Result<Map<String, Json>, String> {
+        if self.provider.def.fields.is_empty() {
+            return match raw {
+                Json::Object(object) => Ok(object.clone()),
+                other => Err(format!(
+                    "expected an object to store whole, got {}",
+                    crate::transform::transforms::shown(other)
+                )),
+            };
+        }
+        self.mapper.map(raw)
+    }
+
+    /// The value of the provider's `key` field (or, storing records whole, of the `key` path
+    /// in the raw record), as text.
+    pub fn key(&self, fields: &Map<String, Json>, raw: &Json) -> Option<String> {
+        match &self.whole_key {
+            Some(path) => path.find(raw).as_ref().and_then(text_of),
+            None => text_of(fields.get(self.provider.def.key.as_deref()?)?),
         }
     }
 

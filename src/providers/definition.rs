@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use crate::entities::EntityKind;
+
 /// One provider file, as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,17 +36,6 @@ pub struct ProviderFile {
     /// Entity field = where its value comes from.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntityKind {
-    Token,
-    Transfer,
-    /// A machine reported by a security tool: merged with other tools' reports of it.
-    Host,
-    Product,
-    Record,
 }
 
 /// Where records come from.

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use croner::parser::{CronParser, Seconds, Year};
 use regex::Regex;
 
-use crate::transform::{HOST_FIELDS, PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
 use serde_json_path::JsonPath;
 use toml::Value;
 
@@ -266,18 +265,31 @@ pub fn file_location(provider: &Provider, source: &FileSource) -> FileLocation {
     }
 }
 
-/// A `file` source's format: `format` when given, otherwise from the name (`.csv`, `.jsonl`
-/// or `.ndjson`, `.json`, each optionally followed by `.gz`; a URL's query is ignored).
-pub fn file_format(source: &FileSource) -> Option<FileFormat> {
-    if let Some(format) = source.format {
-        return Some(format);
-    }
-    let name = source
+/// A `file` source's name as its format and compression are told from: lower case, without a
+/// URL's query or fragment.
+fn file_name(source: &FileSource) -> String {
+    source
         .path
         .split(['?', '#'])
         .next()
         .unwrap_or_default()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Whether a `file` source is gzipped: its name ends in `.gz` (any case; a URL's query is
+/// ignored).
+pub fn file_gzip(source: &FileSource) -> bool {
+    file_name(source).ends_with(".gz")
+}
+
+/// A `file` source's format: `format` when given, otherwise from the name (`.csv`, `.jsonl`
+/// or `.ndjson`, `.json`, each optionally followed by `.gz`; any case; a URL's query is
+/// ignored).
+pub fn file_format(source: &FileSource) -> Option<FileFormat> {
+    if let Some(format) = source.format {
+        return Some(format);
+    }
+    let name = file_name(source);
     let name = name.strip_suffix(".gz").unwrap_or(&name);
     if name.ends_with(".csv") {
         Some(FileFormat::Csv)
@@ -289,20 +301,6 @@ pub fn file_format(source: &FileSource) -> Option<FileFormat> {
         None
     }
 }
-
-/// Columns of the typed entities, and which of them a provider must map.
-const TOKEN_REQUIRED: &[&str] = &["address"];
-const HOST_REQUIRED: &[&str] = &["id"];
-const PRODUCT_REQUIRED: &[&str] = &["sku"];
-const TRANSFER_REQUIRED: &[&str] = &[
-    "token_address",
-    "from_address",
-    "to_address",
-    "value",
-    "transaction_hash",
-    "log_index",
-    "block_number",
-];
 
 /// The smallest `rate_limit`: one request per 10^9 seconds. Below it the wait between two
 /// requests is past what a `Duration` holds (`5e-324` makes it infinite).
@@ -1085,36 +1083,34 @@ fn check_file_source(file: &FileSource, problems: &mut Problems) {
 /// `key` is read from the raw record (a key, a JSONPath or a capture name) instead of naming a
 /// field.
 fn check_mapping(def: &ProviderFile, captures: Option<&[String]>, problems: &mut Problems) {
-    let entity = entity_name(def.entity);
-    let columns = match def.entity {
-        EntityKind::Token => Some((TOKEN_FIELDS, TOKEN_REQUIRED)),
-        EntityKind::Transfer => Some((TRANSFER_FIELDS, TRANSFER_REQUIRED)),
-        EntityKind::Host => Some((HOST_FIELDS, HOST_REQUIRED)),
-        EntityKind::Product => Some((PRODUCT_FIELDS, PRODUCT_REQUIRED)),
-        EntityKind::Record => None,
-    };
-    if def.fields.is_empty() && columns.is_some() {
+    let entity = def.entity.name();
+    // A kind with no field list (`record`) keeps whatever fields are mapped.
+    let columns = def.entity.fields();
+    if def.fields.is_empty() && !columns.is_empty() {
         problems.add(
             "fields",
             format!("expected at least one field for entity = \"{entity}\""),
         );
     }
-    if let Some((all, required)) = columns {
+    if !columns.is_empty() {
         for name in def.fields.keys() {
-            if !all.contains(&name.as_str()) {
+            if !columns.iter().any(|c| c.name == name) {
                 problems.add(
                     format!("fields.{name}"),
                     format!(
                         "not a column of {entity}; expected one of {}",
-                        quoted(all.iter().copied())
+                        quoted(columns.iter().map(|c| c.name))
                     ),
                 );
             }
         }
         if !def.fields.is_empty() {
-            for column in required.iter().filter(|c| !def.fields.contains_key(**c)) {
+            for column in columns
+                .iter()
+                .filter(|c| c.required && !def.fields.contains_key(c.name))
+            {
                 problems.add(
-                    format!("fields.{column}"),
+                    format!("fields.{}", column.name),
                     format!("missing; required for entity = \"{entity}\""),
                 );
             }
@@ -1199,16 +1195,6 @@ fn check_value_path(path: &str, key: &str, captures: Option<&[String]>, problems
                 quoted(captures.iter().map(String::as_str))
             ),
         );
-    }
-}
-
-fn entity_name(entity: EntityKind) -> &'static str {
-    match entity {
-        EntityKind::Token => "token",
-        EntityKind::Transfer => "transfer",
-        EntityKind::Host => "host",
-        EntityKind::Product => "product",
-        EntityKind::Record => "record",
     }
 }
 

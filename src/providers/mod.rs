@@ -7,6 +7,6 @@ pub mod load;
 
 pub use definition::{EntityKind, FileFormat, Provider, ProviderFile, Source};
 pub use load::{
-    FileLocation, LoadError, LoadErrors, expand_env, expand_provider, file_format, file_location,
-    load_dir, load_file,
+    FileLocation, LoadError, LoadErrors, expand_env, expand_provider, file_format, file_gzip,
+    file_location, load_dir, load_file,
 };

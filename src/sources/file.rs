@@ -1,29 +1,35 @@
 //! File sources: a local path (relative to the provider file) or an http(s) URL, as CSV, JSON
-//! lines or JSON, optionally gzipped. Read on a blocking thread in chunks through a bounded
-//! channel, so memory stays flat whatever the file size (a `json` file, one document, is the
-//! exception: use JSON lines for large inputs).
+//! lines or JSON, optionally gzipped. Where the file is and what format it has are worked out
+//! by the same resolvers `tributary providers` checks with (`providers::load`). Rows are read
+//! by the readers the bulk importer uses (`crate::formats`), so a row that is not valid UTF-8
+//! or not JSON is rejected on its own, with its line, and the rest is read. Reading happens on
+//! a blocking thread in chunks through a bounded channel, so memory stays flat whatever the
+//! file size (a `json` file, one document, is the exception: use JSON lines for large inputs).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
 
 use flate2::read::MultiGzDecoder;
 use futures_util::StreamExt;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::json;
 use super::listing::{parse_path, select};
 use super::outbound::Outbound;
+use crate::formats::jsonl::{JsonRows, invalid_json};
+use crate::formats::{self, FileError, Row};
+use crate::ingest::Item;
 use crate::providers::definition::{FileFormat, FileSource, Provider};
+use crate::providers::load::{FileLocation, file_format, file_gzip, file_location};
 
-/// Records per chunk; each chunk is one committed batch.
+/// Rows per chunk; each chunk is one committed batch.
 const CHUNK: usize = 5_000;
 
-/// Records read so far, and the count consumed from the start of the file (the checkpoint).
+/// Rows read so far, and the count consumed from the start of the file (the checkpoint).
 pub struct Chunk {
-    pub records: Vec<Json>,
+    pub items: Vec<Item>,
     pub consumed: u64,
 }
 
@@ -34,7 +40,7 @@ pub struct FileReader {
 }
 
 impl FileReader {
-    /// Opens the file and skips the first `skip` records (already committed by an earlier run).
+    /// Opens the file and skips the first `skip` rows (already committed by an earlier run).
     /// A remote file may be fetched only from an address `outbound` allows.
     pub async fn open(
         provider: &Provider,
@@ -42,29 +48,22 @@ impl FileReader {
         skip: u64,
         outbound: &Outbound,
     ) -> Result<FileReader, String> {
-        let name = source.path.as_str();
-        let (path, download) = if name.starts_with("http://") || name.starts_with("https://") {
-            let temp = download(&provider.name, name, outbound).await?;
-            (temp.to_path_buf(), Some(temp))
-        } else {
-            let base = provider.path.parent().unwrap_or(Path::new("."));
-            (base.join(name), None)
-        };
-        let plain = name.strip_suffix(".gz").unwrap_or(name);
-        let format = match source.format {
-            Some(f) => f,
-            None if plain.ends_with(".csv") => FileFormat::Csv,
-            None if plain.ends_with(".jsonl") || plain.ends_with(".ndjson") => FileFormat::Jsonl,
-            None if plain.ends_with(".json") => FileFormat::Json,
-            None => {
-                return Err(format!(
-                    "source.path: cannot tell the format of {name}; set source.format"
-                ));
+        let format = file_format(source).ok_or_else(|| {
+            format!(
+                "source.path: cannot tell the format of {}; set source.format",
+                source.path
+            )
+        })?;
+        let (path, download) = match file_location(provider, source) {
+            FileLocation::Url(url) => {
+                let temp = download(&provider.name, &url, outbound).await?;
+                (temp.to_path_buf(), Some(temp))
             }
+            FileLocation::Local(path) => (path, None),
         };
         let file =
             File::open(&path).map_err(|e| format!("source.path: {}: {e}", path.display()))?;
-        let reader: Box<dyn Read + Send> = if name.ends_with(".gz") {
+        let reader: Box<dyn Read + Send> = if file_gzip(source) {
             Box::new(MultiGzDecoder::new(BufReader::new(file)))
         } else {
             Box::new(file)
@@ -133,53 +132,26 @@ async fn download(
 }
 
 fn read(
-    reader: impl BufRead,
+    reader: impl BufRead + Send + 'static,
     format: FileFormat,
     records_path: &str,
     skip: u64,
     sender: &mpsc::Sender<Result<Chunk, String>>,
 ) -> Result<(), String> {
     let mut chunker = Chunker {
-        records: Vec::with_capacity(CHUNK),
+        items: Vec::with_capacity(CHUNK),
         consumed: 0,
         skip,
         sender,
     };
-    match format {
+    let rows: formats::Rows<Json> = match format {
         FileFormat::Csv => {
-            let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
-            let header: Vec<String> = csv
-                .headers()
-                .map_err(|e| format!("CSV header: {e}"))?
-                .iter()
-                .map(|h| h.trim().to_string())
-                .collect();
-            for row in csv.records() {
-                let row = row.map_err(|e| format!("CSV: {e}"))?;
-                let object: Map<String, Json> = header
-                    .iter()
-                    .zip(row.iter())
-                    .map(|(k, v)| (k.clone(), Json::String(v.to_string())))
-                    .collect();
-                if !chunker.push(Json::Object(object)) {
-                    return Ok(());
-                }
-            }
+            let file = formats::csv::open(reader).map_err(|e| e.to_string())?;
+            Box::new(file.rows(Vec::new(), |row| row.object().map(Json::Object)))
         }
-        FileFormat::Jsonl => {
-            for (n, line) in reader.lines().enumerate() {
-                let line = line.map_err(|e| format!("line {}: {e}", n + 1))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                // A line that is not JSON still counts: it becomes the record, and mapping
-                // rejects it with a reason instead of ending the file.
-                let record = json::parse(&line).unwrap_or(Json::String(line));
-                if !chunker.push(record) {
-                    return Ok(());
-                }
-            }
-        }
+        FileFormat::Jsonl => Box::new(JsonRows::new(reader, |line| {
+            json::parse(line).map_err(invalid_json)
+        })),
         FileFormat::Json => {
             let mut text = String::new();
             let mut reader = reader;
@@ -189,10 +161,25 @@ fn read(
             let document = json::parse(&text).map_err(|e| format!("not JSON: {e}"))?;
             let path = parse_path("source.records", records_path).map_err(|e| e.to_string())?;
             for record in select(&path, &document) {
-                if !chunker.push(record) {
+                if !chunker.push(Item::Raw(record)) {
                     return Ok(());
                 }
             }
+            chunker.flush();
+            return Ok(());
+        }
+    };
+    for row in rows {
+        let item = match row.map_err(|e: FileError| e.to_string())? {
+            Row::Record { record, .. } => Item::Raw(record),
+            Row::Rejected(rejection) => Item::Rejected {
+                reason: rejection.reason,
+                payload: Json::String(rejection.payload),
+                line: Some(rejection.line),
+            },
+        };
+        if !chunker.push(item) {
+            return Ok(());
         }
     }
     chunker.flush();
@@ -200,32 +187,32 @@ fn read(
 }
 
 struct Chunker<'a> {
-    records: Vec<Json>,
+    items: Vec<Item>,
     consumed: u64,
     skip: u64,
     sender: &'a mpsc::Sender<Result<Chunk, String>>,
 }
 
 impl Chunker<'_> {
-    /// Adds a record; false when the consumer has gone.
-    fn push(&mut self, record: Json) -> bool {
+    /// Adds a row; false when the consumer has gone.
+    fn push(&mut self, item: Item) -> bool {
         self.consumed += 1;
         if self.consumed <= self.skip {
             return true;
         }
-        self.records.push(record);
-        if self.records.len() >= CHUNK {
+        self.items.push(item);
+        if self.items.len() >= CHUNK {
             return self.flush();
         }
         true
     }
 
     fn flush(&mut self) -> bool {
-        if self.records.is_empty() {
+        if self.items.is_empty() {
             return true;
         }
         let chunk = Chunk {
-            records: std::mem::replace(&mut self.records, Vec::with_capacity(CHUNK)),
+            items: std::mem::replace(&mut self.items, Vec::with_capacity(CHUNK)),
             consumed: self.consumed,
         };
         self.sender.blocking_send(Ok(chunk)).is_ok()

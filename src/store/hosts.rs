@@ -25,7 +25,8 @@ use serde_json::Value as Json;
 use super::filter::{RangeFilter, TextFilter, text_in};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::upsert::{UpsertCounts, last_wins};
-use crate::hosts::{self, HostRules, IdKind, Observation, Reported};
+use crate::entities::host::{HostReport, Observation};
+use crate::hosts::{self, HostRules, IdKind, Reported};
 
 /// Rows per statement: under both databases' parameter limits for the widest table.
 const CHUNK: usize = 1_000;
@@ -38,13 +39,6 @@ const LOOKUP_CHUNK: usize = 10_000;
 /// providers' batches resolving at once could each create a host for the same machine.
 const RESOLVE_LOCK: i64 = 0x7472_6962_686f_7374; // "tribhost"
 
-/// One observation to resolve.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Incoming {
-    pub external_id: String,
-    pub observation: Observation,
-}
-
 /// Resolves a batch of one provider's observations: each joins the host it shares a strong
 /// identifier with (or a new host), conflicts are recorded, and the touched hosts are merged
 /// again. Observations identical to the stored ones count as unchanged and are only marked as
@@ -54,7 +48,7 @@ pub async fn resolve<C: ConnectionTrait>(
     rules: &HostRules,
     provider: &str,
     run_id: i64,
-    incoming: Vec<Incoming>,
+    incoming: Vec<HostReport>,
 ) -> Result<UpsertCounts, DbErr> {
     let mut counts = UpsertCounts::default();
     let kept = last_wins(&incoming, |o| o.external_id.clone(), &mut counts);
@@ -253,7 +247,7 @@ struct Resolved {
 
 /// A resolved batch, shared by the threads that build its statements.
 struct Job {
-    batch: Vec<Incoming>,
+    batch: Vec<HostReport>,
     resolved: Vec<Resolved>,
     /// Hosts numbered in this batch.
     new_hosts: HashSet<i64>,

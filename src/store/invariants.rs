@@ -5,32 +5,39 @@
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
-/// One invariant: its name, what it promises, and the query counting the rows that break it.
+/// One invariant: its name, what it promises, and the query listing the rows that break it.
 struct Rule {
     name: &'static str,
     promise: &'static str,
-    /// `SELECT count(*) …` with `{now}` for the current time where a rule needs it.
-    count: &'static str,
+    /// One text column describing each row that breaks the rule; `{now}` stands for the
+    /// current time where a rule needs it.
+    rows: &'static str,
 }
 
 const RULES: &[Rule] = &[
     Rule {
         name: "run_counters_add_up",
         promise: "each run's inserted + updated + unchanged + superseded + rejected = fetched",
-        count: "SELECT count(*) FROM ingest_runs
+        rows: "SELECT 'run ' || id || ' of ' || provider || ': fetched ' || fetched
+                    || ', inserted ' || inserted || ', updated ' || updated || ', unchanged '
+                    || unchanged || ', superseded ' || superseded || ', rejected ' || rejected
+                FROM ingest_runs
                 WHERE inserted + updated + unchanged + superseded + rejected <> fetched",
     },
     Rule {
         name: "run_rejections_stored",
         promise: "each run's rejected = its rows in rejected_records",
-        count:
-            "SELECT count(*) FROM ingest_runs r
+        rows:
+            "SELECT 'run ' || r.id || ' of ' || r.provider || ': rejected ' || r.rejected
+                FROM ingest_runs r
                 WHERE r.rejected <> (SELECT count(*) FROM rejected_records x WHERE x.run_id = r.id)",
     },
     Rule {
         name: "no_run_left_unfinished",
         promise: "no run is queued or running unless a live process holds its provider's lease",
-        count: "SELECT count(*) FROM ingest_runs r
+        rows: "SELECT 'run ' || r.id || ' of ' || r.provider || ': ' || r.status
+                    || ' since ' || r.queued_at || ' by ' || coalesce(r.owner, 'no owner')
+                FROM ingest_runs r
                 WHERE r.status IN ('queued', 'running')
                   AND NOT EXISTS (SELECT 1 FROM provider_state s
                                   WHERE s.provider = r.provider AND s.lease_owner IS NOT NULL
@@ -39,27 +46,36 @@ const RULES: &[Rule] = &[
     Rule {
         name: "product_counts_exact",
         promise: "product_counts = SELECT name, count(*) FROM products GROUP BY name",
-        count: "SELECT count(*) FROM product_counts c
+        rows: "SELECT coalesce(c.name, g.name) || ': counted ' || coalesce(c.count, 0)
+                    || ', stored ' || coalesce(g.n, 0)
+                FROM product_counts c
                 FULL JOIN (SELECT name, count(*) AS n FROM products
                            WHERE name IS NOT NULL GROUP BY name) g ON g.name = c.name
                 WHERE c.name IS NULL OR g.name IS NULL OR c.count <> g.n",
     },
 ];
 
-/// An invariant that does not hold, with how many rows break it.
+/// An invariant that does not hold: how many rows break it, and the first few of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub rule: &'static str,
     pub promise: &'static str,
     pub rows: i64,
+    pub examples: Vec<String>,
 }
+
+/// How many of the rows breaking a rule are described.
+const EXAMPLES: usize = 5;
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} rows break \"{}\"",
-            self.rule, self.rows, self.promise
+            "{}: {} rows break \"{}\", such as: {}",
+            self.rule,
+            self.rows,
+            self.promise,
+            self.examples.join("; ")
         )
     }
 }
@@ -74,20 +90,37 @@ pub async fn check<C: ConnectionTrait>(db: &C) -> Result<Vec<Violation>, DbErr> 
     let backend = db.get_database_backend();
     let mut violations = Vec::new();
     for rule in RULES {
-        let (sql, values) = bind_now(backend, rule.count);
+        let (sql, values) = bind_now(backend, rule.rows);
+        let count = format!("SELECT count(*) FROM ({sql}) AS broken");
         let rows: i64 = db
-            .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                count,
+                values.clone(),
+            ))
             .await?
             .map(|row| row.try_get_by_index(0))
             .transpose()?
             .unwrap_or(0);
-        if rows != 0 {
-            violations.push(Violation {
-                rule: rule.name,
-                promise: rule.promise,
-                rows,
-            });
+        if rows == 0 {
+            continue;
         }
+        let listed = format!("{sql} LIMIT {EXAMPLES}");
+        let examples = db
+            .query_all_raw(Statement::from_sql_and_values(backend, listed, values))
+            .await?
+            .iter()
+            .map(|row| row.try_get_by_index::<Option<String>>(0))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        violations.push(Violation {
+            rule: rule.name,
+            promise: rule.promise,
+            rows,
+            examples,
+        });
     }
     Ok(violations)
 }

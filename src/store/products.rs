@@ -25,44 +25,7 @@ use sea_orm::{
 use super::filter::{RangeFilter, TextFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::upsert::{UpsertCounts, last_wins, values_placeholders};
-
-/// One product to write. The SKU is the key; a later row replaces name and description, also
-/// with none. Build it with [`ProductRecord::new`]: a blank name or description is none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProductRecord {
-    pub sku: String,
-    pub name: Option<String>,
-    pub description: Option<String>,
-}
-
-impl ProductRecord {
-    /// The SKU and name trimmed; a blank name or description is `None`. A description keeps its
-    /// text as written otherwise (line breaks included). Errors when the SKU is blank.
-    pub fn new(sku: &str, name: Option<&str>, description: Option<&str>) -> Result<Self, String> {
-        let (sku, name, description) = Self::fields(sku, name, description)?;
-        Ok(ProductRecord {
-            sku: sku.to_string(),
-            name: name.map(str::to_string),
-            description: description.map(str::to_string),
-        })
-    }
-
-    /// The fields [`ProductRecord::new`] keeps, checked and borrowed: the SKU and name
-    /// trimmed, blank ones dropped (a blank SKU is an error).
-    pub fn fields<'a>(
-        sku: &'a str,
-        name: Option<&'a str>,
-        description: Option<&'a str>,
-    ) -> Result<(&'a str, Option<&'a str>, Option<&'a str>), String> {
-        let sku = sku.trim();
-        if sku.is_empty() {
-            return Err("sku: missing".to_string());
-        }
-        let name = name.map(str::trim).filter(|n| !n.is_empty());
-        let description = description.filter(|d| !d.trim().is_empty());
-        Ok((sku, name, description))
-    }
-}
+use crate::entities::product::ProductRecord;
 
 /// Rows per PostgreSQL statement: one import batch (see `import::batch_size`).
 const POSTGRES_CHUNK: usize = 20_000;

@@ -10,7 +10,7 @@ use sea_orm::{
 use super::filter::{BytesFilter, TextFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::upsert::{UpsertCounts, last_wins, values_placeholders};
-use crate::ethereum::TokenRecord;
+use crate::entities::token::TokenRecord;
 use crate::uint256;
 
 /// Rows per statement: 8 parameters each, under both databases' parameter limits.

@@ -12,7 +12,7 @@ use sea_orm::{
 use super::filter::{BytesFilter, RangeFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::upsert::{UpsertCounts, last_wins, values_placeholders};
-use crate::ethereum::TransferRecord;
+use crate::entities::transfer::TransferRecord;
 use crate::uint256;
 
 /// Rows per PostgreSQL statement: large enough to amortise a round trip, small enough to

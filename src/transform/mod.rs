@@ -2,10 +2,9 @@
 //!
 //! A provider's `fields` table says, for each entity field, where its value is in a raw record
 //! ([`path`]) and what is done to it ([`transforms`]). [`Mapper`] compiles that table once and
-//! maps each record; [`TextParser`] turns text input into records first; [`to_transfer`] and
-//! [`to_token`] turn mapped fields into the typed ERC-20 records.
+//! maps each record; [`TextParser`] turns text input into records first. The entity kind then
+//! reads the mapped fields (`crate::entities`).
 
-mod entity;
 pub mod path;
 mod text;
 pub mod transforms;
@@ -20,10 +19,6 @@ use crate::providers::definition::{FieldSpec, Transform, TransformName, Transfor
 use crate::providers::load::expand_env;
 use path::FieldPath;
 
-pub use entity::{
-    HOST_FIELDS, PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS, to_host, to_product, to_token,
-    to_transfer,
-};
 pub use text::TextParser;
 
 /// A provider's field mappings, compiled once (JSONPaths parsed, regexes built, `${VAR}` in sha256 keys expanded).

@@ -295,7 +295,8 @@ async fn check_lists_every_invariant_and_fails_naming_a_broken_one() {
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     assert!(
         stdout.starts_with(
-            "FAIL run_counters_add_up: 1 rows break \"each run's inserted + updated + unchanged + superseded + rejected = fetched\"\n\
+            "FAIL run_counters_add_up: 1 rows break \"each run's inserted + updated + unchanged + superseded + rejected = fetched\", \
+             such as: run 1 of p: fetched 3, inserted 1, updated 0, unchanged 0, superseded 0, rejected 0\n\
              ok   run_rejections_stored:"
         ),
         "{stdout}"

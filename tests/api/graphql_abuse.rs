@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::common::{Backend, TestApp};
 use serde_json::{Value, json};
-use tributary::ethereum::TokenRecord;
+use tributary::entities::token::TokenRecord;
 
 /// Far above what any of these takes; only there so a hang fails the test instead of the CI.
 const BOUND: Duration = Duration::from_secs(5);

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::common::{Backend, TestApp};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::{Value, json};
-use tributary::import::{self, Entity};
+use tributary::entities::EntityKind;
+use tributary::import;
 use tributary::providers::load::load_file;
 use tributary::store::runs::RunMode;
 use tributary::store::upsert::UpsertCounts;
@@ -87,7 +88,7 @@ async fn assert_counts_exact(app: &TestApp, expected: &BTreeMap<String, (String,
 }
 
 async fn import(app: &TestApp, name: &str) -> import::ImportSummary {
-    import::import_file(&app.db, Entity::Product, &file(name), |_| {})
+    import::import_file(&app.db, EntityKind::Product, &file(name), |_| {})
         .await
         .unwrap_or_else(|e| panic!("import {name}: {e}"))
 }
@@ -207,7 +208,7 @@ async fn repeated_skus_import_again_unchanged(backend: Backend) {
     let expected = expected_from(&["products_first499_twice.csv", "products_upsert_edits.csv"]);
     assert_eq!(expected.len(), 500);
 
-    let first = import::import_file(&app.db, Entity::Product, &path, |_| {})
+    let first = import::import_file(&app.db, EntityKind::Product, &path, |_| {})
         .await
         .expect("first import");
     assert_eq!((first.rows, first.rejected), (1004, 0));
@@ -224,7 +225,7 @@ async fn repeated_skus_import_again_unchanged(backend: Backend) {
     assert_eq!(stored(&app).await["lay-raise-best-end"].0, "Sajal Sirohi");
     assert_counts_exact(&app, &expected).await;
 
-    let again = import::import_file(&app.db, Entity::Product, &path, |_| {})
+    let again = import::import_file(&app.db, EntityKind::Product, &path, |_| {})
         .await
         .expect("second import");
     assert_eq!(
@@ -267,7 +268,7 @@ async fn a_nul_byte_rejects_only_its_row(backend: Backend) {
         b"name,sku,description\nAnn,s1,first\nBob,s2,has \0 inside\nCid,s3,third\n",
     )
     .expect("write");
-    let summary = import::import_file(&app.db, Entity::Product, &path, |_| {})
+    let summary = import::import_file(&app.db, EntityKind::Product, &path, |_| {})
         .await
         .expect("import");
     assert_eq!(
@@ -603,7 +604,7 @@ async fn a_broken_file_keeps_what_was_read(backend: Backend) {
     let cut = work.path().join("cut.csv.gz");
     std::fs::write(&cut, &whole[..whole.len() / 3]).expect("cut file");
 
-    let error = import::import_file(&app.db, Entity::Product, &cut, |_| {})
+    let error = import::import_file(&app.db, EntityKind::Product, &cut, |_| {})
         .await
         .expect_err("a cut gzip fails");
     assert!(
@@ -644,3 +645,47 @@ async fn a_broken_file_keeps_what_was_read(backend: Backend) {
     assert_counts_exact(&app, &expected).await;
 }
 on_both_databases!(a_broken_file_keeps_what_was_read);
+
+/// Line ends of a bare CR, or a quote never closed, would make the rest of a file one field:
+/// the import fails naming the line instead, and keeps the rows before it.
+async fn unreadable_line_ends_and_quotes_fail_naming_the_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let bare_cr = dir.path().join("mac.csv");
+    std::fs::write(&bare_cr, "name,sku,description\rLamp,a-1,x\rDesk,b-2,y\r").expect("write");
+    let error = import::import_file(&app.db, EntityKind::Product, &bare_cr, |_| {})
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "{}: line 1: lines end with a carriage return alone (CR, the old Mac line end); \
+             convert the file to LF or CRLF line ends",
+            bare_cr.display()
+        )
+    );
+    assert!(stored(&app).await.is_empty());
+
+    let unclosed = dir.path().join("quote.csv");
+    std::fs::write(
+        &unclosed,
+        "name,sku,description\nLamp,a-1,x\n\"Desk,b-2,y\nChair,c-3,z\n",
+    )
+    .expect("write");
+    let error = import::import_file(&app.db, EntityKind::Product, &unclosed, |_| {})
+        .await
+        .expect_err("refused");
+    assert!(
+        error.to_string().ends_with(
+            "line 3: a quoted field is not closed before the end of the file (a `\"` without \
+             its closing `\"`); every row from line 3 on was read as one field"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        stored(&app).await.into_keys().collect::<Vec<_>>(),
+        ["a-1".to_string()]
+    );
+    crate::common::assert_invariants(&app.db).await;
+}
+on_both_databases!(unreadable_line_ends_and_quotes_fail_naming_the_line);

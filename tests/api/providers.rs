@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::mock_provider::{MockConfig, MockProvider, patient_age, patient_name};
+use crate::common::mock_provider::{MockConfig, MockProvider, PATIENTS, patient_age, patient_name};
 use crate::common::{Backend, TestApp, provider};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -328,6 +328,43 @@ async fn the_patients_pipeline_lands_ten_thousand_records(backend: Backend) {
 }
 on_both_databases!(the_patients_pipeline_lands_ten_thousand_records);
 
+/// A followed text document that the pattern does not match is rejected with the reason, not
+/// dropped: the documents whose AGE line holds no digit here.
+async fn a_document_the_pattern_does_not_match_is_rejected(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let text = patients_provider(&mock.base_url, 16)
+        .replace(r"AGE: (?P<age>[^\n]*)\n", r"AGE: (?P<age>[^\n]*\d[^\n]*)\n");
+    assert!(text.contains(r"[^\n]*\d[^\n]*"), "the pattern was changed");
+    let p = provider(dir.path(), "patients", &text);
+    let summary = run(&app, &p, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+    let without_age = (1..=PATIENTS as u32)
+        .filter(|&id| patient_age(id).is_none())
+        .count() as u64;
+    assert!(without_age > 0);
+    assert_eq!(
+        (summary.fetched, summary.counts.inserted, summary.rejected),
+        (10_000, 10_000 - without_age, without_age)
+    );
+    let rejected = entity::rejected_record::Entity::find()
+        .filter(entity::rejected_record::Column::Provider.eq("patients"))
+        .all(&app.db)
+        .await
+        .expect("rejections");
+    assert_eq!(rejected.len() as u64, without_age);
+    assert!(
+        rejected
+            .iter()
+            .all(|r| r.reason == "parse.pattern: no match in the document"
+                && r.payload.as_deref().is_some_and(|p| p.starts_with("ID: "))),
+        "{:?}",
+        rejected.first()
+    );
+}
+on_both_databases!(a_document_the_pattern_does_not_match_is_rejected);
+
 async fn faults_are_retried_and_counts_stay_exact(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let mock = MockProvider::start(MockConfig {
@@ -523,6 +560,108 @@ block_timestamp = { path = "$.block_timestamp", transforms = ["timestamp"] }
     assert_eq!((local.fetched, local.counts.unchanged), (291, 291));
 }
 on_both_databases!(file_providers_read_local_and_remote_files);
+
+/// What `tributary providers` accepts, a run reads the same way: a name in upper case, a URL
+/// whose query follows the extension, gzipped or not.
+async fn file_names_read_in_a_run_as_the_check_reads_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mock = MockProvider::start(MockConfig::default()).await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/ethereum/etl_token_transfers.csv"
+        ),
+        dir.path().join("DATA.CSV"),
+    )
+    .expect("copy");
+    let fields = "[fields]\ntoken_address = \"token_address\"\nfrom_address = \"from_address\"\nto_address = \"to_address\"\nvalue = \"value\"\ntransaction_hash = \"transaction_hash\"\nlog_index = \"log_index\"\nblock_number = \"block_number\"\n";
+    let paths = [
+        "DATA.CSV".to_string(),
+        format!(
+            "{}/files/etl_token_transfers.csv?sig=a1b2&se=2030",
+            mock.base_url
+        ),
+        format!(
+            "{}/files/etl_token_transfers.csv.gz?sig=a1b2",
+            mock.base_url
+        ),
+    ];
+    for (i, path) in paths.iter().enumerate() {
+        let name = format!("file-{i}");
+        // Written and checked as `tributary providers` checks it, then run.
+        let p = provider(
+            dir.path(),
+            &name,
+            &format!(
+                "entity = \"transfer\"\n[source]\nkind = \"file\"\npath = \"{path}\"\n{fields}"
+            ),
+        );
+        let summary = run(&app, &p, RunMode::Full).await;
+        assert_eq!(
+            summary.status,
+            RunStatus::Succeeded,
+            "{path}: {:?}",
+            summary.error
+        );
+        assert_eq!((summary.fetched, summary.rejected), (2, 0), "{path}");
+        assert_eq!(
+            summary.counts.inserted + summary.counts.unchanged,
+            2,
+            "{path}"
+        );
+    }
+}
+on_both_databases!(file_names_read_in_a_run_as_the_check_reads_them);
+
+/// A file provider's line that is not UTF-8 or not JSON is rejected with its line; the rest
+/// of the file lands.
+async fn a_bad_line_in_a_file_is_rejected_and_the_rest_read(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let good = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/ethereum/stream_token_transfers_17173049.jsonl"
+    ))
+    .expect("sample");
+    let lines: Vec<&str> = good.lines().collect();
+    let mut bytes = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i == 5 {
+            bytes.extend_from_slice(b"{\"type\": \"token_transfer\", \"note\": \"\xff\xfe\"}\n");
+        }
+        if i == 9 {
+            bytes.extend_from_slice(b"{\"value\": 1,}\n");
+        }
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+    }
+    std::fs::write(dir.path().join("transfers.jsonl"), &bytes).expect("write");
+    let p = provider(
+        dir.path(),
+        "bad-lines",
+        "entity = \"transfer\"\n[source]\nkind = \"file\"\npath = \"transfers.jsonl\"\n[fields]\ntoken_address = \"token_address\"\nfrom_address = \"from_address\"\nto_address = \"to_address\"\nvalue = { path = \"value\", transforms = [\"uint256\"] }\ntransaction_hash = \"transaction_hash\"\nlog_index = \"log_index\"\nblock_number = \"block_number\"\n",
+    );
+    let summary = run(&app, &p, RunMode::Full).await;
+    assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
+    assert_eq!(
+        (summary.fetched, summary.counts.inserted, summary.rejected),
+        (293, 291, 2)
+    );
+    let rejected = entity::rejected_record::Entity::find()
+        .filter(entity::rejected_record::Column::Provider.eq("bad-lines"))
+        .all(&app.db)
+        .await
+        .expect("rejections");
+    let mut found: Vec<(Option<i64>, String)> =
+        rejected.into_iter().map(|r| (r.line, r.reason)).collect();
+    found.sort();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found[0], (Some(6), "line is not valid UTF-8".to_string()));
+    assert_eq!(found[1].0, Some(11));
+    assert!(found[1].1.starts_with("invalid JSON: "), "{found:?}");
+}
+on_both_databases!(a_bad_line_in_a_file_is_rejected_and_the_rest_read);
 
 async fn a_killed_run_resumes_without_duplicates_or_gaps(backend: Backend) {
     let app = TestApp::spawn(backend).await;

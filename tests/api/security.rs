@@ -552,9 +552,14 @@ async fn seed(app: &TestApp) {
         "name,sku,description\n100% cotton,sku_1,a\n100 percent cotton,skuX1,b\nO'Brien's,o-brien,c\n' OR 1=1 --,inj-1,d\nÜnïcödé ☃,uni-1,e\nback\\slash,bs-1,f\n",
     )
     .expect("products file");
-    tributary::import::import_file(&app.db, tributary::import::Entity::Product, &csv, |_| {})
-        .await
-        .expect("products import");
+    tributary::import::import_file(
+        &app.db,
+        tributary::entities::EntityKind::Product,
+        &csv,
+        |_| {},
+    )
+    .await
+    .expect("products import");
     for advertiser in ["adv_1", "advX1", "100%", "' OR 1=1 --"] {
         let response = app
             .client

@@ -9,8 +9,9 @@ use chrono::{TimeZone, Utc};
 use num_bigint::BigUint;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
-use tributary::ethereum::TransferRecord;
-use tributary::import::{self, Entity};
+use tributary::entities::EntityKind;
+use tributary::entities::transfer::TransferRecord;
+use tributary::import;
 use tributary::store::{transfers, upsert::UpsertCounts};
 use tributary::uint256::U256;
 
@@ -72,7 +73,7 @@ fn rfc3339(epoch: i64) -> String {
         .to_string()
 }
 
-async fn import(app: &TestApp, entity: Entity, path: &Path) -> import::ImportSummary {
+async fn import(app: &TestApp, entity: EntityKind, path: &Path) -> import::ImportSummary {
     import::import_file(&app.db, entity, path, |_| {})
         .await
         .unwrap_or_else(|e| panic!("import {}: {e}", path.display()))
@@ -97,7 +98,7 @@ async fn stream_export_round_trips_every_value_exactly(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let summary = import(
         &app,
-        Entity::Transfer,
+        EntityKind::Transfer,
         &file("stream_token_transfers_17173049.jsonl"),
     )
     .await;
@@ -140,7 +141,7 @@ async fn stream_export_round_trips_every_value_exactly(backend: Backend) {
 
     let again = import(
         &app,
-        Entity::Transfer,
+        EntityKind::Transfer,
         &file("stream_token_transfers_17173049.jsonl"),
     )
     .await;
@@ -160,7 +161,7 @@ async fn a_time_range_returns_exactly_the_rows_a_file_filter_returns(backend: Ba
     let app = TestApp::spawn(backend).await;
     import(
         &app,
-        Entity::Transfer,
+        EntityKind::Transfer,
         &file("stream_token_transfers_17173049.jsonl"),
     )
     .await;
@@ -210,7 +211,7 @@ async fn pages_of_seven_visit_each_row_once_while_rows_arrive(backend: Backend) 
     let app = TestApp::spawn(backend).await;
     import(
         &app,
-        Entity::Transfer,
+        EntityKind::Transfer,
         &file("stream_token_transfers_17173049.jsonl"),
     )
     .await;
@@ -308,7 +309,7 @@ async fn bad_rows_are_rejected_with_reasons_and_the_rest_lands(backend: Backend)
     csv += &good(3);
     std::fs::write(&path, csv).expect("write");
 
-    let summary = import(&app, Entity::Transfer, &path).await;
+    let summary = import(&app, EntityKind::Transfer, &path).await;
     assert_eq!(summary.rows, 7);
     assert_eq!(summary.rejected, 4);
     assert_eq!(
@@ -433,7 +434,7 @@ async fn stats_and_volume_agree_with_the_file(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     import(
         &app,
-        Entity::Transfer,
+        EntityKind::Transfer,
         &file("stream_token_transfers_17173049.jsonl"),
     )
     .await;
@@ -481,11 +482,11 @@ on_both_databases!(stats_and_volume_agree_with_the_file);
 async fn transfers_bring_their_token(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample/tokens.csv");
-    let tokens = import(&app, Entity::Token, Path::new(sample)).await;
+    let tokens = import(&app, EntityKind::Token, Path::new(sample)).await;
     assert_eq!(tokens.counts.inserted, 76);
     import(
         &app,
-        Entity::Transfer,
+        EntityKind::Transfer,
         &file("stream_token_transfers_17173049.jsonl"),
     )
     .await;
@@ -525,7 +526,7 @@ async fn transfers_bring_their_token(backend: Backend) {
     assert_eq!(like["prefix"]["nodes"], json!([{ "symbol": "WETH" }]));
     assert_eq!(like["percent"]["nodes"], json!([]));
     // BigQuery's sparse token rows do not erase what a richer source said.
-    let sparse = import(&app, Entity::Token, Path::new(sample)).await;
+    let sparse = import(&app, EntityKind::Token, Path::new(sample)).await;
     assert_eq!(sparse.counts.unchanged, 76);
 }
 on_both_databases!(transfers_bring_their_token);
@@ -534,7 +535,7 @@ async fn bigquery_exports_import(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let t = import(
         &app,
-        Entity::Transfer,
+        EntityKind::Transfer,
         &file("bigquery_export_token_transfers.csv"),
     )
     .await;
@@ -549,7 +550,7 @@ async fn bigquery_exports_import(backend: Backend) {
         first["transfers"]["nodes"],
         json!([{ "value": "1000", "blockTimestamp": "2016-12-09T18:35:23Z", "blockNumber": 2777948 }])
     );
-    let tokens = import(&app, Entity::Token, &file("bigquery_export_tokens.csv")).await;
+    let tokens = import(&app, EntityKind::Token, &file("bigquery_export_tokens.csv")).await;
     assert_eq!(tokens.rows, 500);
     assert_eq!(tokens.counts.inserted + tokens.rejected, 500);
 }
@@ -576,7 +577,7 @@ async fn duplicates_inside_one_file_resolve_to_the_last_row(backend: Backend) {
         row(3, 11)
     );
     std::fs::write(&path, csv).expect("write");
-    let summary = import(&app, Entity::Transfer, &path).await;
+    let summary = import(&app, EntityKind::Transfer, &path).await;
     // One row stored, from the last record; the two before it are superseded.
     assert_eq!(
         summary.counts,
@@ -593,7 +594,7 @@ async fn duplicates_inside_one_file_resolve_to_the_last_row(backend: Backend) {
 
     // The same file again changes nothing, and says so: the superseded records differ from
     // the stored row, but they were never written.
-    let again = import(&app, Entity::Transfer, &path).await;
+    let again = import(&app, EntityKind::Transfer, &path).await;
     assert_eq!(
         again.counts,
         UpsertCounts {
@@ -617,7 +618,7 @@ async fn gzipped_files_import_like_plain_ones(backend: Backend) {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&plain).expect("compress");
     std::fs::write(&path, gz.finish().expect("finish")).expect("write");
-    let summary = import(&app, Entity::Transfer, &path).await;
+    let summary = import(&app, EntityKind::Transfer, &path).await;
     assert_eq!(
         (summary.rows, summary.counts.inserted, summary.rejected),
         (291, 291, 0)

@@ -7,11 +7,12 @@ use std::io::Cursor;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tributary::ethereum::TransferRecord;
-use tributary::import::ethereum::{self, FileError, Format, Rejection, Row, Rows};
-use tributary::import::products;
-use tributary::store::products::ProductRecord;
-use tributary::transform::{PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS};
+use tributary::entities::Entity;
+use tributary::entities::product::{Product, ProductRecord};
+use tributary::entities::token::Token;
+use tributary::entities::transfer::{Transfer, TransferRecord};
+use tributary::formats::{FileError, Format, Rejection, Row, Rows};
+use tributary::import::read::records;
 use tributary::uint256::U256;
 
 use super::{config, data};
@@ -28,12 +29,13 @@ const READERS: [Reader; 3] = [Reader::Tokens, Reader::Transfers, Reader::Product
 impl Reader {
     /// The columns (CSV) or keys (JSON lines) this reader reads: the fields providers of the
     /// same entity map.
-    fn columns(self) -> &'static [&'static str] {
-        match self {
-            Reader::Tokens => TOKEN_FIELDS,
-            Reader::Transfers => TRANSFER_FIELDS,
-            Reader::Products => PRODUCT_FIELDS,
-        }
+    fn columns(self) -> Vec<&'static str> {
+        let fields = match self {
+            Reader::Tokens => Token::FIELDS,
+            Reader::Transfers => Transfer::FIELDS,
+            Reader::Products => Product::FIELDS,
+        };
+        fields.iter().map(|f| f.name).collect()
     }
 }
 
@@ -73,9 +75,9 @@ fn outcome<T: std::fmt::Debug>(rows: Result<Rows<T>, FileError>) -> Outcome {
 fn read(reader: Reader, bytes: &[u8], format: Format) -> Outcome {
     let input = Cursor::new(bytes.to_vec());
     match reader {
-        Reader::Tokens => outcome(ethereum::tokens(input, format)),
-        Reader::Transfers => outcome(ethereum::transfers(input, format)),
-        Reader::Products => outcome(products::products(input, format)),
+        Reader::Tokens => outcome(records::<Token, _>(input, format)),
+        Reader::Transfers => outcome(records::<Transfer, _>(input, format)),
+        Reader::Products => outcome(records::<Product, _>(input, format)),
     }
 }
 
@@ -402,8 +404,7 @@ proptest! {
         let mut line = 2u64;
         for (name, sku, description) in &rows {
             writer.write_record([name, sku, description]).expect("write");
-            let outcome = ProductRecord::new(sku, Some(name), Some(description))
-                .map(|record| format!("{record:?}"));
+            let outcome = product(sku, name, description).map(|record| format!("{record:?}"));
             expected.push((line, outcome));
             line += 1 + [name, sku, description].iter().map(|t| t.matches('\n').count() as u64).sum::<u64>();
         }
@@ -421,10 +422,19 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, (name, sku, description))| {
-                (i as u64 + 1, ProductRecord::new(sku, Some(name), Some(description)).map(|r| format!("{r:?}")))
+                (i as u64 + 1, product(sku, name, description).map(|r| format!("{r:?}")))
             })
             .collect();
         assert_eq!(out.rows, expected);
+    }
+}
+
+/// The product the entity makes of these fields, as a provider's mapping gives them.
+fn product(sku: &str, name: &str, description: &str) -> Result<ProductRecord, String> {
+    let fields = json!({"sku": sku, "name": name, "description": description});
+    match fields {
+        Value::Object(map) => Product::from_fields(&map, None),
+        _ => unreachable!("an object"),
     }
 }
 

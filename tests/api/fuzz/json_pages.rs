@@ -9,15 +9,14 @@ use chrono::DateTime;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use serde_json_path::JsonPath;
+use tributary::entities::host::Host;
+use tributary::entities::{Entity, EntityKind, Visit};
 use tributary::providers::definition::{FieldSpec, SkipRule};
 use tributary::sources::json;
 use tributary::sources::listing::{
     BodyFormat, ListingError, next_token, next_url, page_records, parse_path,
 };
-use tributary::transform::{
-    HOST_FIELDS, Mapper, PRODUCT_FIELDS, TOKEN_FIELDS, TRANSFER_FIELDS, to_host, to_product,
-    to_token, to_transfer, transforms,
-};
+use tributary::transform::{Mapper, transforms};
 use tributary::uint256::U256;
 
 use super::{config, data};
@@ -251,30 +250,20 @@ proptest! {
         values in prop::collection::vec(json_value(), 16),
         texts in prop::collection::vec("0x[0-9a-f]{0,64}|[0-9]{1,80}|\\PC{0,12}", 16),
     ) {
-        for (fields, convert) in [
-            (TRANSFER_FIELDS, 0),
-            (TOKEN_FIELDS, 1),
-            (PRODUCT_FIELDS, 2),
-            (HOST_FIELDS, 3),
-        ] {
+        for kind in EntityKind::ALL.iter().filter(|k| !k.fields().is_empty()) {
             for use_text in [false, true] {
-                let map: Map<String, Value> = fields
+                let map: Map<String, Value> = kind
+                    .fields()
                     .iter()
                     .enumerate()
-                    .map(|(i, name)| {
+                    .map(|(i, field)| {
                         let value = if use_text { Value::String(texts[i % 16].clone()) } else { values[i % 16].clone() };
-                        (name.to_string(), value)
+                        (field.name.to_string(), value)
                     })
                     .collect();
-                let result = match convert {
-                    0 => to_transfer(&map).map(|_| ()),
-                    1 => to_token(&map).map(|_| ()),
-                    2 => to_product(&map).map(|_| ()),
-                    _ => to_host(&map).map(|_| ()),
-                };
-                if let Err(error) = result {
+                if let Err(error) = kind.visit(FromFields(&map)) {
                     assert!(
-                        fields.iter().any(|n| error.starts_with(&format!("{n}: "))),
+                        kind.fields().iter().any(|f| error.starts_with(&format!("{}: ", f.name))),
                         "error names no field: {error}"
                     );
                 }
@@ -356,7 +345,7 @@ fn real_host_documents_with_odd_values_name_the_field() {
                 changed.insert(key.clone(), value.clone());
                 match mapper
                     .map(&Value::Object(changed))
-                    .and_then(|mapped| to_host(&mapped))
+                    .and_then(|mapped| Host::from_fields(&mapped, None))
                 {
                     Ok(_) => {}
                     Err(error) => {
@@ -374,4 +363,14 @@ fn real_host_documents_with_odd_values_name_the_field() {
         }
     }
     assert!(rejected > 0);
+}
+
+/// A kind's record from mapped fields, whatever the kind: `Ok(())` or the error.
+struct FromFields<'a>(&'a Map<String, Value>);
+
+impl Visit for FromFields<'_> {
+    type Output = Result<(), String>;
+    fn visit<E: Entity>(self) -> Self::Output {
+        E::from_fields(self.0, None).map(|_| ())
+    }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::transfer;
 use proptest::prelude::*;
 use sea_orm::sea_query::Order;
-use tributary::ethereum::{parse_address, parse_tx_hash};
+use tributary::entities::{Field, Fields, Scalar, fields};
 use tributary::graphql::scalars::{BigInt, Bytes, DateTime as GqlDateTime};
 use tributary::store::keyset::{Cursor, KeyValue, PageError, PageRequest, SortOrder};
 use tributary::timestamps::{parse_timestamp, parse_with_format};
@@ -100,13 +100,15 @@ proptest! {
     #[test]
     fn addresses_and_hashes(address in any::<[u8; 20]>(), hash in any::<[u8; 32]>(), text in "\\PC{0,70}|0[xX][0-9a-fA-Fg]{0,66}") {
         let upper = format!("0x{}", hex::encode_upper(address));
-        assert_eq!(parse_address("to_address", &upper), Ok(address));
-        assert_eq!(parse_tx_hash("transaction_hash", &hex::encode_prefixed(hash)), Ok(hash));
-        if let Err(error) = parse_address("to_address", &text) {
+        assert_eq!(fields::address(Scalar::Text(upper.as_str().into())), Ok(address));
+        assert_eq!(fields::tx_hash(Scalar::Text(hex::encode_prefixed(hash).into())), Ok(hash));
+        // Through a record's fields, as every path reads them: the error names the field.
+        let record = serde_json::Map::from_iter([("to_address".to_string(), serde_json::Value::String(text.clone()))]);
+        if let Err(error) = record.required(&Field::required("to_address", 0, ""), fields::address) {
             assert!(error.starts_with("to_address: "), "{error}");
         }
-        if let Err(error) = parse_tx_hash("transaction_hash", &text) {
-            assert!(error.starts_with("transaction_hash: "), "{error}");
+        if let Err(error) = record.required(&Field::required("to_address", 0, ""), fields::tx_hash) {
+            assert!(error.starts_with("to_address: "), "{error}");
         }
     }
 
