@@ -12,7 +12,7 @@ use crate::entities::EntityKind;
 use crate::hosts::HostRules;
 use crate::import;
 use crate::ingest;
-use crate::providers::definition::Provider;
+use crate::providers::Provider;
 use crate::providers::load::load_dir;
 use crate::settings::Settings;
 use crate::sources::outbound::Outbound;
@@ -54,7 +54,11 @@ pub enum Command {
         file: PathBuf,
     },
     /// List the providers in `providers_dir`, validating every file, with each one's last run.
-    Providers,
+    Providers {
+        /// Print the provider file's JSON Schema instead (for editors), and nothing else.
+        #[arg(long)]
+        schema: bool,
+    },
     /// Check the store's invariants (run counters, rejections, unfinished runs, product
     /// counts); prints each one that does not hold. Exit status 1 when any does not.
     Check,
@@ -113,7 +117,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db::migrate(&db, &settings).await?;
             run_import(&db, entity, &file).await
         }
-        Command::Providers => {
+        Command::Providers { schema: true } => {
+            let schema = crate::providers::shape::provider_file_schema();
+            println!("{}", serde_json::to_string_pretty(schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Providers { schema: false } => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(settings.log_format);
             let providers = load_dir(&settings.providers_dir)?;

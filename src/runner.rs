@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::hosts::HostRules;
 use crate::ingest::{self, Cancel, StopReason};
-use crate::providers::definition::Provider;
+use crate::providers::Provider;
 use crate::sources::outbound::Outbound;
 use crate::store::leases;
 use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};

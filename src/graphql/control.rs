@@ -17,7 +17,7 @@ use super::runs::IngestRun;
 use super::runs::{IngestMode, IngestStatus};
 use super::scalars::DateTime;
 use crate::auth::{Caller, Policy};
-use crate::providers::definition::{EntityKind, Provider};
+use crate::providers::{EntityKind, Provider};
 use crate::runner::{Runner, RunnerError};
 use crate::store::keyset::{KeyValue, SortOrder};
 use crate::store::leases;

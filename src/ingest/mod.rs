@@ -17,7 +17,7 @@ pub use self::prepare::Prepared;
 pub use self::write::Item;
 use self::write::{Batch, write_batch};
 use crate::hosts::HostRules;
-use crate::providers::definition::{Provider, Source};
+use crate::providers::{Provider, Source};
 use crate::sources::file::FileReader;
 use crate::sources::listing::{Listing, ListingError, Position};
 use crate::sources::outbound::Outbound;
@@ -207,9 +207,9 @@ async fn drive(
         }
     };
     match &provider.def.source {
-        Source::Http(source) => {
+        Source::Http(_) => {
             let start = checkpoint.and_then(|c| serde_json::from_value::<Position>(c).ok());
-            let listing = prepared.listing(source, start)?;
+            let listing = prepared.listing(start)?;
             // The next page is fetched while this one is written: one page waits at most, so
             // memory stays bounded and a slow database slows the fetching.
             let (sender, mut pages) = mpsc::channel(1);
@@ -244,7 +244,7 @@ async fn drive(
                 }
             }
         }
-        Source::Push => {
+        Source::Push(_) => {
             return Err(IngestError::Provider(format!(
                 "{} is a push provider: records arrive at POST /ingest/{}",
                 provider.name, provider.name

@@ -1,5 +1,5 @@
-//! A provider made ready to run: environment expanded, mappings compiled, and the steps that
-//! turn fetched bodies into raw records.
+//! A provider made ready to run: a copy with `${VAR}` expanded (so secrets live only as long
+//! as the run), mappings compiled, and the steps that turn fetched bodies into raw records.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,8 +10,9 @@ use serde_json_path::JsonPath;
 
 use super::write::{Batch, Item, text_of};
 use crate::hosts::HostRules;
-use crate::providers::definition::{HttpSource, Parse, Provider};
-use crate::providers::load::expand_env;
+use crate::providers::Provider;
+use crate::providers::definition::{HttpMethod, Parse, Source};
+use crate::providers::env::{expand_provider, process_env, secret_query_params};
 use crate::sources::http::{Client, FetchError, Request};
 use crate::sources::json;
 use crate::sources::listing::{BodyFormat, Listing, ListingError, Position, parse_path};
@@ -20,6 +21,7 @@ use crate::transform::path::FieldPath;
 use crate::transform::{Mapper, TextParser};
 
 pub struct Prepared {
+    /// The provider with `${VAR}` expanded: holds secrets, never logged.
     pub provider: Provider,
     /// How `host` observations are matched and merged.
     pub host_rules: HostRules,
@@ -31,27 +33,41 @@ pub struct Prepared {
     /// A provider without `fields` stores each raw record whole; its `key` is then a path into
     /// the raw record.
     whole_key: Option<FieldPath>,
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
+    /// Query parameters whose values came from the environment, shown as `***`.
+    secret_params: Vec<String>,
 }
 
 impl Prepared {
+    /// `${VAR}`s come from the process environment.
     pub fn new(
         provider: &Provider,
         host_rules: &HostRules,
         outbound: &Outbound,
     ) -> Result<Prepared, String> {
+        Prepared::with_env(provider, host_rules, outbound, &process_env)
+    }
+
+    /// `${VAR}`s come from `env`.
+    pub fn with_env(
+        provider: &Provider,
+        host_rules: &HostRules,
+        outbound: &Outbound,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Prepared, String> {
+        let secret_params = match &provider.def.source {
+            Source::Http(http) => secret_query_params(http),
+            _ => Vec::new(),
+        };
+        let provider = expand_provider(provider, env).map_err(|e| e.to_string())?;
         let def = &provider.def;
-        let mapper = Mapper::new(&def.fields, &env)
-            .map_err(|e| format!("{}: {e}", provider.path.display()))?;
+        let mapper =
+            Mapper::new(&def.fields).map_err(|e| format!("{}: {e}", provider.path.display()))?;
         let text = match &def.parse {
             Parse::Text { pattern } => Some(TextParser::new(pattern)?),
             _ => None,
         };
         let follow = match &def.source {
-            crate::providers::definition::Source::Http(http) => match &http.follow {
+            Source::Http(http) => match &http.follow {
                 Some(follow) => Some((
                     parse_path("source.follow.url", &follow.url).map_err(|e| e.to_string())?,
                     follow.concurrency.max(1),
@@ -67,73 +83,46 @@ impl Prepared {
             _ => None,
         };
         Ok(Prepared {
-            provider: provider.clone(),
+            provider,
             host_rules: host_rules.clone(),
             mapper,
             text,
             outbound: outbound.clone(),
             follow,
             whole_key,
+            secret_params,
         })
     }
 
-    /// The listing, with `${VAR}`s expanded now (not at load time), so a secret lives only as
-    /// long as the run.
-    pub fn listing(
-        &self,
-        source: &HttpSource,
-        start: Option<Position>,
-    ) -> Result<Listing, ListingError> {
-        let expand = |key: &str, text: &str| {
-            expand_env(text, &env).map_err(|e| ListingError::Invalid(format!("{key}: {e}")))
+    /// The listing of the provider's HTTP source, from `start` (the checkpoint) or the top.
+    pub fn listing(&self, start: Option<Position>) -> Result<Listing, ListingError> {
+        let Source::Http(source) = &self.provider.def.source else {
+            return Err(ListingError::Invalid(
+                "source: not an http source".to_string(),
+            ));
         };
-        let url = expand("source.url", &source.url)?;
-        let url = url::Url::parse(&url)
+        let url = url::Url::parse(&source.url)
             .map_err(|e| ListingError::Invalid(format!("source.url: not a URL ({e})")))?;
-        let mut headers = BTreeMap::new();
-        for (name, value) in &source.headers {
-            headers.insert(
-                name.clone(),
-                expand(&format!("source.headers.{name}"), value)?,
-            );
-        }
-        let mut query = BTreeMap::new();
-        // Query values taken from the environment are secrets (API keys), whether they are
-        // written in `query` or in the URL itself.
-        let mut secret_params = secret_url_params(&source.url);
-        for (name, value) in &source.query {
-            if value.contains("${") {
-                secret_params.push(name.clone());
-            }
-            query.insert(
-                name.clone(),
-                expand(&format!("source.query.{name}"), value)?,
-            );
-        }
-        let body = match &source.body {
-            Some(body) => Some(expand_json(body, &expand)?),
-            None => None,
-        };
         let client = Client::new(
             &self.provider.name,
             Duration::from_secs(source.timeout_secs),
             source.rate_limit,
             source.retry.clone(),
-            secret_params,
+            self.secret_params.clone(),
             &self.outbound,
         )?;
         let base = Request {
             method: source.method,
             url,
-            headers,
-            body,
+            headers: source.headers.clone(),
+            body: source.body.clone(),
         };
         let format = match (&source.follow, &self.provider.def.parse) {
             (None, Parse::Text { .. }) => BodyFormat::Text,
-            (None, Parse::Csv) => BodyFormat::Csv,
+            (None, Parse::Csv(_)) => BodyFormat::Csv,
             _ => BodyFormat::Json,
         };
-        Listing::new(client, source, base, query, format, start)
+        Listing::new(client, source, base, source.query.clone(), format, start)
     }
 
     /// With `follow`: each listed record is replaced by the document at its URL, fetched
@@ -162,7 +151,7 @@ impl Prepared {
                     });
                 };
                 let request = Request {
-                    method: crate::providers::definition::HttpMethod::Get,
+                    method: HttpMethod::Get,
                     url,
                     headers: BTreeMap::new(),
                     body: None,
@@ -251,39 +240,4 @@ impl Prepared {
             _ => None,
         }
     }
-}
-
-/// Names of the query parameters in an unexpanded URL whose values use `${VAR}`.
-fn secret_url_params(url: &str) -> Vec<String> {
-    let Some((_, query)) = url.split_once('?') else {
-        return Vec::new();
-    };
-    query
-        .split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(_, value)| value.contains("${"))
-        .map(|(name, _)| name.to_string())
-        .collect()
-}
-
-/// `${VAR}` expansion inside a JSON body's strings.
-fn expand_json(
-    value: &Json,
-    expand: &dyn Fn(&str, &str) -> Result<String, ListingError>,
-) -> Result<Json, ListingError> {
-    Ok(match value {
-        Json::String(s) => Json::String(expand("source.body", s)?),
-        Json::Array(items) => Json::Array(
-            items
-                .iter()
-                .map(|v| expand_json(v, expand))
-                .collect::<Result<_, _>>()?,
-        ),
-        Json::Object(map) => Json::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), expand_json(v, expand)?)))
-                .collect::<Result<_, ListingError>>()?,
-        ),
-        other => other.clone(),
-    })
 }

@@ -1,16 +1,18 @@
-//! A provider definition: one TOML file in `providers/` says where data comes from, how its
-//! format is read, and how its fields become an entity's columns. The serde types below are the
-//! file format itself; every field is documented where it is declared.
+//! The provider file format: one TOML file in `providers/` says where data comes from, how its
+//! format is read, and how its fields become an entity's columns. These types are the one
+//! definition of every key: serde reads files into them, the JSON Schema derived from them
+//! (`tributary providers --schema`) is what `shape` checks a file against key by key, and each
+//! key's documentation is written where it is declared. Defaults are named functions.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use crate::entities::EntityKind;
 
 /// One provider file, as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderFile {
     /// Provider id; defaults to the file name without `.toml`.
@@ -39,16 +41,22 @@ pub struct ProviderFile {
 }
 
 /// Where records come from.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Source {
     Http(Box<HttpSource>),
     File(FileSource),
     /// Records are POSTed to `/ingest/{provider}`.
-    Push,
+    Push(Nothing),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A choice that takes no other keys (`kind = "push"`): a key beside it is refused, not
+/// ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nothing {}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSource {
     /// Request URL; `${VAR}` expands from the environment.
@@ -77,20 +85,25 @@ pub struct HttpSource {
     pub follow: Option<Follow>,
     /// Requests in flight at once (pages are still committed in order).
     #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1))]
     pub concurrency: usize,
     /// Requests per second at most, across all of this provider's requests. Absent: no limit.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub rate_limit: Option<f64>,
     /// Seconds one request may take.
     #[serde(default = "default_timeout_secs")]
+    #[schemars(range(min = 1))]
     pub timeout_secs: u64,
+    /// Tries per request with exponential backoff.
     #[serde(default)]
     pub retry: Retry,
     /// A run stops with an error after this many pages (a cursor that never ends).
     #[serde(default = "default_max_pages")]
+    #[schemars(range(min = 1))]
     pub max_pages: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     #[default]
@@ -99,56 +112,81 @@ pub enum HttpMethod {
 }
 
 /// Leave out records whose `field` (a JSONPath into the raw record) matches.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkipRule {
+    /// JSONPath into the raw record.
     pub field: String,
+    /// The field's text starts with this.
     pub starts_with: Option<String>,
+    /// The field's text is this.
     pub equals: Option<String>,
 }
 
 /// How to ask for the next page and recognise the last one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Pagination {
     /// One request.
-    #[default]
-    None,
+    None(Nothing),
     /// `skip`/`limit` style: `offset_param` advances by `page_size`.
     Offset {
+        /// Query parameter of the offset.
         #[serde(default = "default_offset_param")]
         offset_param: String,
+        /// Query parameter of the page size.
         #[serde(default = "default_limit_param")]
         limit_param: String,
+        /// Records asked for per page.
+        #[schemars(range(min = 1))]
         page_size: u64,
+        /// How the listing ends.
         #[serde(default)]
         end: PageEnd,
     },
     /// `page`/`per_page` style, pages counted from `first_page`.
     Page {
+        /// Query parameter of the page number.
         #[serde(default = "default_page_param")]
         page_param: String,
+        /// Query parameter of the page size; absent: not sent.
         size_param: Option<String>,
+        /// Records per page.
+        #[schemars(range(min = 1))]
         page_size: u64,
+        /// Number of the first page.
         #[serde(default = "default_first_page")]
         first_page: u64,
+        /// How the listing ends.
         #[serde(default)]
         end: PageEnd,
     },
     /// A token from the body (`token_path`, JSONPath) or a header (`token_header`), sent back
     /// as the query parameter `param`. The last page has no token.
     Cursor {
+        /// JSONPath to the next page's token in the body.
         token_path: Option<String>,
+        /// Header holding the next page's token.
         token_header: Option<String>,
+        /// Query parameter the token is sent back as.
         param: String,
     },
     /// The next page's full URL: from the body (`next_path`, JSONPath) or, when absent, the
     /// `Link: <…>; rel="next"` header.
-    Link { next_path: Option<String> },
+    Link {
+        /// JSONPath to the next page's URL in the body.
+        next_path: Option<String>,
+    },
+}
+
+impl Default for Pagination {
+    fn default() -> Self {
+        Pagination::None(Nothing {})
+    }
 }
 
 /// How an offset or page listing ends.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageEnd {
     /// A page with fewer records than the page size is the last (default true; an empty page
@@ -157,6 +195,7 @@ pub struct PageEnd {
     pub short_page: bool,
     /// Statuses that mean "past the end" rather than failure (the Silk API answers 500).
     #[serde(default)]
+    #[schemars(inner(range(min = 100, max = 599)))]
     pub statuses: Vec<u16>,
     /// On such a status, ask again for the same offset with a smaller page (halving down to
     /// 1), so an API that errors whenever `offset + limit` passes the end still yields its
@@ -175,26 +214,29 @@ impl Default for PageEnd {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Follow {
     /// JSONPath to the URL in each listed record, e.g. `$.mediaLink`.
     pub url: String,
     /// Documents fetched at once.
     #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1))]
     pub concurrency: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Retry {
     /// Tries per request, the first included.
     #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1))]
     pub attempts: u32,
     /// First backoff; doubles each retry, with jitter, up to `max_backoff_ms`. A
     /// `Retry-After` on 429/503 is honoured instead.
     #[serde(default = "default_initial_backoff_ms")]
     pub initial_backoff_ms: u64,
+    /// Longest wait between two tries.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
 }
@@ -209,7 +251,7 @@ impl Default for Retry {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
     /// A local path (relative to the provider file's directory) or an http(s) URL.
@@ -220,7 +262,7 @@ pub struct FileSource {
     pub records: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileFormat {
     Csv,
@@ -229,36 +271,60 @@ pub enum FileFormat {
 }
 
 /// How a fetched body (or followed document) is read into records.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "format", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Parse {
-    #[default]
-    Json,
-    Csv,
+    /// JSON; `source.records` selects the records.
+    Json(Nothing),
+    /// CSV, each row a record, its header naming the fields.
+    Csv(Nothing),
     /// A regular expression with named captures; each match is one record, the captures its
     /// fields. `(?s)` lets `.` span lines.
     Text {
+        /// The regular expression.
         pattern: String,
     },
 }
 
+impl Default for Parse {
+    fn default() -> Self {
+        Parse::Json(Nothing {})
+    }
+}
+
 /// Where one entity field's value comes from, and what is done to it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum FieldSpec {
     /// Shorthand: a JSONPath (`$.a.b`), a bare key (`a`) or a capture name.
     Path(String),
-    Full {
-        /// JSONPath, key or capture name. Absent: the value comes from `transforms`
-        /// (`default`) alone.
-        path: Option<String>,
-        #[serde(default)]
-        transforms: Vec<Transform>,
-    },
+    Full(FieldTable),
+}
+
+/// A field with transforms: `{ path = "…", transforms = [...] }`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldTable {
+    /// JSONPath, key or capture name. Absent: the value comes from `transforms` (`default`)
+    /// alone.
+    pub path: Option<String>,
+    /// Steps applied to the value, in order.
+    #[serde(default)]
+    pub transforms: Vec<Transform>,
+}
+
+impl FieldSpec {
+    /// Where the value comes from (absent: from a `default` transform alone), and its steps.
+    pub fn parts(&self) -> (Option<&str>, &[Transform]) {
+        match self {
+            FieldSpec::Path(path) => (Some(path), &[]),
+            FieldSpec::Full(table) => (table.path.as_deref(), &table.transforms),
+        }
+    }
 }
 
 /// One step applied to a field's value, in order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Transform {
     /// `"trim"`, `"lowercase"`, `"int"`, `"uint256"`, `"hex"`, `"mac"`, `"ip"`,
@@ -270,7 +336,8 @@ pub enum Transform {
     With(TransformWith),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// A transform that takes no settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TransformName {
     Trim,
@@ -285,15 +352,25 @@ pub enum TransformName {
     Sha256,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A transform with settings: a table with one key, the transform's name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum TransformWith {
     /// First integer in free text; `default` when there is none.
-    Int { default: Option<i64> },
+    Int {
+        /// The value when the text holds no integer.
+        default: Option<i64>,
+    },
     /// Epoch seconds or milliseconds, RFC 3339, Mongo `{"$date": …}`, or `format` (strftime).
-    Timestamp { format: Option<String> },
+    Timestamp {
+        /// A strftime format, such as `%m/%d/%Y %H:%M:%S`.
+        format: Option<String>,
+    },
     /// Keyed SHA-256 (HMAC), hex: personal data that must stay joinable but not readable.
-    Sha256 { key: String },
+    Sha256 {
+        /// The secret key, usually `${VAR}`.
+        key: String,
+    },
     /// Replaces a text equal to a key by the key's value; other values pass unchanged. Makes
     /// one provider's vocabulary match another's (`AWS_EC2_V2` → `AWS`).
     Map(BTreeMap<String, String>),
@@ -336,47 +413,4 @@ fn default_initial_backoff_ms() -> u64 {
 }
 fn default_max_backoff_ms() -> u64 {
     10_000
-}
-
-/// A provider ready to run: its file, validated, with its resolved name.
-#[derive(Debug, Clone)]
-pub struct Provider {
-    pub name: String,
-    /// The file it was read from.
-    pub path: PathBuf,
-    pub def: ProviderFile,
-}
-
-impl Provider {
-    /// `http`, `file` or `push`.
-    pub fn source_kind(&self) -> &'static str {
-        match self.def.source {
-            Source::Http(_) => "http",
-            Source::File(_) => "file",
-            Source::Push => "push",
-        }
-    }
-
-    /// Whether raw payloads are kept: `keep_raw`, by default on for `http` — except when a
-    /// field is redacted or hashed, because the raw payload would hold that personal data in
-    /// clear (set `keep_raw = true` to keep it anyway).
-    pub fn keep_raw(&self) -> bool {
-        self.def
-            .keep_raw
-            .unwrap_or(matches!(self.def.source, Source::Http(_)) && !self.has_sensitive_fields())
-    }
-
-    /// Some field is redacted or hashed.
-    pub fn has_sensitive_fields(&self) -> bool {
-        self.def.fields.values().any(|spec| match spec {
-            FieldSpec::Path(_) => false,
-            FieldSpec::Full { transforms, .. } => transforms.iter().any(|t| {
-                matches!(
-                    t,
-                    Transform::Name(TransformName::Redact | TransformName::Sha256)
-                        | Transform::With(TransformWith::Sha256 { .. })
-                )
-            }),
-        })
-    }
 }

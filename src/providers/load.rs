@@ -1,34 +1,20 @@
-//! Reading and validating provider files.
+//! Reading provider files: a directory of them or one, every problem of every file collected.
 //!
-//! A file is checked in three steps, and every problem found is reported with the file, the
-//! key path (`source.pagination.page_size`) and what was expected:
+//! A file is checked in three steps, and every problem is reported with the file, the key path
+//! (`source.pagination.page_size`) and what was expected:
 //!
 //! 1. TOML syntax.
-//! 2. Shape: every key known, every required key present, every value of the right type and
-//!    range. This is done on the raw TOML rather than left to serde because serde loses the
-//!    key path inside tagged and untagged enums (`source`, `pagination`, `parse`, fields and
-//!    transforms), and silently ignores extra keys next to a unit variant (`kind = "push"`).
-//! 3. Meaning: names, entity columns, cron expressions, JSONPaths, regular expressions, URLs
-//!    and `${VAR}` references, checked on the typed [`ProviderFile`].
-//!
-//! `${VAR}` references are only checked for syntax here; [`expand_provider`] replaces them when
-//! a run starts, so secrets live in memory only while a run needs them.
+//! 2. Shape (`shape`): every key known, every required key present, every value of the right
+//!    type and range, against the schema derived from `definition.rs`.
+//! 3. Meaning (`validate`): names, entity fields, cron expressions, JSONPaths, regular
+//!    expressions, URLs and `${VAR}` syntax, on the typed [`ProviderFile`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use croner::parser::{CronParser, Seconds, Year};
-use regex::Regex;
+use super::definition::ProviderFile;
+use super::{Provider, shape, validate};
 
-use serde_json_path::JsonPath;
-use toml::Value;
-
-use super::definition::{
-    EntityKind, FieldSpec, FileFormat, FileSource, HttpMethod, HttpSource, PageEnd, Pagination,
-    Parse, Provider, ProviderFile, Source, Transform, TransformWith,
-};
-
-/// One problem with one provider file.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {}{}", .file.display(), key_prefix(.key), .message)]
 pub struct LoadError {
@@ -137,188 +123,36 @@ pub fn load_file(path: &Path) -> Result<Provider, LoadError> {
     })
 }
 
-/// Expands `${VAR}` references from `env` (`|name| std::env::var(name).ok()` for the process
-/// environment). `$${` stands for a literal `${`; a `$` not followed by `{` is kept as it is.
-/// Values are inserted as they are, never expanded again. The error names the variable, never
-/// a value.
-pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(after) = tail.strip_prefix("$${") {
-            out.push_str("${");
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("${") {
-            let Some(end) = after.find('}') else {
-                return Err("`${` without a closing `}`".to_string());
-            };
-            let name = &after[..end];
-            if !valid_var_name(name) {
-                return Err(
-                    "`${…}` must hold a variable name: letters, digits and `_`, not starting with a digit"
-                        .to_string(),
-                );
-            }
-            match env(name) {
-                Some(value) => out.push_str(&value),
-                None => return Err(format!("environment variable `{name}` is not set")),
-            }
-            rest = &after[end + 1..];
-        } else {
-            out.push('$');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// A copy of `provider` with `${VAR}` expanded in the request URL, header values, query
-/// values, body strings and `sha256` keys. Called when a run starts; the copy holds secrets,
-/// so it is dropped when the run ends and never logged. An unset variable is an error naming
-/// the file, the key and the variable.
-pub fn expand_provider(
-    provider: &Provider,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Provider, LoadError> {
-    let fail = |key: String, message: String| LoadError {
-        file: provider.path.clone(),
-        key,
-        message,
-    };
-    let mut out = provider.clone();
-    if let Source::Http(http) = &mut out.def.source {
-        http.url = expand_env(&http.url, env).map_err(|m| fail("source.url".to_string(), m))?;
-        if !is_http_url(&http.url) {
-            return Err(fail(
-                "source.url".to_string(),
-                "after `${…}` expansion, not an http:// or https:// URL".to_string(),
-            ));
-        }
-        for (name, value) in http.headers.iter_mut() {
-            *value =
-                expand_env(value, env).map_err(|m| fail(format!("source.headers.{name}"), m))?;
-        }
-        for (name, value) in http.query.iter_mut() {
-            *value = expand_env(value, env).map_err(|m| fail(format!("source.query.{name}"), m))?;
-        }
-        if let Some(body) = &mut http.body {
-            expand_json(body, "source.body", env).map_err(|(key, m)| fail(key, m))?;
-        }
-    }
-    for (name, spec) in out.def.fields.iter_mut() {
-        if let FieldSpec::Full { transforms, .. } = spec {
-            for (i, transform) in transforms.iter_mut().enumerate() {
-                if let Transform::With(TransformWith::Sha256 { key }) = transform {
-                    *key = expand_env(key, env).map_err(|m| {
-                        fail(format!("fields.{name}.transforms[{i}].sha256.key"), m)
-                    })?;
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn expand_json(
-    value: &mut serde_json::Value,
-    path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), (String, String)> {
-    match value {
-        serde_json::Value::String(s) => {
-            *s = expand_env(s, env).map_err(|m| (path.to_string(), m))?;
-        }
-        serde_json::Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                expand_json(item, &format!("{path}[{i}]"), env)?;
-            }
-        }
-        serde_json::Value::Object(map) => {
-            for (key, item) in map.iter_mut() {
-                expand_json(item, &child(path, key), env)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Where a `file` source reads from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileLocation {
-    /// A local file; relative paths are resolved against the provider file's directory.
-    Local(PathBuf),
-    /// An http(s) URL.
-    Url(String),
-}
-
-/// Resolves a `file` source's `path` against the directory of the provider's file.
-pub fn file_location(provider: &Provider, source: &FileSource) -> FileLocation {
-    if has_http_scheme(&source.path) {
-        FileLocation::Url(source.path.clone())
-    } else {
-        let base = provider.path.parent().unwrap_or_else(|| Path::new(""));
-        FileLocation::Local(base.join(&source.path))
-    }
-}
-
-/// A `file` source's name as its format and compression are told from: lower case, without a
-/// URL's query or fragment.
-fn file_name(source: &FileSource) -> String {
-    source
-        .path
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-}
-
-/// Whether a `file` source is gzipped: its name ends in `.gz` (any case; a URL's query is
-/// ignored).
-pub fn file_gzip(source: &FileSource) -> bool {
-    file_name(source).ends_with(".gz")
-}
-
-/// A `file` source's format: `format` when given, otherwise from the name (`.csv`, `.jsonl`
-/// or `.ndjson`, `.json`, each optionally followed by `.gz`; any case; a URL's query is
-/// ignored).
-pub fn file_format(source: &FileSource) -> Option<FileFormat> {
-    if let Some(format) = source.format {
-        return Some(format);
-    }
-    let name = file_name(source);
-    let name = name.strip_suffix(".gz").unwrap_or(&name);
-    if name.ends_with(".csv") {
-        Some(FileFormat::Csv)
-    } else if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
-        Some(FileFormat::Jsonl)
-    } else if name.ends_with(".json") {
-        Some(FileFormat::Json)
-    } else {
-        None
-    }
-}
-
-/// The smallest `rate_limit`: one request per 10^9 seconds. Below it the wait between two
-/// requests is past what a `Duration` holds (`5e-324` makes it infinite).
-const MIN_RATE_LIMIT: f64 = 1e-9;
-
 /// Collects problems for one file.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     file: &'a Path,
     list: Vec<LoadError>,
 }
 
 impl Problems<'_> {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.list.push(LoadError {
             file: self.file.to_path_buf(),
             key: key.into(),
             message: message.into(),
         });
+    }
+
+    /// Problems of no file, to try whether a value fits.
+    pub(super) fn detached() -> Problems<'static> {
+        Problems {
+            file: Path::new(""),
+            list: Vec::new(),
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(super) fn list(&self) -> &[LoadError] {
+        &self.list
     }
 }
 
@@ -342,12 +176,12 @@ fn check_file(path: &Path) -> Result<Provider, Vec<LoadError>> {
             return Err(problems.list);
         }
     };
-    check_table(&raw, TOP_KEYS, "", None, &mut problems);
+    shape::check(&raw, &mut problems);
     if !problems.list.is_empty() {
         return Err(problems.list);
     }
-    // The shape check above accepts only what these types accept, so this fails only if the
-    // two drift apart; the error then still points at a line.
+    // The shape check's schema is derived from these types (a test holds the two to agree),
+    // so this fails only if they drift apart; the error then still points at a line.
     let def: ProviderFile = match toml::from_str(&text) {
         Ok(def) => def,
         Err(e) => {
@@ -364,7 +198,7 @@ fn check_file(path: &Path) -> Result<Provider, Vec<LoadError>> {
             true,
         ),
     };
-    validate(&def, &raw, &name, from_file_name, &mut problems);
+    validate::validate(&def, &raw, &name, from_file_name, &mut problems);
     if problems.list.is_empty() {
         Ok(Provider {
             name,
@@ -396,919 +230,14 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shape: the file format of `definition.rs`, key by key.
-
-/// What a value must be.
-#[derive(Clone, Copy)]
-enum Ty {
-    Str,
-    Bool,
-    /// A whole number, 0 or more.
-    Uint,
-    /// A whole number, 1 or more.
-    Count,
-    Int,
-    /// A finite number greater than 0.
-    Positive,
-    OneOf(&'static [&'static str]),
-    /// A table whose values are strings.
-    StrMap,
-    /// Any value but a TOML date (serde would turn one into an odd object).
-    Any,
-    /// A list of HTTP status codes.
-    Statuses,
-    Table(&'static [Key]),
-    /// `[[…]]`: a list of tables.
-    TableList(&'static [Key]),
-    /// A table whose keys depend on the value of its tag key (`kind`, `format`).
-    Tagged(&'static str, &'static [Variant]),
-    /// The `fields` table.
-    Fields,
-    /// A field's `transforms` list.
-    Transforms,
-}
-
-struct Key {
-    name: &'static str,
-    ty: Ty,
-    required: bool,
-}
-
-struct Variant {
-    tag: &'static str,
-    keys: &'static [Key],
-}
-
-const fn opt(name: &'static str, ty: Ty) -> Key {
-    Key {
-        name,
-        ty,
-        required: false,
-    }
-}
-
-const fn req(name: &'static str, ty: Ty) -> Key {
-    Key {
-        name,
-        ty,
-        required: true,
-    }
-}
-
-const TOP_KEYS: &[Key] = &[
-    opt("name", Ty::Str),
-    req(
-        "entity",
-        Ty::OneOf(&["token", "transfer", "host", "product", "record"]),
-    ),
-    opt("dataset", Ty::Str),
-    opt("schedule", Ty::Str),
-    opt("enabled", Ty::Bool),
-    opt("keep_raw", Ty::Bool),
-    opt("key", Ty::Str),
-    req("source", Ty::Tagged("kind", SOURCE_KINDS)),
-    opt("parse", Ty::Tagged("format", PARSE_FORMATS)),
-    opt("fields", Ty::Fields),
-];
-
-const SOURCE_KINDS: &[Variant] = &[
-    Variant {
-        tag: "http",
-        keys: HTTP_KEYS,
-    },
-    Variant {
-        tag: "file",
-        keys: FILE_KEYS,
-    },
-    Variant {
-        tag: "push",
-        keys: &[],
-    },
-];
-
-const HTTP_KEYS: &[Key] = &[
-    req("url", Ty::Str),
-    opt("method", Ty::OneOf(&["GET", "POST"])),
-    opt("headers", Ty::StrMap),
-    opt("query", Ty::StrMap),
-    opt("body", Ty::Any),
-    opt("records", Ty::Str),
-    opt("skip", Ty::TableList(SKIP_KEYS)),
-    opt("pagination", Ty::Tagged("kind", PAGINATION_KINDS)),
-    opt("follow", Ty::Table(FOLLOW_KEYS)),
-    opt("concurrency", Ty::Count),
-    opt("rate_limit", Ty::Positive),
-    opt("timeout_secs", Ty::Count),
-    opt("retry", Ty::Table(RETRY_KEYS)),
-    opt("max_pages", Ty::Count),
-];
-
-const SKIP_KEYS: &[Key] = &[
-    req("field", Ty::Str),
-    opt("starts_with", Ty::Str),
-    opt("equals", Ty::Str),
-];
-
-const PAGINATION_KINDS: &[Variant] = &[
-    Variant {
-        tag: "none",
-        keys: &[],
-    },
-    Variant {
-        tag: "offset",
-        keys: &[
-            opt("offset_param", Ty::Str),
-            opt("limit_param", Ty::Str),
-            req("page_size", Ty::Count),
-            opt("end", Ty::Table(END_KEYS)),
-        ],
-    },
-    Variant {
-        tag: "page",
-        keys: &[
-            opt("page_param", Ty::Str),
-            opt("size_param", Ty::Str),
-            req("page_size", Ty::Count),
-            opt("first_page", Ty::Uint),
-            opt("end", Ty::Table(END_KEYS)),
-        ],
-    },
-    Variant {
-        tag: "cursor",
-        keys: &[
-            opt("token_path", Ty::Str),
-            opt("token_header", Ty::Str),
-            req("param", Ty::Str),
-        ],
-    },
-    Variant {
-        tag: "link",
-        keys: &[opt("next_path", Ty::Str)],
-    },
-];
-
-const END_KEYS: &[Key] = &[
-    opt("short_page", Ty::Bool),
-    opt("statuses", Ty::Statuses),
-    opt("shrink_on_end_status", Ty::Bool),
-];
-
-const FOLLOW_KEYS: &[Key] = &[req("url", Ty::Str), opt("concurrency", Ty::Count)];
-
-const RETRY_KEYS: &[Key] = &[
-    opt("attempts", Ty::Count),
-    opt("initial_backoff_ms", Ty::Uint),
-    opt("max_backoff_ms", Ty::Uint),
-];
-
-const FILE_KEYS: &[Key] = &[
-    req("path", Ty::Str),
-    opt("format", Ty::OneOf(&["csv", "jsonl", "json"])),
-    opt("records", Ty::Str),
-];
-
-const PARSE_FORMATS: &[Variant] = &[
-    Variant {
-        tag: "json",
-        keys: &[],
-    },
-    Variant {
-        tag: "csv",
-        keys: &[],
-    },
-    Variant {
-        tag: "text",
-        keys: &[req("pattern", Ty::Str)],
-    },
-];
-
-const FIELD_KEYS: &[Key] = &[opt("path", Ty::Str), opt("transforms", Ty::Transforms)];
-
-const TRANSFORM_NAMES: &[&str] = &[
-    "trim",
-    "lowercase",
-    "int",
-    "uint256",
-    "hex",
-    "mac",
-    "ip",
-    "timestamp",
-    "redact",
-    "sha256",
-];
-
-const INT_KEYS: &[Key] = &[opt("default", Ty::Int)];
-const TIMESTAMP_KEYS: &[Key] = &[opt("format", Ty::Str)];
-const SHA256_KEYS: &[Key] = &[req("key", Ty::Str)];
-
-impl Ty {
-    /// What a value of this type looks like, for messages.
-    fn expected(self) -> String {
-        match self {
-            Ty::Str => "expected a string".to_string(),
-            Ty::Bool => "expected true or false".to_string(),
-            Ty::Uint => "expected a whole number (0 or more)".to_string(),
-            Ty::Count => "expected a whole number of at least 1".to_string(),
-            Ty::Int => "expected a whole number".to_string(),
-            Ty::Positive => "expected a number greater than 0".to_string(),
-            Ty::OneOf(names) => format!("expected one of {}", quoted(names.iter().copied())),
-            Ty::StrMap => "expected a table of strings".to_string(),
-            Ty::Any => "expected a value".to_string(),
-            Ty::Statuses => "expected a list of HTTP status codes (100 to 599)".to_string(),
-            Ty::Table(_) => "expected a table".to_string(),
-            Ty::TableList(_) => "expected a list of tables (`[[…]]`)".to_string(),
-            Ty::Tagged(tag, variants) => format!(
-                "expected a table with `{tag}` = {}",
-                quoted(variants.iter().map(|v| v.tag))
-            ),
-            Ty::Fields => "expected a table of entity field = path".to_string(),
-            Ty::Transforms => "expected a list of transforms".to_string(),
-        }
-    }
-}
-
-/// `` `a`, `b`, `c` ``
-fn quoted<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    names
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn child(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-/// Checks a table's keys against `keys`. `tag` is the tag key and its value when the table is
-/// one variant of a tagged enum; the tag key is then allowed too.
-fn check_table(
-    table: &toml::Table,
-    keys: &[Key],
-    path: &str,
-    tag: Option<(&str, &str)>,
-    problems: &mut Problems,
-) {
-    for (name, value) in table {
-        if tag.is_some_and(|(tag_key, _)| tag_key == name) {
-            continue;
-        }
-        let key_path = child(path, name);
-        match keys.iter().find(|k| k.name == name) {
-            Some(key) => check_value(value, key.ty, &key_path, problems),
-            None => {
-                let message = match tag {
-                    Some((tag_key, variant)) if keys.is_empty() => {
-                        format!("unknown key; `{tag_key} = \"{variant}\"` takes no other keys")
-                    }
-                    Some((tag_key, _)) => format!(
-                        "unknown key; expected one of {}",
-                        quoted(std::iter::once(tag_key).chain(keys.iter().map(|k| k.name)))
-                    ),
-                    None => format!(
-                        "unknown key; expected one of {}",
-                        quoted(keys.iter().map(|k| k.name))
-                    ),
-                };
-                problems.add(key_path, message);
-            }
-        }
-    }
-    for key in keys.iter().filter(|k| k.required) {
-        if !table.contains_key(key.name) {
-            problems.add(
-                child(path, key.name),
-                format!("missing; {}", key.ty.expected()),
-            );
-        }
-    }
-}
-
-fn check_value(value: &Value, ty: Ty, path: &str, problems: &mut Problems) {
-    let fits = match (ty, value) {
-        (Ty::Str, Value::String(_)) => true,
-        (Ty::Bool, Value::Boolean(_)) => true,
-        (Ty::Uint, Value::Integer(n)) => *n >= 0,
-        (Ty::Count, Value::Integer(n)) => *n >= 1,
-        (Ty::Int, Value::Integer(_)) => true,
-        (Ty::Positive, Value::Integer(n)) => *n > 0,
-        (Ty::Positive, Value::Float(x)) => x.is_finite() && *x > 0.0,
-        (Ty::OneOf(names), Value::String(s)) => {
-            if !names.contains(&s.as_str()) {
-                problems.add(path, format!("{} (found `{s}`)", ty.expected()));
-            }
-            true
-        }
-        (Ty::StrMap, Value::Table(table)) => {
-            for (name, item) in table {
-                check_value(item, Ty::Str, &child(path, name), problems);
-            }
-            true
-        }
-        (Ty::Any, _) => {
-            check_no_dates(value, path, problems);
-            true
-        }
-        (Ty::Statuses, Value::Array(items)) => items
-            .iter()
-            .all(|item| matches!(item, Value::Integer(n) if (100..=599).contains(n))),
-        (Ty::Table(keys), Value::Table(table)) => {
-            check_table(table, keys, path, None, problems);
-            true
-        }
-        (Ty::TableList(keys), Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                let item_path = format!("{path}[{i}]");
-                match item {
-                    Value::Table(table) => check_table(table, keys, &item_path, None, problems),
-                    _ => problems.add(item_path, "expected a table"),
-                }
-            }
-            true
-        }
-        (Ty::Tagged(tag, variants), Value::Table(table)) => {
-            check_tagged(table, tag, variants, path, problems);
-            true
-        }
-        (Ty::Fields, Value::Table(table)) => {
-            check_fields(table, path, problems);
-            true
-        }
-        (Ty::Transforms, Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                check_transform(item, &format!("{path}[{i}]"), problems);
-            }
-            true
-        }
-        _ => false,
-    };
-    if !fits {
-        problems.add(path, ty.expected());
-    }
-}
-
-fn check_tagged(
-    table: &toml::Table,
-    tag: &str,
-    variants: &[Variant],
-    path: &str,
-    problems: &mut Problems,
-) {
-    let names = || quoted(variants.iter().map(|v| v.tag));
-    let tag_path = child(path, tag);
-    match table.get(tag) {
-        None => problems.add(tag_path, format!("missing; expected one of {}", names())),
-        Some(Value::String(value)) => match variants.iter().find(|v| v.tag == value) {
-            Some(variant) => check_table(table, variant.keys, path, Some((tag, value)), problems),
-            None => problems.add(
-                tag_path,
-                format!("expected one of {} (found `{value}`)", names()),
-            ),
-        },
-        Some(_) => problems.add(tag_path, format!("expected one of {}", names())),
-    }
-}
-
-fn check_fields(table: &toml::Table, path: &str, problems: &mut Problems) {
-    for (name, spec) in table {
-        let field_path = child(path, name);
-        match spec {
-            Value::String(_) => {}
-            Value::Table(table) => check_table(table, FIELD_KEYS, &field_path, None, problems),
-            _ => problems.add(
-                field_path,
-                "expected a path (a string) or a table with `path` and `transforms`",
-            ),
-        }
-    }
-}
-
-fn check_transform(item: &Value, path: &str, problems: &mut Problems) {
-    let unknown = |name: &str| {
-        format!(
-            "unknown transform `{name}`; expected one of {}, or a table such as `{{ int = {{ default = 0 }} }}`",
-            quoted(TRANSFORM_NAMES.iter().copied())
-        )
-    };
-    match item {
-        Value::String(name) => {
-            if !TRANSFORM_NAMES.contains(&name.as_str()) {
-                problems.add(path, unknown(name));
-            }
-        }
-        Value::Table(table) if table.len() == 1 => {
-            for (name, value) in table {
-                let with_path = child(path, name);
-                match name.as_str() {
-                    "int" => check_value(value, Ty::Table(INT_KEYS), &with_path, problems),
-                    "timestamp" => {
-                        check_value(value, Ty::Table(TIMESTAMP_KEYS), &with_path, problems)
-                    }
-                    "sha256" => check_value(value, Ty::Table(SHA256_KEYS), &with_path, problems),
-                    "map" => check_value(value, Ty::StrMap, &with_path, problems),
-                    "default" => check_value(value, Ty::Any, &with_path, problems),
-                    _ => problems.add(with_path, unknown(name)),
-                }
-            }
-        }
-        Value::Table(_) => problems.add(
-            path,
-            "expected a table with exactly one transform, such as `{ timestamp = { format = \"%Y-%m-%d\" } }`",
-        ),
-        _ => problems.add(path, "expected a transform name or a table"),
-    }
-}
-
-fn check_no_dates(value: &Value, path: &str, problems: &mut Problems) {
-    match value {
-        Value::Datetime(_) => problems.add(
-            path,
-            "TOML dates are not supported here; write the date as a string",
-        ),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                check_no_dates(item, &format!("{path}[{i}]"), problems);
-            }
-        }
-        Value::Table(table) => {
-            for (name, item) in table {
-                check_no_dates(item, &child(path, name), problems);
-            }
-        }
-        _ => {}
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Meaning.
-
-fn validate(
-    def: &ProviderFile,
-    raw: &toml::Table,
-    name: &str,
-    from_file_name: bool,
-    problems: &mut Problems,
-) {
-    if !valid_name(name) {
-        let origin = if from_file_name {
-            " (from the file name)"
-        } else {
-            ""
-        };
-        problems.add(
-            "name",
-            format!(
-                "`{name}`{origin} is not a valid provider name; expected lowercase letters, digits, `_` and `-`"
-            ),
-        );
-    }
-
-    match (def.entity, &def.dataset) {
-        (EntityKind::Record, None) => {
-            problems.add("dataset", "missing; required when entity = \"record\"")
-        }
-        (EntityKind::Record, Some(dataset)) if !valid_name(dataset) => problems.add(
-            "dataset",
-            format!(
-                "`{dataset}` is not a valid dataset name; expected lowercase letters, digits, `_` and `-`"
-            ),
-        ),
-        (EntityKind::Record, Some(_)) => {}
-        (_, Some(_)) => problems.add("dataset", "only allowed when entity = \"record\""),
-        (_, None) => {}
-    }
-    if def.entity == EntityKind::Host && def.key.is_some() {
-        problems.add(
-            "key",
-            "not used with entity = \"host\": the `id` field is the provider's id for the host",
-        );
-    }
-    if def.entity == EntityKind::Record && def.key.is_none() {
-        problems.add("key", "missing; required when entity = \"record\"");
-    }
-
-    if let Some(schedule) = &def.schedule
-        && let Err(e) = check_cron(schedule)
-    {
-        problems.add("schedule", e);
-    }
-
-    // Capture names of a text pattern: the only field paths such a provider can use.
-    let captures = match &def.parse {
-        Parse::Text { pattern } => match Regex::new(pattern) {
-            Ok(re) => {
-                let names: Vec<String> = re.capture_names().flatten().map(String::from).collect();
-                if names.is_empty() {
-                    problems.add(
-                        "parse.pattern",
-                        "has no named capture; each record's fields come from `(?P<name>…)` groups",
-                    );
-                    None
-                } else {
-                    Some(names)
-                }
-            }
-            Err(e) => {
-                problems.add(
-                    "parse.pattern",
-                    format!("not a valid regular expression: {}", regex_message(&e)),
-                );
-                None
-            }
-        },
-        Parse::Json | Parse::Csv => None,
-    };
-
-    let raw_source = raw.get("source").and_then(Value::as_table);
-    match &def.source {
-        Source::Http(http) => check_http(http, raw_source, &def.parse, problems),
-        Source::File(file) => {
-            check_file_source(file, problems);
-            if raw.contains_key("parse") {
-                problems.add(
-                    "parse",
-                    "not used by file sources; the file's format is `source.format`",
-                );
-            }
-        }
-        Source::Push => {
-            if raw.contains_key("parse") {
-                problems.add(
-                    "parse",
-                    "not used by push sources; records are posted as JSON or JSON lines",
-                );
-            }
-        }
-    }
-
-    check_mapping(def, captures.as_deref(), problems);
-}
-
-fn check_http(
-    http: &HttpSource,
-    raw: Option<&toml::Table>,
-    parse: &Parse,
-    problems: &mut Problems,
-) {
-    if !url_shape_ok(&http.url) {
-        problems.add(
-            "source.url",
-            "expected an http:// or https:// URL (or one starting with `${VAR}`)",
-        );
-    }
-    check_env_syntax(&http.url, "source.url", problems);
-    for (name, value) in &http.headers {
-        let key = format!("source.headers.{name}");
-        if !valid_header_name(name) {
-            problems.add(&key, "not a valid HTTP header name");
-        }
-        check_env_syntax(value, &key, problems);
-    }
-    for (name, value) in &http.query {
-        check_env_syntax(value, &format!("source.query.{name}"), problems);
-    }
-    if let Some(body) = &http.body {
-        if http.method == HttpMethod::Get {
-            problems.add("source.body", "only sent with method = \"POST\"");
-        }
-        check_body_env(body, "source.body", problems);
-    }
-
-    check_jsonpath(&http.records, "source.records", problems);
-    let records_given = raw.is_some_and(|t| t.contains_key("records"));
-    if records_given && http.follow.is_none() && !matches!(parse, Parse::Json) {
-        problems.add(
-            "source.records",
-            "only used when responses are JSON (parse.format = \"json\") or with `follow`",
-        );
-    }
-
-    for (i, rule) in http.skip.iter().enumerate() {
-        check_jsonpath(&rule.field, &format!("source.skip[{i}].field"), problems);
-        if rule.starts_with.is_none() && rule.equals.is_none() {
-            problems.add(
-                format!("source.skip[{i}]"),
-                "expected `starts_with` or `equals` (or both: either one matching skips)",
-            );
-        }
-    }
-
-    match &http.pagination {
-        Pagination::None => {}
-        Pagination::Offset { end, .. } | Pagination::Page { end, .. } => check_end(end, problems),
-        Pagination::Cursor {
-            token_path,
-            token_header,
-            ..
-        } => {
-            if token_path.is_some() == token_header.is_some() {
-                problems.add(
-                    "source.pagination",
-                    "expected exactly one of `token_path` or `token_header`",
-                );
-            }
-            if let Some(path) = token_path {
-                check_jsonpath(path, "source.pagination.token_path", problems);
-            }
-        }
-        Pagination::Link { next_path } => {
-            if let Some(path) = next_path {
-                check_jsonpath(path, "source.pagination.next_path", problems);
-            }
-        }
-    }
-
-    if let Some(follow) = &http.follow {
-        check_jsonpath(&follow.url, "source.follow.url", problems);
-    }
-    if http.rate_limit.is_some_and(|rate| rate < MIN_RATE_LIMIT) {
-        problems.add(
-            "source.rate_limit",
-            format!("expected at least {MIN_RATE_LIMIT} requests per second"),
-        );
-    }
-    if http.retry.initial_backoff_ms > http.retry.max_backoff_ms {
-        problems.add(
-            "source.retry.max_backoff_ms",
-            "expected at least `initial_backoff_ms`",
-        );
-    }
-}
-
-fn check_end(end: &PageEnd, problems: &mut Problems) {
-    if end.shrink_on_end_status && end.statuses.is_empty() {
-        problems.add(
-            "source.pagination.end.shrink_on_end_status",
-            "needs at least one status in `statuses`",
-        );
-    }
-}
-
-fn check_file_source(file: &FileSource, problems: &mut Problems) {
-    if file.path.trim().is_empty() {
-        problems.add("source.path", "expected a file path or an http(s) URL");
-    } else if has_http_scheme(&file.path) {
-        if !is_http_url(&file.path) {
-            problems.add("source.path", "not a valid http(s) URL");
-        }
-    } else if file.path.contains("://") {
-        problems.add(
-            "source.path",
-            "expected a local path or an http:// or https:// URL",
-        );
-    }
-    let format = file_format(file);
-    if format.is_none() {
-        problems.add(
-            "source.format",
-            "missing; the file name does not tell the format; expected one of `csv`, `jsonl`, `json`",
-        );
-    }
-    if let Some(records) = &file.records {
-        if format == Some(FileFormat::Json) {
-            check_jsonpath(records, "source.records", problems);
-        } else {
-            problems.add("source.records", "only used with format = \"json\"");
-        }
-    }
-}
-
-/// Fields against the entity's columns, field paths, transforms and `key`.
-///
-/// A `record` provider may leave `fields` empty: each raw record is then stored whole, and
-/// `key` is read from the raw record (a key, a JSONPath or a capture name) instead of naming a
-/// field.
-fn check_mapping(def: &ProviderFile, captures: Option<&[String]>, problems: &mut Problems) {
-    let entity = def.entity.name();
-    // A kind with no field list (`record`) keeps whatever fields are mapped.
-    let columns = def.entity.fields();
-    if def.fields.is_empty() && !columns.is_empty() {
-        problems.add(
-            "fields",
-            format!("expected at least one field for entity = \"{entity}\""),
-        );
-    }
-    if !columns.is_empty() {
-        for name in def.fields.keys() {
-            if !columns.iter().any(|c| c.name == name) {
-                problems.add(
-                    format!("fields.{name}"),
-                    format!(
-                        "not a column of {entity}; expected one of {}",
-                        quoted(columns.iter().map(|c| c.name))
-                    ),
-                );
-            }
-        }
-        if !def.fields.is_empty() {
-            for column in columns
-                .iter()
-                .filter(|c| c.required && !def.fields.contains_key(c.name))
-            {
-                problems.add(
-                    format!("fields.{}", column.name),
-                    format!("missing; required for entity = \"{entity}\""),
-                );
-            }
-        }
-    }
-
-    for (name, spec) in &def.fields {
-        let (path, path_key, transforms) = match spec {
-            FieldSpec::Path(path) => (Some(path.as_str()), format!("fields.{name}"), &[][..]),
-            FieldSpec::Full { path, transforms } => (
-                path.as_deref(),
-                format!("fields.{name}.path"),
-                transforms.as_slice(),
-            ),
-        };
-        match path {
-            Some(path) => check_value_path(path, &path_key, captures, problems),
-            None => {
-                let has_default = transforms
-                    .iter()
-                    .any(|t| matches!(t, Transform::With(TransformWith::Default(_))));
-                if !has_default {
-                    problems.add(
-                        format!("fields.{name}"),
-                        "no `path`, so `transforms` needs a `default`",
-                    );
-                }
-            }
-        }
-        for (i, transform) in transforms.iter().enumerate() {
-            let key = format!("fields.{name}.transforms[{i}]");
-            match transform {
-                Transform::With(TransformWith::Sha256 { key: secret }) => {
-                    let key = format!("{key}.sha256.key");
-                    if secret.trim().is_empty() {
-                        problems.add(&key, "expected a key, usually `${VAR}`");
-                    }
-                    check_env_syntax(secret, &key, problems);
-                }
-                Transform::With(TransformWith::Timestamp {
-                    format: Some(format),
-                }) if !valid_strftime(format) => {
-                    problems.add(
-                        format!("{key}.timestamp.format"),
-                        "not a valid strftime format (such as `%m/%d/%Y %H:%M:%S`)",
-                    );
-                }
-                _ => {}
-            }
-        }
-    }
-
-    if let Some(key) = &def.key {
-        if def.fields.is_empty() {
-            check_value_path(key, "key", captures, problems);
-        } else if !def.fields.contains_key(key) {
-            problems.add(
-                "key",
-                format!(
-                    "`{key}` is not one of the fields; expected one of {}",
-                    quoted(def.fields.keys().map(String::as_str))
-                ),
-            );
-        }
-    }
-}
-
-/// A path to a value in a raw record: a JSONPath (starting with `$`), or else a top-level key:
-/// a JSON key, a CSV column, or for text patterns a capture name.
-fn check_value_path(path: &str, key: &str, captures: Option<&[String]>, problems: &mut Problems) {
-    if path.is_empty() {
-        problems.add(key, "expected a JSONPath, a key or a capture name");
-    } else if path.starts_with('$') {
-        check_jsonpath(path, key, problems);
-    } else if let Some(captures) = captures
-        && !captures.iter().any(|c| c == path)
-    {
-        problems.add(
-            key,
-            format!(
-                "`{path}` is not a named capture of parse.pattern; expected one of {}",
-                quoted(captures.iter().map(String::as_str))
-            ),
-        );
-    }
-}
-
-/// A cron expression as the scheduler reads it: six fields, seconds first.
-fn check_cron(expr: &str) -> Result<(), String> {
-    const EXPECTED: &str = "expected a cron expression with 6 fields (second minute hour day-of-month month day-of-week)";
-    let count = expr.split_whitespace().count();
-    if count != 6 {
-        return Err(format!("{EXPECTED}, found {count}"));
-    }
-    CronParser::builder()
-        .seconds(Seconds::Required)
-        .year(Year::Disallowed)
-        .dom_and_dow(true)
-        .build()
-        .parse(expr)
-        .map(|_| ())
-        .map_err(|e| format!("{EXPECTED}: {e}"))
-}
-
-fn check_jsonpath(path: &str, key: &str, problems: &mut Problems) {
-    if let Err(e) = JsonPath::parse(path) {
-        problems.add(key, format!("not a valid JSONPath (RFC 9535): {e}"));
-    }
-}
-
-fn check_env_syntax(text: &str, key: &str, problems: &mut Problems) {
-    // Any value will do: only the syntax of the references is checked at load time.
-    if let Err(e) = expand_env(text, &|_| Some(String::new())) {
-        problems.add(key, e);
-    }
-}
-
-fn check_body_env(value: &serde_json::Value, path: &str, problems: &mut Problems) {
-    match value {
-        serde_json::Value::String(s) => check_env_syntax(s, path, problems),
-        serde_json::Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                check_body_env(item, &format!("{path}[{i}]"), problems);
-            }
-        }
-        serde_json::Value::Object(map) => {
-            for (name, item) in map {
-                check_body_env(item, &child(path, name), problems);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// The last `error: …` line of the regex crate's multi-line message.
-fn regex_message(error: &regex::Error) -> String {
-    let text = error.to_string();
-    text.lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("error: "))
-        .unwrap_or_else(|| text.lines().next().unwrap_or_default())
-        .to_string()
-}
-
-fn valid_strftime(format: &str) -> bool {
-    !chrono::format::StrftimeItems::new(format)
-        .any(|item| matches!(item, chrono::format::Item::Error))
-}
-
-/// Provider and dataset names: `[a-z0-9_-]+`.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
-fn valid_var_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
-/// An HTTP header name (RFC 9110 token).
-fn valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn has_http_scheme(text: &str) -> bool {
-    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
-}
-
-fn is_http_url(text: &str) -> bool {
-    url::Url::parse(text)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-}
-
-/// The URL before expansion: `${VAR}` first (the whole base comes from the environment), or a
-/// literal http(s) scheme; fully literal URLs must parse.
-fn url_shape_ok(url: &str) -> bool {
-    if url.starts_with("${") {
-        true
-    } else if !has_http_scheme(url) {
-        false
-    } else {
-        url.contains("${") || is_http_url(url)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::definition::{
+        FileFormat, HttpMethod, Pagination, Parse, Source, Transform, TransformWith,
+    };
+    use crate::providers::env::expand_provider;
+    use crate::providers::resolve::{FileLocation, file_format, file_location};
 
     /// A valid token provider to start from.
     const PUSH_TOKEN: &str = r#"
@@ -1613,13 +542,13 @@ block_timestamp = { path = "block_timestamp", transforms = [{ timestamp = { form
         assert_eq!(
             problems(&format!("bogus = 1\n{PUSH_TOKEN}")),
             [
-                "bogus: unknown key; expected one of `name`, `entity`, `dataset`, `schedule`, `enabled`, `keep_raw`, `key`, `source`, `parse`, `fields`"
+                "bogus: unknown key; expected one of `dataset`, `enabled`, `entity`, `fields`, `keep_raw`, `key`, `name`, `parse`, `schedule`, `source`"
             ]
         );
         assert_eq!(
             problems(&http("method = \"POST\"\nheader = { a = \"b\" }", "")),
             [
-                "source.header: unknown key; expected one of `kind`, `url`, `method`, `headers`, `query`, `body`, `records`, `skip`, `pagination`, `follow`, `concurrency`, `rate_limit`, `timeout_secs`, `retry`, `max_pages`"
+                "source.header: unknown key; expected one of `kind`, `body`, `concurrency`, `follow`, `headers`, `max_pages`, `method`, `pagination`, `query`, `rate_limit`, `records`, `retry`, `skip`, `timeout_secs`, `url`"
             ]
         );
         assert_eq!(
@@ -1628,7 +557,7 @@ block_timestamp = { path = "block_timestamp", transforms = [{ timestamp = { form
                 ""
             )),
             [
-                "source.pagination.pagesize: unknown key; expected one of `kind`, `offset_param`, `limit_param`, `page_size`, `end`"
+                "source.pagination.pagesize: unknown key; expected one of `kind`, `end`, `limit_param`, `offset_param`, `page_size`"
             ]
         );
         assert_eq!(
@@ -1637,7 +566,7 @@ block_timestamp = { path = "block_timestamp", transforms = [{ timestamp = { form
                 ""
             )),
             [
-                "source.pagination.end.status: unknown key; expected one of `short_page`, `statuses`, `shrink_on_end_status`"
+                "source.pagination.end.status: unknown key; expected one of `short_page`, `shrink_on_end_status`, `statuses`"
             ]
         );
         // Extra keys next to a kind that takes none are not silently ignored.
@@ -1770,7 +699,7 @@ cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2
         assert_eq!(
             problems(&PUSH_TOKEN.replace("[\"hex\"]", "[\"hexx\"]")),
             [
-                "fields.address.transforms[0]: unknown transform `hexx`; expected one of `trim`, `lowercase`, `int`, `uint256`, `hex`, `mac`, `ip`, `timestamp`, `redact`, `sha256`, or a table such as `{ int = { default = 0 } }`"
+                "fields.address.transforms[0]: expected one of `trim`, `lowercase`, `int`, `uint256`, `hex`, `mac`, `ip`, `timestamp`, `redact`, `sha256` (found `hexx`)"
             ]
         );
         assert_eq!(
@@ -1779,7 +708,7 @@ cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("{ path = \"address\", transforms = [\"hex\"] }", "3")),
-            ["fields.address: expected a path (a string) or a table with `path` and `transforms`"]
+            ["fields.address: expected a string or a table with `path`, `transforms`"]
         );
         assert_eq!(
             problems(&http(
@@ -1977,7 +906,7 @@ url = "mediaLink""#,
                 ""
             )),
             [
-                "source.pagination.end.statuses: expected a list of HTTP status codes (100 to 599)",
+                "source.pagination.end.statuses: expected a list of whole numbers from 100 to 599",
                 "source.pagination.page_size: expected a whole number of at least 1",
             ]
         );
@@ -2192,44 +1121,6 @@ url = "mediaLink""#,
     }
 
     #[test]
-    fn expand_env_replaces_variables_and_never_shows_values() {
-        let env = |name: &str| match name {
-            "SILK_TOKEN" => Some("s3cr3t".to_string()),
-            "EMPTY" => Some(String::new()),
-            "TRICKY" => Some("${SILK_TOKEN}".to_string()),
-            _ => None,
-        };
-        assert_eq!(
-            expand_env("plain $5 text", &env).as_deref(),
-            Ok("plain $5 text")
-        );
-        assert_eq!(
-            expand_env("Bearer ${SILK_TOKEN}!", &env).as_deref(),
-            Ok("Bearer s3cr3t!")
-        );
-        assert_eq!(expand_env("a${EMPTY}b", &env).as_deref(), Ok("ab"));
-        // A value is inserted as it is, never expanded again.
-        assert_eq!(
-            expand_env("${TRICKY}", &env).as_deref(),
-            Ok("${SILK_TOKEN}")
-        );
-        assert_eq!(
-            expand_env("$${SILK_TOKEN}", &env).as_deref(),
-            Ok("${SILK_TOKEN}")
-        );
-        assert_eq!(
-            expand_env("${SILK_TOKEN}${UNSET_VAR}", &env),
-            Err("environment variable `UNSET_VAR` is not set".to_string())
-        );
-        assert_eq!(
-            expand_env("${SILK_TOKEN", &env),
-            Err("`${` without a closing `}`".to_string())
-        );
-        assert!(expand_env("${}", &env).is_err());
-        assert!(expand_env("${A-B}", &env).is_err());
-    }
-
-    #[test]
     fn expand_provider_expands_secrets_and_names_the_key() {
         let provider = good(&format!(
             "{}\n",
@@ -2258,9 +1149,8 @@ url = "mediaLink""#,
         assert_eq!(source.query["k"], "s3cr3t");
         assert_eq!(source.body, Some(serde_json::json!({"auth": ["s3cr3t"]})));
         assert!(matches!(
-            &expanded.def.fields["name"],
-            FieldSpec::Full { transforms, .. }
-                if matches!(&transforms[0], Transform::With(TransformWith::Sha256 { key }) if key == "pepper")
+            expanded.def.fields["name"].parts().1,
+            [Transform::With(TransformWith::Sha256 { key })] if key == "pepper"
         ));
         // The loaded provider itself keeps the references.
         let Source::Http(original) = &provider.def.source else {
@@ -2284,34 +1174,5 @@ url = "mediaLink""#,
         let error = expand_provider(&provider, &bad_base).expect_err("not a URL");
         assert_eq!(error.key, "source.url");
         assert!(!error.to_string().contains("s3cr3t"));
-    }
-
-    #[test]
-    fn file_formats_and_locations() {
-        let source = |path: &str| FileSource {
-            path: path.to_string(),
-            format: None,
-            records: None,
-        };
-        assert_eq!(file_format(&source("a.CSV.gz")), Some(FileFormat::Csv));
-        assert_eq!(file_format(&source("a.ndjson")), Some(FileFormat::Jsonl));
-        assert_eq!(
-            file_format(&source("https://x/a.json?x=1.csv")),
-            Some(FileFormat::Json)
-        );
-        assert_eq!(file_format(&source("a.txt")), None);
-        let provider = Provider {
-            name: "p".to_string(),
-            path: PathBuf::from("providers/p.toml"),
-            def: toml::from_str(PUSH_TOKEN).expect("valid"),
-        };
-        assert_eq!(
-            file_location(&provider, &source("../data/a.csv")),
-            FileLocation::Local(PathBuf::from("providers/../data/a.csv"))
-        );
-        assert_eq!(
-            file_location(&provider, &source("https://x/a.csv")),
-            FileLocation::Url("https://x/a.csv".to_string())
-        );
     }
 }

@@ -33,7 +33,7 @@ pub async fn ingest(
     let Some(provider) = state.runner.provider(&name).cloned() else {
         return error(StatusCode::NOT_FOUND, format!("no provider named {name:?}"));
     };
-    if !matches!(provider.def.source, Source::Push) {
+    if !matches!(provider.def.source, Source::Push(_)) {
         return error(
             StatusCode::BAD_REQUEST,
             format!(

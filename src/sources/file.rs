@@ -21,8 +21,9 @@ use super::outbound::Outbound;
 use crate::formats::jsonl::{JsonRows, invalid_json};
 use crate::formats::{self, FileError, Row};
 use crate::ingest::Item;
-use crate::providers::definition::{FileFormat, FileSource, Provider};
-use crate::providers::load::{FileLocation, file_format, file_gzip, file_location};
+use crate::providers::Provider;
+use crate::providers::definition::{FileFormat, FileSource};
+use crate::providers::resolve::{FileLocation, file_format, file_gzip, file_location};
 
 /// Rows per chunk; each chunk is one committed batch.
 const CHUNK: usize = 5_000;

@@ -171,7 +171,7 @@ impl Listing {
     /// Fetches the page at `position`.
     async fn fetch(&self, position: Position) -> Result<FetchedPage, ListingError> {
         let page = match self.pagination.clone() {
-            Pagination::None => {
+            Pagination::None(_) => {
                 let response = self.get(&self.base.url.clone(), &[], &[]).await?;
                 let records = self.records_of(&response.body)?;
                 FetchedPage {

@@ -16,12 +16,12 @@ use chrono::format::{Item, StrftimeItems};
 use serde_json::{Map, Value};
 
 use crate::providers::definition::{FieldSpec, Transform, TransformName, TransformWith};
-use crate::providers::load::expand_env;
 use path::FieldPath;
 
 pub use text::TextParser;
 
-/// A provider's field mappings, compiled once (JSONPaths parsed, regexes built, `${VAR}` in sha256 keys expanded).
+/// A provider's field mappings, compiled once (JSONPaths parsed, transforms checked). Built from
+/// a provider whose `${VAR}`s are expanded (`providers::env`): sha256 keys are taken as they are.
 #[derive(Clone)]
 pub struct Mapper {
     /// In field-name order; redacted fields are left out, since they are never written.
@@ -60,16 +60,12 @@ enum Step {
 }
 
 impl Mapper {
-    /// `env` resolves `${VAR}` references (the caller passes `|k| std::env::var(k).ok()`); an undefined variable is an error.
-    /// Errors name the field and what is wrong (e.g. "fields.age: bad JSONPath `$.[`: …", "fields.id: sha256 key: environment variable `PII_KEY` is not set").
-    pub fn new(
-        fields: &BTreeMap<String, FieldSpec>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Mapper, String> {
+    /// Errors name the field and what is wrong (e.g. "fields.age: bad JSONPath `$.[`: …").
+    pub fn new(fields: &BTreeMap<String, FieldSpec>) -> Result<Mapper, String> {
         let mut compiled = Vec::with_capacity(fields.len());
         for (name, spec) in fields {
             if let Some(field) =
-                compile_field(name, spec, env).map_err(|error| format!("fields.{name}: {error}"))?
+                compile_field(name, spec).map_err(|error| format!("fields.{name}: {error}"))?
             {
                 compiled.push(field);
             }
@@ -112,15 +108,8 @@ impl fmt::Debug for Mapper {
 }
 
 /// One field's mapping, or `None` when it is redacted.
-fn compile_field(
-    name: &str,
-    spec: &FieldSpec,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Field>, String> {
-    let (path, transforms) = match spec {
-        FieldSpec::Path(path) => (Some(path), &[][..]),
-        FieldSpec::Full { path, transforms } => (path.as_ref(), transforms.as_slice()),
-    };
+fn compile_field(name: &str, spec: &FieldSpec) -> Result<Option<Field>, String> {
+    let (path, transforms) = spec.parts();
     let path = path
         .map(|text| {
             FieldPath::parse(text).map_err(|error| format!("bad JSONPath `{text}`: {error}"))
@@ -129,7 +118,7 @@ fn compile_field(
     let mut steps = Vec::with_capacity(transforms.len());
     let mut redacted = false;
     for transform in transforms {
-        match compile_step(transform, env)? {
+        match compile_step(transform)? {
             Some(step) => steps.push(step),
             None => redacted = true,
         }
@@ -148,10 +137,7 @@ fn compile_field(
 }
 
 /// The step for one transform; `None` for `redact`.
-fn compile_step(
-    transform: &Transform,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Step>, String> {
+fn compile_step(transform: &Transform) -> Result<Option<Step>, String> {
     let step = match transform {
         Transform::Name(name) => match name {
             TransformName::Trim => Step::Trim,
@@ -176,13 +162,12 @@ fn compile_step(
                 }
             }
             TransformWith::Sha256 { key } => {
-                let key = expand_env(key, env).map_err(|error| format!("sha256 key: {error}"))?;
                 // An empty key would quietly make the hash a guessable one.
                 if key.is_empty() {
                     return Err("sha256 key is empty".to_string());
                 }
                 Step::Sha256 {
-                    key: Some(key.into_bytes()),
+                    key: Some(key.clone().into_bytes()),
                 }
             }
             TransformWith::Map(map) => Step::Map(map.clone()),
@@ -280,16 +265,8 @@ mod tests {
             .fields
     }
 
-    fn no_env(_: &str) -> Option<String> {
-        None
-    }
-
-    fn test_env(name: &str) -> Option<String> {
-        (name == "PII_KEY").then(|| "test-pii-key".to_string())
-    }
-
     fn mapper(toml_text: &str) -> Mapper {
-        Mapper::new(&fields(toml_text), &test_env).expect("valid mapping")
+        Mapper::new(&fields(toml_text)).expect("valid mapping")
     }
 
     #[test]
@@ -375,10 +352,9 @@ mod tests {
         );
 
         // Once normalized, CrowdStrike's dash-form MAC is one of Qualys' for the same machine.
-        let crowdstrike = Mapper::new(
-            &fields("[fields]\nmac = { path = \"mac_address\", transforms = [\"mac\"] }"),
-            &no_env,
-        )
+        let crowdstrike = Mapper::new(&fields(
+            "[fields]\nmac = { path = \"mac_address\", transforms = [\"mac\"] }",
+        ))
         .expect("valid mapping");
         let same_machine = &documents(CROWDSTRIKE)[2];
         assert_eq!(same_machine["local_ip"], json!("172.31.19.223"));
@@ -413,7 +389,7 @@ No change to medication; review again in two weeks.
             id = "ID"
             age = { path = "AGE", transforms = [{ int = { default = 0 } }] }
             name = { path = "NAME", transforms = ["redact"] }
-            name_hash = { path = "NAME", transforms = ["trim", "lowercase", { sha256 = { key = "${PII_KEY}" } }] }
+            name_hash = { path = "NAME", transforms = ["trim", "lowercase", { sha256 = { key = "test-pii-key" } }] }
             institution = { path = "INSTITUTION", transforms = ["trim"] }
             activity = "ACTIVITY"
             comment = { path = "COMMENT", transforms = ["trim"] }
@@ -529,7 +505,7 @@ No change to medication; review again in two weeks.
     fn plain_and_keyed_hashes_differ() {
         let plain = mapper("[fields]\nh = { path = \"n\", transforms = [\"sha256\"] }");
         let keyed = mapper(
-            "[fields]\nh = { path = \"n\", transforms = [{ sha256 = { key = \"k-${PII_KEY}\" } }] }",
+            "[fields]\nh = { path = \"n\", transforms = [{ sha256 = { key = \"k-test-pii-key\" } }] }",
         );
         let raw = json!({"n": "abc"});
         assert_eq!(
@@ -548,27 +524,12 @@ No change to medication; review again in two weeks.
 
     #[test]
     fn new_errors_name_the_field() {
-        let error = |toml_text: &str| {
-            Mapper::new(&fields(toml_text), &test_env).expect_err("should be refused")
-        };
+        let error =
+            |toml_text: &str| Mapper::new(&fields(toml_text)).expect_err("should be refused");
         assert!(
             error("[fields]\nage = \"$.[\"").starts_with("fields.age: bad JSONPath `$.[`: "),
             "{}",
             error("[fields]\nage = \"$.[\"")
-        );
-        assert_eq!(
-            Mapper::new(
-                &fields("[fields]\nid = { path = \"ID\", transforms = [{ sha256 = { key = \"${PII_KEY}\" } }] }"),
-                &no_env
-            )
-            .expect_err("unset"),
-            "fields.id: sha256 key: environment variable `PII_KEY` is not set"
-        );
-        assert_eq!(
-            error(
-                "[fields]\nid = { path = \"ID\", transforms = [{ sha256 = { key = \"${PII_KEY\" } }] }"
-            ),
-            "fields.id: sha256 key: `${` without a closing `}`"
         );
         assert_eq!(
             error("[fields]\nid = { path = \"ID\", transforms = [{ sha256 = { key = \"\" } }] }"),

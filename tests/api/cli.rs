@@ -302,3 +302,22 @@ async fn check_lists_every_invariant_and_fails_naming_a_broken_one() {
         "{stdout}"
     );
 }
+
+#[test]
+fn providers_schema_prints_the_provider_file_schema() {
+    let output = tributary()
+        .args(["providers", "--schema"])
+        .output()
+        .expect("run tributary providers --schema");
+    assert_eq!(output.status.code(), Some(0));
+    let schema: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(schema["title"], "ProviderFile");
+    assert_eq!(schema["required"], json!(["entity", "source"]));
+    let kinds: Vec<&str> = schema["$defs"]["Source"]["oneOf"]
+        .as_array()
+        .expect("source kinds")
+        .iter()
+        .filter_map(|kind| kind["properties"]["kind"]["const"].as_str())
+        .collect();
+    assert_eq!(kinds, ["http", "file", "push"]);
+}

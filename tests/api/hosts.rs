@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
 use tributary::ingest::{self, RunSummary};
-use tributary::providers::definition::Provider;
+use tributary::providers::Provider;
 use tributary::providers::load::load_file;
 use tributary::store::runs::{RunMode, RunStatus};
 

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::EntityTrait;
 use tributary::hosts::HostRules;
 use tributary::ingest::RunSummary;
-use tributary::providers::definition::Provider;
+use tributary::providers::Provider;
 use tributary::store::runs::{RunMode, RunStatus};
 
 /// The API key the fault providers send as a query parameter; never shown in an error.

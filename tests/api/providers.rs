@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
 use tributary::ingest::RunSummary;
-use tributary::providers::definition::Provider;
+use tributary::providers::Provider;
 use tributary::providers::load::load_file;
 use tributary::store::runs::{RunMode, RunStatus};
 

@@ -13,7 +13,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
 use tributary::ingest::RunSummary;
-use tributary::providers::definition::Provider;
+use tributary::providers::Provider;
 use tributary::sources::outbound::Outbound;
 use tributary::store::runs::{RunMode, RunStatus};
 

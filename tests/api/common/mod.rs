@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
 use tributary::ingest::{self, Cancel, RunSummary};
-use tributary::providers::definition::Provider;
+use tributary::providers::Provider;
 use tributary::providers::load::load_file;
 use tributary::settings::Settings;
 use tributary::sources::outbound::Outbound;

@@ -231,7 +231,7 @@ proptest! {
     /// Every transform on any value: a value, or an error that starts with the field's name.
     #[test]
     fn transforms_on_any_value_name_the_field(v in json_value(), text in "\\PC{0,30}") {
-        let mapper = Mapper::new(&every_transform(), &|_| None).expect("valid mapping");
+        let mapper = Mapper::new(&every_transform()).expect("valid mapping");
         let names: Vec<String> = every_transform().into_keys().collect();
         for raw in [json!({"v": v}), json!({"v": text}), v.clone()] {
             match mapper.map(&raw) {
@@ -324,7 +324,7 @@ fn real_host_documents_with_odd_values_name_the_field() {
         fields: BTreeMap<String, FieldSpec>,
     }
     let fields: File = toml::from_str(&text).expect("provider file");
-    let mapper = Mapper::new(&fields.fields, &|_| None).expect("mapping");
+    let mapper = Mapper::new(&fields.fields).expect("mapping");
     let odd = [
         json!(null),
         json!(""),

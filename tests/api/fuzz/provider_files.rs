@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use tributary::hosts::HostRules;
 use tributary::ingest::Prepared;
 use tributary::providers::definition::Source;
-use tributary::providers::load::{LoadError, LoadErrors, expand_provider, load_dir};
+use tributary::providers::load::{LoadError, LoadErrors, load_dir};
 
 use super::config;
 
@@ -29,17 +29,18 @@ fn load(name: &str, text: &str) -> (tempfile::TempDir, Result<(), Vec<LoadError>
 }
 
 /// What a run does with a loaded provider before its first request.
-fn prepare(provider: &tributary::providers::definition::Provider) {
+fn prepare(provider: &tributary::providers::Provider) {
     let env = |_: &str| Some("http://127.0.0.1:9".to_string());
-    let Ok(expanded) = expand_provider(provider, &env) else {
+    let Ok(prepared) = Prepared::with_env(
+        provider,
+        &HostRules::default(),
+        &crate::common::outbound(),
+        &env,
+    ) else {
         return;
     };
-    let Ok(prepared) = Prepared::new(&expanded, &HostRules::default(), &crate::common::outbound())
-    else {
-        return;
-    };
-    if let Source::Http(http) = &expanded.def.source {
-        let _ = prepared.listing(http, None);
+    if let Source::Http(_) = &provider.def.source {
+        let _ = prepared.listing(None);
     }
 }
 
