@@ -230,17 +230,13 @@ fn toml_message(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
+/// Provider files for the tests of this module and its siblings.
 #[cfg(test)]
-mod tests {
+pub(super) mod fixtures {
     use super::*;
-    use crate::providers::definition::{
-        FileFormat, HttpMethod, Pagination, Parse, Source, Transform, TransformWith,
-    };
-    use crate::providers::env::expand_provider;
-    use crate::providers::resolve::{FileLocation, file_format, file_location};
 
     /// A valid token provider to start from.
-    const PUSH_TOKEN: &str = r#"
+    pub const PUSH_TOKEN: &str = r#"
 entity = "token"
 [source]
 kind = "push"
@@ -249,7 +245,7 @@ address = { path = "address", transforms = ["hex"] }
 "#;
 
     /// Writes `files` into a fresh directory and loads it.
-    fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Vec<Provider>, LoadErrors>) {
+    pub fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Vec<Provider>, LoadErrors>) {
         let dir = tempfile::tempdir().expect("temporary directory");
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write provider file");
@@ -259,7 +255,7 @@ address = { path = "address", transforms = ["hex"] }
     }
 
     /// Loads one file named `p.toml`, which must load.
-    fn good(text: &str) -> Provider {
+    pub fn good(text: &str) -> Provider {
         match load(&[("p.toml", text)]).1 {
             Ok(mut providers) => providers.remove(0),
             Err(e) => panic!("expected the file to load, got:\n{e}"),
@@ -267,7 +263,7 @@ address = { path = "address", transforms = ["hex"] }
     }
 
     /// The problems with one file named `p.toml`, as `key: message`.
-    fn problems(text: &str) -> Vec<String> {
+    pub fn problems(text: &str) -> Vec<String> {
         match load(&[("p.toml", text)]).1 {
             Ok(_) => panic!("expected problems, the file loaded:\n{text}"),
             Err(LoadErrors(errors)) => errors
@@ -280,11 +276,23 @@ address = { path = "address", transforms = ["hex"] }
         }
     }
 
-    fn http(extra_source: &str, rest: &str) -> String {
+    pub fn http(extra_source: &str, rest: &str) -> String {
         format!(
             "entity = \"record\"\ndataset = \"hosts\"\nkey = \"id\"\n[source]\nkind = \"http\"\nurl = \"https://api.example.com/hosts\"\n{extra_source}\n{rest}\n[fields]\nid = \"$.id\"\n"
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::definition::{
+        FileFormat, HttpMethod, Pagination, Parse, Source, Transform, TransformWith,
+    };
+    use crate::providers::env::expand_provider;
+    use crate::providers::resolve::{FileLocation, file_format, file_location};
+
+    use super::fixtures::*;
 
     fn repo_providers() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("providers")
@@ -538,188 +546,6 @@ block_timestamp = { path = "block_timestamp", transforms = [{ timestamp = { form
     }
 
     #[test]
-    fn unknown_keys_are_refused_by_name() {
-        assert_eq!(
-            problems(&format!("bogus = 1\n{PUSH_TOKEN}")),
-            [
-                "bogus: unknown key; expected one of `dataset`, `enabled`, `entity`, `fields`, `keep_raw`, `key`, `name`, `parse`, `schedule`, `source`"
-            ]
-        );
-        assert_eq!(
-            problems(&http("method = \"POST\"\nheader = { a = \"b\" }", "")),
-            [
-                "source.header: unknown key; expected one of `kind`, `body`, `concurrency`, `follow`, `headers`, `max_pages`, `method`, `pagination`, `query`, `rate_limit`, `records`, `retry`, `skip`, `timeout_secs`, `url`"
-            ]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.pagination]\nkind = \"offset\"\npage_size = 10\npagesize = 5",
-                ""
-            )),
-            [
-                "source.pagination.pagesize: unknown key; expected one of `kind`, `end`, `limit_param`, `offset_param`, `page_size`"
-            ]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.pagination]\nkind = \"offset\"\npage_size = 10\n[source.pagination.end]\nstatus = [500]",
-                ""
-            )),
-            [
-                "source.pagination.end.status: unknown key; expected one of `short_page`, `shrink_on_end_status`, `statuses`"
-            ]
-        );
-        // Extra keys next to a kind that takes none are not silently ignored.
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("kind = \"push\"", "kind = \"push\"\nurl = \"x\"")),
-            ["source.url: unknown key; `kind = \"push\"` takes no other keys"]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.pagination]\nkind = \"none\"\npage_size = 10",
-                ""
-            )),
-            ["source.pagination.page_size: unknown key; `kind = \"none\"` takes no other keys"]
-        );
-        assert_eq!(
-            problems(&http("", "[parse]\nformat = \"json\"\npattern = \"x\"")),
-            ["parse.pattern: unknown key; `format = \"json\"` takes no other keys"]
-        );
-        // A misspelt `transforms` would otherwise drop the transforms without a word.
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("transforms", "transform")),
-            ["fields.address.transform: unknown key; expected one of `path`, `transforms`"]
-        );
-        assert_eq!(
-            problems(
-                &PUSH_TOKEN.replace("[\"hex\"]", "[{ sha256 = { key = \"k\", salt = \"s\" } }]")
-            ),
-            ["fields.address.transforms[0].sha256.salt: unknown key; expected one of `key`"]
-        );
-    }
-
-    #[test]
-    fn host_providers_map_host_fields_and_need_an_id() {
-        let host = r#"
-entity = "host"
-[source]
-kind = "push"
-[fields]
-id = "device_id"
-cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2 = "AWS" } }] }
-"#;
-        let (_dir, loaded) = load(&[("h.toml", host)]);
-        assert!(loaded.is_ok(), "{loaded:?}");
-        assert_eq!(
-            problems(
-                &host
-                    .replace("id = \"device_id\"", "mac = \"mac_address\"")
-                    .replace("entity = \"host\"", "entity = \"host\"\nkey = \"mac\"")
-            ),
-            [
-                "key: not used with entity = \"host\": the `id` field is the provider's id for the host",
-                "fields.mac: not a column of host; expected one of `id`, `hostname`, `fqdn`, `os`, `platform`, `cloud_provider`, `cloud_instance_id`, `ips`, `private_ips`, `public_ips`, `macs`, `first_seen`, `last_seen`",
-                "fields.id: missing; required for entity = \"host\"",
-            ]
-        );
-        assert_eq!(
-            problems(&host.replace("AWS_EC2_V2 = \"AWS\"", "AWS_EC2_V2 = 1")),
-            ["fields.cloud_provider.transforms[0].map.AWS_EC2_V2: expected a string"]
-        );
-    }
-
-    #[test]
-    fn missing_keys_and_wrong_types() {
-        assert_eq!(
-            problems("entity = \"token\"\n"),
-            ["source: missing; expected a table with `kind` = `http`, `file`, `push`"]
-        );
-        assert_eq!(
-            problems("[source]\nkind = \"push\"\n"),
-            ["entity: missing; expected one of `token`, `transfer`, `host`, `product`, `record`"]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("\"token\"", "\"tokens\"")),
-            [
-                "entity: expected one of `token`, `transfer`, `host`, `product`, `record` (found `tokens`)"
-            ]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("\"push\"", "\"ftp\"")),
-            ["source.kind: expected one of `http`, `file`, `push` (found `ftp`)"]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("kind = \"push\"", "")),
-            ["source.kind: missing; expected one of `http`, `file`, `push`"]
-        );
-        assert_eq!(
-            problems(
-                "entity = \"record\"\ndataset = \"d\"\nkey = \"id\"\n[source]\nkind = \"http\"\n"
-            ),
-            ["source.url: missing; expected a string"]
-        );
-        assert_eq!(
-            problems(&http("[source.pagination]\nkind = \"offset\"", "")),
-            ["source.pagination.page_size: missing; expected a whole number of at least 1"]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.pagination]\nkind = \"offset\"\npage_size = \"ten\"",
-                ""
-            )),
-            ["source.pagination.page_size: expected a whole number of at least 1"]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.pagination]\nkind = \"cursor\"\ntoken_path = \"$.next\"",
-                ""
-            )),
-            ["source.pagination.param: missing; expected a string"]
-        );
-        assert_eq!(
-            problems(&http(
-                "method = \"PUT\"\nheaders = { a = 1 }\n[[source.skip]]\nequals = \"x\"\n[source.follow]\nconcurrency = 2",
-                ""
-            )),
-            [
-                "source.follow.url: missing; expected a string",
-                "source.headers.a: expected a string",
-                "source.method: expected one of `GET`, `POST` (found `PUT`)",
-                "source.skip[0].field: missing; expected a string",
-            ]
-        );
-        assert_eq!(
-            problems(&http("", "[parse]\nformat = \"text\"")),
-            ["parse.pattern: missing; expected a string"]
-        );
-        assert_eq!(
-            problems(&format!("enabled = \"yes\"\n{}", http("", ""))),
-            ["enabled: expected true or false"]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("[\"hex\"]", "[\"hexx\"]")),
-            [
-                "fields.address.transforms[0]: expected one of `trim`, `lowercase`, `int`, `uint256`, `hex`, `mac`, `ip`, `timestamp`, `redact`, `sha256` (found `hexx`)"
-            ]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("[\"hex\"]", "[{ sha256 = {} }]")),
-            ["fields.address.transforms[0].sha256.key: missing; expected a string"]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("{ path = \"address\", transforms = [\"hex\"] }", "3")),
-            ["fields.address: expected a string or a table with `path`, `transforms`"]
-        );
-        assert_eq!(
-            problems(&http(
-                "method = \"POST\"\nbody = { since = 2024-01-01 }",
-                ""
-            )),
-            ["source.body.since: TOML dates are not supported here; write the date as a string"]
-        );
-    }
-
-    #[test]
     fn names_must_be_valid_and_unique() {
         assert_eq!(
             problems(&format!("name = \"Qualys Hosts\"\n{PUSH_TOKEN}")),
@@ -748,321 +574,6 @@ cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2
                 dir.path().join("hosts.toml").display(),
                 dir.path().join("a.toml").display()
             )
-        );
-    }
-
-    #[test]
-    fn record_needs_dataset_and_key() {
-        assert_eq!(
-            problems("entity = \"record\"\n[source]\nkind = \"push\"\n"),
-            [
-                "dataset: missing; required when entity = \"record\"",
-                "key: missing; required when entity = \"record\"",
-            ]
-        );
-        assert_eq!(
-            problems(&format!("dataset = \"tokens\"\n{PUSH_TOKEN}")),
-            ["dataset: only allowed when entity = \"record\""]
-        );
-        assert_eq!(
-            problems(
-                "entity = \"record\"\ndataset = \"My Hosts\"\nkey = \"id\"\n[source]\nkind = \"push\"\n"
-            ),
-            [
-                "dataset: `My Hosts` is not a valid dataset name; expected lowercase letters, digits, `_` and `-`"
-            ]
-        );
-    }
-
-    #[test]
-    fn schedule_is_a_six_field_cron() {
-        good(&format!("schedule = \"0 0 * * * *\"\n{PUSH_TOKEN}"));
-        assert_eq!(
-            problems(&format!("schedule = \"0 * * * *\"\n{PUSH_TOKEN}")),
-            [
-                "schedule: expected a cron expression with 6 fields (second minute hour day-of-month month day-of-week), found 5"
-            ]
-        );
-        let found = problems(&format!("schedule = \"0 0 25 * * *\"\n{PUSH_TOKEN}"));
-        assert_eq!(found.len(), 1);
-        assert!(
-            found[0].starts_with("schedule: expected a cron expression with 6 fields (second minute hour day-of-month month day-of-week): "),
-            "{found:?}"
-        );
-        let found = problems(&format!("schedule = \"every hour\"\n{PUSH_TOKEN}"));
-        assert_eq!(
-            found,
-            [
-                "schedule: expected a cron expression with 6 fields (second minute hour day-of-month month day-of-week), found 2"
-            ]
-        );
-    }
-
-    #[test]
-    fn jsonpaths_must_compile() {
-        let found = problems(&http(
-            r#"records = "$.items[*"
-[[source.skip]]
-field = "name"
-equals = "x"
-[source.pagination]
-kind = "cursor"
-token_path = "$.."
-param = "pageToken"
-[source.follow]
-url = "mediaLink""#,
-            "",
-        ));
-        let keys: Vec<&str> = found
-            .iter()
-            .map(|p| p.split(": ").next().unwrap_or_default())
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "source.records",
-                "source.skip[0].field",
-                "source.pagination.token_path",
-                "source.follow.url",
-            ]
-        );
-        for problem in &found {
-            assert!(
-                problem.contains(": not a valid JSONPath (RFC 9535): "),
-                "{problem}"
-            );
-        }
-        let found = problems(&http(
-            "[source.pagination]\nkind = \"link\"\nnext_path = \"$.[\"",
-            "",
-        ));
-        assert!(found[0].starts_with("source.pagination.next_path: not a valid JSONPath"));
-        let found = problems(&PUSH_TOKEN.replace("path = \"address\"", "path = \"$.a[\""));
-        assert_eq!(found.len(), 1);
-        assert!(found[0].starts_with("fields.address.path: not a valid JSONPath (RFC 9535): "));
-        let found = problems(
-            &PUSH_TOKEN.replace("{ path = \"address\", transforms = [\"hex\"] }", "\"$.a[\""),
-        );
-        assert!(found[0].starts_with("fields.address: not a valid JSONPath (RFC 9535): "));
-    }
-
-    #[test]
-    fn text_patterns_need_named_captures() {
-        let text = |pattern: &str, fields: &str| {
-            format!(
-                "entity = \"record\"\ndataset = \"patients\"\nkey = \"id\"\n[source]\nkind = \"http\"\nurl = \"https://example.com/doc\"\n[parse]\nformat = \"text\"\npattern = '{pattern}'\n[fields]\n{fields}\n"
-            )
-        };
-        good(&text(
-            r"ID: (?P<id>\S+)\nAGE: (?P<age>.*)",
-            "id = \"id\"\nage = \"age\"",
-        ));
-        assert_eq!(
-            problems(&text(r"ID: (\S+)", "id = \"id\"")),
-            [
-                "parse.pattern: has no named capture; each record's fields come from `(?P<name>…)` groups"
-            ]
-        );
-        let found = problems(&text(r"ID: (?P<id>\S+", "id = \"id\""));
-        assert_eq!(found.len(), 1);
-        assert!(
-            found[0].starts_with("parse.pattern: not a valid regular expression: "),
-            "{found:?}"
-        );
-        assert_eq!(
-            problems(&text(r"ID: (?P<id>\S+)", "id = \"ID\"")),
-            ["fields.id: `ID` is not a named capture of parse.pattern; expected one of `id`"]
-        );
-    }
-
-    #[test]
-    fn a_rate_limit_too_small_to_wait_for_is_refused() {
-        // 1 / 5e-324 is infinite: the HTTP client could not build its rate limiter.
-        assert_eq!(
-            problems(&http("rate_limit = 5e-324", "")),
-            ["source.rate_limit: expected at least 0.000000001 requests per second"]
-        );
-    }
-
-    #[test]
-    fn http_numbers_and_pagination() {
-        assert_eq!(
-            problems(&http(
-                "concurrency = 0\ntimeout_secs = 0\nrate_limit = 0\nmax_pages = -1\n[source.retry]\nattempts = 0\n[source.follow]\nurl = \"$.u\"\nconcurrency = 0",
-                ""
-            )),
-            [
-                "source.concurrency: expected a whole number of at least 1",
-                "source.follow.concurrency: expected a whole number of at least 1",
-                "source.max_pages: expected a whole number of at least 1",
-                "source.rate_limit: expected a number greater than 0",
-                "source.retry.attempts: expected a whole number of at least 1",
-                "source.timeout_secs: expected a whole number of at least 1",
-            ]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.pagination]\nkind = \"page\"\npage_size = 0\n[source.pagination.end]\nstatuses = [500, 42]",
-                ""
-            )),
-            [
-                "source.pagination.end.statuses: expected a list of whole numbers from 100 to 599",
-                "source.pagination.page_size: expected a whole number of at least 1",
-            ]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.pagination]\nkind = \"offset\"\npage_size = 5\n[source.pagination.end]\nshrink_on_end_status = true",
-                ""
-            )),
-            ["source.pagination.end.shrink_on_end_status: needs at least one status in `statuses`"]
-        );
-        let cursor = "[source.pagination]\nkind = \"cursor\"\nparam = \"pageToken\"";
-        assert_eq!(
-            problems(&http(cursor, "")),
-            ["source.pagination: expected exactly one of `token_path` or `token_header`"]
-        );
-        assert_eq!(
-            problems(&http(
-                &format!("{cursor}\ntoken_path = \"$.next\"\ntoken_header = \"X-Next\""),
-                ""
-            )),
-            ["source.pagination: expected exactly one of `token_path` or `token_header`"]
-        );
-        assert_eq!(
-            problems(&http(
-                "[source.retry]\ninitial_backoff_ms = 5000\nmax_backoff_ms = 100\n[[source.skip]]\nfield = \"$.a\"",
-                ""
-            )),
-            [
-                "source.skip[0]: expected `starts_with` or `equals` (or both: either one matching skips)",
-                "source.retry.max_backoff_ms: expected at least `initial_backoff_ms`",
-            ]
-        );
-        assert_eq!(
-            problems(&http(
-                "body = { a = 1 }\nheaders = { \"bad header\" = \"x\" }",
-                ""
-            )),
-            [
-                "source.headers.bad header: not a valid HTTP header name",
-                "source.body: only sent with method = \"POST\"",
-            ]
-        );
-        assert_eq!(
-            problems(
-                &http("", "[parse]\nformat = \"csv\"")
-                    .replace("kind = \"http\"", "kind = \"http\"\nrecords = \"$.items\"")
-            ),
-            [
-                "source.records: only used when responses are JSON (parse.format = \"json\") or with `follow`"
-            ]
-        );
-    }
-
-    #[test]
-    fn urls_are_http_or_start_with_a_variable() {
-        let with_url = |url: &str| http("", "").replace("https://api.example.com/hosts", url);
-        good(&with_url("${SILK_BASE_URL}/api/qualys/hosts/get"));
-        good(&with_url("https://${HOST}/api"));
-        good(&with_url("HTTP://example.com"));
-        let expected =
-            ["source.url: expected an http:// or https:// URL (or one starting with `${VAR}`)"];
-        assert_eq!(problems(&with_url("ftp://example.com/x")), expected);
-        assert_eq!(problems(&with_url("api.example.com/hosts")), expected);
-        assert_eq!(problems(&with_url("https://")), expected);
-        assert_eq!(
-            problems(&with_url("${BASE/api")),
-            ["source.url: `${` without a closing `}`"]
-        );
-        assert_eq!(
-            problems(&http("headers = { token = \"${1TOKEN}\" }", "")),
-            [
-                "source.headers.token: `${…}` must hold a variable name: letters, digits and `_`, not starting with a digit"
-            ]
-        );
-    }
-
-    #[test]
-    fn fields_match_the_entity() {
-        assert_eq!(
-            problems("entity = \"token\"\n[source]\nkind = \"push\"\n"),
-            ["fields: expected at least one field for entity = \"token\""]
-        );
-        assert_eq!(
-            problems(&format!("{PUSH_TOKEN}sybmol = \"symbol\"\n")),
-            [
-                "fields.sybmol: not a column of token; expected one of `address`, `symbol`, `name`, `decimals`, `total_supply`, `block_number`, `block_timestamp`"
-            ]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace("address =", "symbol =")),
-            ["fields.address: missing; required for entity = \"token\""]
-        );
-        assert_eq!(
-            problems(
-                "entity = \"transfer\"\n[source]\nkind = \"push\"\n[fields]\ntoken_address = \"a\"\nvalue = \"v\"\nblock_timestamp = \"t\"\n"
-            ),
-            [
-                "fields.from_address: missing; required for entity = \"transfer\"",
-                "fields.to_address: missing; required for entity = \"transfer\"",
-                "fields.transaction_hash: missing; required for entity = \"transfer\"",
-                "fields.log_index: missing; required for entity = \"transfer\"",
-                "fields.block_number: missing; required for entity = \"transfer\"",
-            ]
-        );
-        assert_eq!(
-            problems(&format!("key = \"addr\"\n{PUSH_TOKEN}")),
-            ["key: `addr` is not one of the fields; expected one of `address`"]
-        );
-        assert_eq!(
-            problems(&format!(
-                "{PUSH_TOKEN}symbol = {{ transforms = [\"trim\"] }}\n"
-            )),
-            ["fields.symbol: no `path`, so `transforms` needs a `default`"]
-        );
-        assert_eq!(
-            problems(&PUSH_TOKEN.replace(
-                "[\"hex\"]",
-                "[{ timestamp = { format = \"%Q\" } }, { sha256 = { key = \"\" } }]"
-            )),
-            [
-                "fields.address.transforms[0].timestamp.format: not a valid strftime format (such as `%m/%d/%Y %H:%M:%S`)",
-                "fields.address.transforms[1].sha256.key: expected a key, usually `${VAR}`",
-            ]
-        );
-    }
-
-    #[test]
-    fn file_sources() {
-        let file = |source: &str| {
-            format!(
-                "entity = \"token\"\n[source]\nkind = \"file\"\n{source}\n[fields]\naddress = \"address\"\n"
-            )
-        };
-        good(&file("path = \"../data/tokens.jsonl.gz\""));
-        good(&file("path = \"/srv/exports/tokens\"\nformat = \"csv\""));
-        good(&file("path = \"tokens.json\"\nrecords = \"$.result[*]\""));
-        assert_eq!(
-            problems(&file("path = \"s3://bucket/tokens.csv\"")),
-            ["source.path: expected a local path or an http:// or https:// URL"]
-        );
-        assert_eq!(
-            problems(&file("path = \"tokens.dat\"")),
-            [
-                "source.format: missing; the file name does not tell the format; expected one of `csv`, `jsonl`, `json`"
-            ]
-        );
-        assert_eq!(
-            problems(&file("path = \"tokens.csv\"\nrecords = \"$[*]\"")),
-            ["source.records: only used with format = \"json\""]
-        );
-        assert_eq!(
-            problems(&format!(
-                "{}[parse]\nformat = \"csv\"\n",
-                file("path = \"t.csv\"")
-            )),
-            ["parse: not used by file sources; the file's format is `source.format`"]
         );
     }
 

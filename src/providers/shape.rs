@@ -513,6 +513,7 @@ fn no_dates(value: &Value, path: &str, problems: &mut Problems) {
 
 #[cfg(test)]
 mod tests {
+    use crate::providers::load::fixtures::{PUSH_TOKEN, http, problems};
     use std::path::Path;
 
     use proptest::prelude::*;
@@ -833,5 +834,233 @@ mod tests {
                 assert!(row.contains(&written), "{kind}: {written} in {row}");
             }
         }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        assert_eq!(
+            problems(&format!("bogus = 1\n{PUSH_TOKEN}")),
+            [
+                "bogus: unknown key; expected one of `dataset`, `enabled`, `entity`, `fields`, `keep_raw`, `key`, `name`, `parse`, `schedule`, `source`"
+            ]
+        );
+        assert_eq!(
+            problems(&http("method = \"POST\"\nheader = { a = \"b\" }", "")),
+            [
+                "source.header: unknown key; expected one of `kind`, `body`, `concurrency`, `follow`, `headers`, `max_pages`, `method`, `pagination`, `query`, `rate_limit`, `records`, `retry`, `skip`, `timeout_secs`, `url`"
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.pagination]\nkind = \"offset\"\npage_size = 10\npagesize = 5",
+                ""
+            )),
+            [
+                "source.pagination.pagesize: unknown key; expected one of `kind`, `end`, `limit_param`, `offset_param`, `page_size`"
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.pagination]\nkind = \"offset\"\npage_size = 10\n[source.pagination.end]\nstatus = [500]",
+                ""
+            )),
+            [
+                "source.pagination.end.status: unknown key; expected one of `short_page`, `shrink_on_end_status`, `statuses`"
+            ]
+        );
+        // Extra keys next to a kind that takes none are not silently ignored.
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("kind = \"push\"", "kind = \"push\"\nurl = \"x\"")),
+            ["source.url: unknown key; `kind = \"push\"` takes no other keys"]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.pagination]\nkind = \"none\"\npage_size = 10",
+                ""
+            )),
+            ["source.pagination.page_size: unknown key; `kind = \"none\"` takes no other keys"]
+        );
+        assert_eq!(
+            problems(&http("", "[parse]\nformat = \"json\"\npattern = \"x\"")),
+            ["parse.pattern: unknown key; `format = \"json\"` takes no other keys"]
+        );
+        // A misspelt `transforms` would otherwise drop the transforms without a word.
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("transforms", "transform")),
+            ["fields.address.transform: unknown key; expected one of `path`, `transforms`"]
+        );
+        assert_eq!(
+            problems(
+                &PUSH_TOKEN.replace("[\"hex\"]", "[{ sha256 = { key = \"k\", salt = \"s\" } }]")
+            ),
+            ["fields.address.transforms[0].sha256.salt: unknown key; expected one of `key`"]
+        );
+    }
+
+    #[test]
+    fn missing_keys_and_wrong_types() {
+        assert_eq!(
+            problems("entity = \"token\"\n"),
+            ["source: missing; expected a table with `kind` = `http`, `file`, `push`"]
+        );
+        assert_eq!(
+            problems("[source]\nkind = \"push\"\n"),
+            ["entity: missing; expected one of `token`, `transfer`, `host`, `product`, `record`"]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("\"token\"", "\"tokens\"")),
+            [
+                "entity: expected one of `token`, `transfer`, `host`, `product`, `record` (found `tokens`)"
+            ]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("\"push\"", "\"ftp\"")),
+            ["source.kind: expected one of `http`, `file`, `push` (found `ftp`)"]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("kind = \"push\"", "")),
+            ["source.kind: missing; expected one of `http`, `file`, `push`"]
+        );
+        assert_eq!(
+            problems(
+                "entity = \"record\"\ndataset = \"d\"\nkey = \"id\"\n[source]\nkind = \"http\"\n"
+            ),
+            ["source.url: missing; expected a string"]
+        );
+        assert_eq!(
+            problems(&http("[source.pagination]\nkind = \"offset\"", "")),
+            ["source.pagination.page_size: missing; expected a whole number of at least 1"]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.pagination]\nkind = \"offset\"\npage_size = \"ten\"",
+                ""
+            )),
+            ["source.pagination.page_size: expected a whole number of at least 1"]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.pagination]\nkind = \"cursor\"\ntoken_path = \"$.next\"",
+                ""
+            )),
+            ["source.pagination.param: missing; expected a string"]
+        );
+        assert_eq!(
+            problems(&http(
+                "method = \"PUT\"\nheaders = { a = 1 }\n[[source.skip]]\nequals = \"x\"\n[source.follow]\nconcurrency = 2",
+                ""
+            )),
+            [
+                "source.follow.url: missing; expected a string",
+                "source.headers.a: expected a string",
+                "source.method: expected one of `GET`, `POST` (found `PUT`)",
+                "source.skip[0].field: missing; expected a string",
+            ]
+        );
+        assert_eq!(
+            problems(&http("", "[parse]\nformat = \"text\"")),
+            ["parse.pattern: missing; expected a string"]
+        );
+        assert_eq!(
+            problems(&format!("enabled = \"yes\"\n{}", http("", ""))),
+            ["enabled: expected true or false"]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("[\"hex\"]", "[\"hexx\"]")),
+            [
+                "fields.address.transforms[0]: expected one of `trim`, `lowercase`, `int`, `uint256`, `hex`, `mac`, `ip`, `timestamp`, `redact`, `sha256` (found `hexx`)"
+            ]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("[\"hex\"]", "[{ sha256 = {} }]")),
+            ["fields.address.transforms[0].sha256.key: missing; expected a string"]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("{ path = \"address\", transforms = [\"hex\"] }", "3")),
+            ["fields.address: expected a string or a table with `path`, `transforms`"]
+        );
+        assert_eq!(
+            problems(&http(
+                "method = \"POST\"\nbody = { since = 2024-01-01 }",
+                ""
+            )),
+            ["source.body.since: TOML dates are not supported here; write the date as a string"]
+        );
+    }
+
+    #[test]
+    fn http_numbers_and_pagination() {
+        assert_eq!(
+            problems(&http(
+                "concurrency = 0\ntimeout_secs = 0\nrate_limit = 0\nmax_pages = -1\n[source.retry]\nattempts = 0\n[source.follow]\nurl = \"$.u\"\nconcurrency = 0",
+                ""
+            )),
+            [
+                "source.concurrency: expected a whole number of at least 1",
+                "source.follow.concurrency: expected a whole number of at least 1",
+                "source.max_pages: expected a whole number of at least 1",
+                "source.rate_limit: expected a number greater than 0",
+                "source.retry.attempts: expected a whole number of at least 1",
+                "source.timeout_secs: expected a whole number of at least 1",
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.pagination]\nkind = \"page\"\npage_size = 0\n[source.pagination.end]\nstatuses = [500, 42]",
+                ""
+            )),
+            [
+                "source.pagination.end.statuses: expected a list of whole numbers from 100 to 599",
+                "source.pagination.page_size: expected a whole number of at least 1",
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.pagination]\nkind = \"offset\"\npage_size = 5\n[source.pagination.end]\nshrink_on_end_status = true",
+                ""
+            )),
+            ["source.pagination.end.shrink_on_end_status: needs at least one status in `statuses`"]
+        );
+        let cursor = "[source.pagination]\nkind = \"cursor\"\nparam = \"pageToken\"";
+        assert_eq!(
+            problems(&http(cursor, "")),
+            ["source.pagination: expected exactly one of `token_path` or `token_header`"]
+        );
+        assert_eq!(
+            problems(&http(
+                &format!("{cursor}\ntoken_path = \"$.next\"\ntoken_header = \"X-Next\""),
+                ""
+            )),
+            ["source.pagination: expected exactly one of `token_path` or `token_header`"]
+        );
+        assert_eq!(
+            problems(&http(
+                "[source.retry]\ninitial_backoff_ms = 5000\nmax_backoff_ms = 100\n[[source.skip]]\nfield = \"$.a\"",
+                ""
+            )),
+            [
+                "source.skip[0]: expected `starts_with` or `equals` (or both: either one matching skips)",
+                "source.retry.max_backoff_ms: expected at least `initial_backoff_ms`",
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "body = { a = 1 }\nheaders = { \"bad header\" = \"x\" }",
+                ""
+            )),
+            [
+                "source.headers.bad header: not a valid HTTP header name",
+                "source.body: only sent with method = \"POST\"",
+            ]
+        );
+        assert_eq!(
+            problems(
+                &http("", "[parse]\nformat = \"csv\"")
+                    .replace("kind = \"http\"", "kind = \"http\"\nrecords = \"$.items\"")
+            ),
+            [
+                "source.records: only used when responses are JSON (parse.format = \"json\") or with `follow`"
+            ]
+        );
     }
 }

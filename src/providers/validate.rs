@@ -470,3 +470,277 @@ fn url_shape_ok(url: &str) -> bool {
         url.contains("${") || is_http_url(url)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::providers::load::fixtures::{PUSH_TOKEN, good, http, load, problems};
+
+    #[test]
+    fn host_providers_map_host_fields_and_need_an_id() {
+        let host = r#"
+entity = "host"
+[source]
+kind = "push"
+[fields]
+id = "device_id"
+cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2 = "AWS" } }] }
+"#;
+        let (_dir, loaded) = load(&[("h.toml", host)]);
+        assert!(loaded.is_ok(), "{loaded:?}");
+        assert_eq!(
+            problems(
+                &host
+                    .replace("id = \"device_id\"", "mac = \"mac_address\"")
+                    .replace("entity = \"host\"", "entity = \"host\"\nkey = \"mac\"")
+            ),
+            [
+                "key: not used with entity = \"host\": the `id` field is the provider's id for the host",
+                "fields.mac: not a column of host; expected one of `id`, `hostname`, `fqdn`, `os`, `platform`, `cloud_provider`, `cloud_instance_id`, `ips`, `private_ips`, `public_ips`, `macs`, `first_seen`, `last_seen`",
+                "fields.id: missing; required for entity = \"host\"",
+            ]
+        );
+        assert_eq!(
+            problems(&host.replace("AWS_EC2_V2 = \"AWS\"", "AWS_EC2_V2 = 1")),
+            ["fields.cloud_provider.transforms[0].map.AWS_EC2_V2: expected a string"]
+        );
+    }
+
+    #[test]
+    fn record_needs_dataset_and_key() {
+        assert_eq!(
+            problems("entity = \"record\"\n[source]\nkind = \"push\"\n"),
+            [
+                "dataset: missing; required when entity = \"record\"",
+                "key: missing; required when entity = \"record\"",
+            ]
+        );
+        assert_eq!(
+            problems(&format!("dataset = \"tokens\"\n{PUSH_TOKEN}")),
+            ["dataset: only allowed when entity = \"record\""]
+        );
+        assert_eq!(
+            problems(
+                "entity = \"record\"\ndataset = \"My Hosts\"\nkey = \"id\"\n[source]\nkind = \"push\"\n"
+            ),
+            [
+                "dataset: `My Hosts` is not a valid dataset name; expected lowercase letters, digits, `_` and `-`"
+            ]
+        );
+    }
+
+    #[test]
+    fn schedule_is_a_six_field_cron() {
+        good(&format!("schedule = \"0 0 * * * *\"\n{PUSH_TOKEN}"));
+        assert_eq!(
+            problems(&format!("schedule = \"0 * * * *\"\n{PUSH_TOKEN}")),
+            [
+                "schedule: expected a cron expression with 6 fields (second minute hour day-of-month month day-of-week), found 5"
+            ]
+        );
+        let found = problems(&format!("schedule = \"0 0 25 * * *\"\n{PUSH_TOKEN}"));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("schedule: expected a cron expression with 6 fields (second minute hour day-of-month month day-of-week): "),
+            "{found:?}"
+        );
+        let found = problems(&format!("schedule = \"every hour\"\n{PUSH_TOKEN}"));
+        assert_eq!(
+            found,
+            [
+                "schedule: expected a cron expression with 6 fields (second minute hour day-of-month month day-of-week), found 2"
+            ]
+        );
+    }
+
+    #[test]
+    fn jsonpaths_must_compile() {
+        let found = problems(&http(
+            r#"records = "$.items[*"
+[[source.skip]]
+field = "name"
+equals = "x"
+[source.pagination]
+kind = "cursor"
+token_path = "$.."
+param = "pageToken"
+[source.follow]
+url = "mediaLink""#,
+            "",
+        ));
+        let keys: Vec<&str> = found
+            .iter()
+            .map(|p| p.split(": ").next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "source.records",
+                "source.skip[0].field",
+                "source.pagination.token_path",
+                "source.follow.url",
+            ]
+        );
+        for problem in &found {
+            assert!(
+                problem.contains(": not a valid JSONPath (RFC 9535): "),
+                "{problem}"
+            );
+        }
+        let found = problems(&http(
+            "[source.pagination]\nkind = \"link\"\nnext_path = \"$.[\"",
+            "",
+        ));
+        assert!(found[0].starts_with("source.pagination.next_path: not a valid JSONPath"));
+        let found = problems(&PUSH_TOKEN.replace("path = \"address\"", "path = \"$.a[\""));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].starts_with("fields.address.path: not a valid JSONPath (RFC 9535): "));
+        let found = problems(
+            &PUSH_TOKEN.replace("{ path = \"address\", transforms = [\"hex\"] }", "\"$.a[\""),
+        );
+        assert!(found[0].starts_with("fields.address: not a valid JSONPath (RFC 9535): "));
+    }
+
+    #[test]
+    fn text_patterns_need_named_captures() {
+        let text = |pattern: &str, fields: &str| {
+            format!(
+                "entity = \"record\"\ndataset = \"patients\"\nkey = \"id\"\n[source]\nkind = \"http\"\nurl = \"https://example.com/doc\"\n[parse]\nformat = \"text\"\npattern = '{pattern}'\n[fields]\n{fields}\n"
+            )
+        };
+        good(&text(
+            r"ID: (?P<id>\S+)\nAGE: (?P<age>.*)",
+            "id = \"id\"\nage = \"age\"",
+        ));
+        assert_eq!(
+            problems(&text(r"ID: (\S+)", "id = \"id\"")),
+            [
+                "parse.pattern: has no named capture; each record's fields come from `(?P<name>…)` groups"
+            ]
+        );
+        let found = problems(&text(r"ID: (?P<id>\S+", "id = \"id\""));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("parse.pattern: not a valid regular expression: "),
+            "{found:?}"
+        );
+        assert_eq!(
+            problems(&text(r"ID: (?P<id>\S+)", "id = \"ID\"")),
+            ["fields.id: `ID` is not a named capture of parse.pattern; expected one of `id`"]
+        );
+    }
+
+    #[test]
+    fn a_rate_limit_too_small_to_wait_for_is_refused() {
+        // 1 / 5e-324 is infinite: the HTTP client could not build its rate limiter.
+        assert_eq!(
+            problems(&http("rate_limit = 5e-324", "")),
+            ["source.rate_limit: expected at least 0.000000001 requests per second"]
+        );
+    }
+
+    #[test]
+    fn urls_are_http_or_start_with_a_variable() {
+        let with_url = |url: &str| http("", "").replace("https://api.example.com/hosts", url);
+        good(&with_url("${SILK_BASE_URL}/api/qualys/hosts/get"));
+        good(&with_url("https://${HOST}/api"));
+        good(&with_url("HTTP://example.com"));
+        let expected =
+            ["source.url: expected an http:// or https:// URL (or one starting with `${VAR}`)"];
+        assert_eq!(problems(&with_url("ftp://example.com/x")), expected);
+        assert_eq!(problems(&with_url("api.example.com/hosts")), expected);
+        assert_eq!(problems(&with_url("https://")), expected);
+        assert_eq!(
+            problems(&with_url("${BASE/api")),
+            ["source.url: `${` without a closing `}`"]
+        );
+        assert_eq!(
+            problems(&http("headers = { token = \"${1TOKEN}\" }", "")),
+            [
+                "source.headers.token: `${…}` must hold a variable name: letters, digits and `_`, not starting with a digit"
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_match_the_entity() {
+        assert_eq!(
+            problems("entity = \"token\"\n[source]\nkind = \"push\"\n"),
+            ["fields: expected at least one field for entity = \"token\""]
+        );
+        assert_eq!(
+            problems(&format!("{PUSH_TOKEN}sybmol = \"symbol\"\n")),
+            [
+                "fields.sybmol: not a column of token; expected one of `address`, `symbol`, `name`, `decimals`, `total_supply`, `block_number`, `block_timestamp`"
+            ]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace("address =", "symbol =")),
+            ["fields.address: missing; required for entity = \"token\""]
+        );
+        assert_eq!(
+            problems(
+                "entity = \"transfer\"\n[source]\nkind = \"push\"\n[fields]\ntoken_address = \"a\"\nvalue = \"v\"\nblock_timestamp = \"t\"\n"
+            ),
+            [
+                "fields.from_address: missing; required for entity = \"transfer\"",
+                "fields.to_address: missing; required for entity = \"transfer\"",
+                "fields.transaction_hash: missing; required for entity = \"transfer\"",
+                "fields.log_index: missing; required for entity = \"transfer\"",
+                "fields.block_number: missing; required for entity = \"transfer\"",
+            ]
+        );
+        assert_eq!(
+            problems(&format!("key = \"addr\"\n{PUSH_TOKEN}")),
+            ["key: `addr` is not one of the fields; expected one of `address`"]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{PUSH_TOKEN}symbol = {{ transforms = [\"trim\"] }}\n"
+            )),
+            ["fields.symbol: no `path`, so `transforms` needs a `default`"]
+        );
+        assert_eq!(
+            problems(&PUSH_TOKEN.replace(
+                "[\"hex\"]",
+                "[{ timestamp = { format = \"%Q\" } }, { sha256 = { key = \"\" } }]"
+            )),
+            [
+                "fields.address.transforms[0].timestamp.format: not a valid strftime format (such as `%m/%d/%Y %H:%M:%S`)",
+                "fields.address.transforms[1].sha256.key: expected a key, usually `${VAR}`",
+            ]
+        );
+    }
+
+    #[test]
+    fn file_sources() {
+        let file = |source: &str| {
+            format!(
+                "entity = \"token\"\n[source]\nkind = \"file\"\n{source}\n[fields]\naddress = \"address\"\n"
+            )
+        };
+        good(&file("path = \"../data/tokens.jsonl.gz\""));
+        good(&file("path = \"/srv/exports/tokens\"\nformat = \"csv\""));
+        good(&file("path = \"tokens.json\"\nrecords = \"$.result[*]\""));
+        assert_eq!(
+            problems(&file("path = \"s3://bucket/tokens.csv\"")),
+            ["source.path: expected a local path or an http:// or https:// URL"]
+        );
+        assert_eq!(
+            problems(&file("path = \"tokens.dat\"")),
+            [
+                "source.format: missing; the file name does not tell the format; expected one of `csv`, `jsonl`, `json`"
+            ]
+        );
+        assert_eq!(
+            problems(&file("path = \"tokens.csv\"\nrecords = \"$[*]\"")),
+            ["source.records: only used with format = \"json\""]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{}[parse]\nformat = \"csv\"\n",
+                file("path = \"t.csv\"")
+            )),
+            ["parse: not used by file sources; the file's format is `source.format`"]
+        );
+    }
+}
