@@ -351,33 +351,39 @@ fn content_type(headers: &HeaderMap) -> String {
         .map_or_else(|| "not given".to_string(), |v| format!("{v:?}"))
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and is ignored).
+/// `Retry-After`: a number of seconds, or an HTTP date (RFC 9110); at most five minutes.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds: u64 = headers
-        .get(RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds.min(300)))
+    retry_after_at(headers, std::time::SystemTime::now())
 }
 
-/// The `rel="next"` target of a `Link` header.
-pub fn next_link(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(reqwest::header::LINK)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|part| {
-            let (target, params) = part.split_once(';')?;
-            let is_next = params
-                .split(';')
-                .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
-            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-            is_next.then(|| target.to_string())
-        })
+fn retry_after_at(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        // A date in the past means "now".
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(Duration::from_secs(300)))
+}
+
+/// The `rel="next"` target of the `Link` headers (RFC 8288: a URL may hold commas, a link may
+/// have several relation types), resolved against the request's URL. A header that cannot be
+/// read is an error: taking it for "no next page" would end the listing early.
+pub fn next_link(headers: &HeaderMap, base: &url::Url) -> Result<Option<String>, String> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let text = value
+            .to_str()
+            .map_err(|_| "the Link header is not ASCII text".to_string())?;
+        let links = http_link::parse_link_header(text, base)
+            .map_err(|e| format!("the Link header {text:?} cannot be read: {e}"))?;
+        if let Some(next) = links.iter().find(|l| l.rel.eq_ignore_ascii_case("next")) {
+            return Ok(Some(next.target.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -385,19 +391,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn link_header_next() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::LINK,
-            HeaderValue::from_static(
-                "<https://api.example.com/items?page=1>; rel=\"prev\", <https://api.example.com/items?page=3>; rel=\"next\"",
-            ),
-        );
+    fn link_headers_as_rfc_8288_writes_them() {
+        let base = url::Url::parse("https://api.example.com/items?page=2").expect("url");
+        let next = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for value in values {
+                headers.append(
+                    reqwest::header::LINK,
+                    HeaderValue::from_str(value).expect("header"),
+                );
+            }
+            next_link(&headers, &base)
+        };
         assert_eq!(
-            next_link(&headers).as_deref(),
-            Some("https://api.example.com/items?page=3")
+            next(&[
+                "<https://api.example.com/items?page=1>; rel=\"prev\", <https://api.example.com/items?page=3>; rel=\"next\""
+            ]),
+            Ok(Some("https://api.example.com/items?page=3".to_string()))
         );
-        assert_eq!(next_link(&HeaderMap::new()), None);
+        // A comma inside the URL, and a link that is both next and last.
+        assert_eq!(
+            next(&["<https://api.example.com/items?ids=1,2&page=3>; rel=\"next last\""]),
+            Ok(Some(
+                "https://api.example.com/items?ids=1,2&page=3".to_string()
+            ))
+        );
+        // Relative targets, relation types in any case, the link in a second header.
+        assert_eq!(
+            next(&["</items?page=1>; rel=prev", "</items?page=3>; rel=NEXT"]),
+            Ok(Some("https://api.example.com/items?page=3".to_string()))
+        );
+        assert_eq!(next(&["</items?page=1>; rel=\"prev\""]), Ok(None));
+        assert_eq!(next(&[]), Ok(None));
+        assert!(next(&["https://no-brackets; rel=next"]).is_err());
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = httpdate::parse_http_date("Wed, 02 Dec 2026 10:00:00 GMT").expect("date");
+        let wait = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(RETRY_AFTER, HeaderValue::from_str(value).expect("header"));
+            retry_after_at(&headers, now)
+        };
+        assert_eq!(wait("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            wait("Wed, 02 Dec 2026 10:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(wait("Wed, 02 Dec 2026 09:59:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(wait("3600"), Some(Duration::from_secs(300)));
+        assert_eq!(wait("soon"), None);
     }
 
     #[test]

@@ -283,7 +283,7 @@ impl Listing {
                         let path = parse_path("source.pagination.next_path", path)?;
                         next_url(&path, &body)
                     }
-                    None => next_link(&response.headers),
+                    None => next_link(&response.headers, &url).map_err(ListingError::Invalid)?,
                 };
                 let next = match next {
                     Some(target) => {

@@ -88,6 +88,13 @@ async fn every_pagination_kind_fetches_every_record_once(backend: Backend) {
             "[source.pagination]\nkind = \"cursor\"\ntoken_header = \"X-Next-Cursor\"\nparam = \"cursor\"",
         ),
         ("link", "/link", "$", "[source.pagination]\nkind = \"link\""),
+        // The Link header's URLs then hold a comma (`ids=1,2`), which splits no link.
+        (
+            "link-comma",
+            "/link?ids=1,2",
+            "$",
+            "[source.pagination]\nkind = \"link\"",
+        ),
         (
             "link-body",
             "/link-body",
