@@ -1,8 +1,9 @@
-//! Hosts reported by several security tools: what one report (an observation) holds, which of
-//! its values identify the machine, and how one host's observations merge into the host's
-//! fields. Pure functions; `store::hosts` does the matching against stored hosts.
+//! Hosts reported by several security tools: which values of an observation identify the
+//! machine, how a batch of observations is matched to hosts ([`match_observations`]), and how
+//! one host's observations merge into the host's fields ([`merge`]). Pure functions: the
+//! resolver in `store::hosts` loads what they need, calls them and writes what they decide.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 pub use crate::entities::host::Observation;
@@ -215,6 +216,120 @@ pub fn is_private(ip: &IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfe80
         }
     }
+}
+
+/// Which hosts hold each identifier: `(kind, value)` → host ids.
+pub type IdentifierIndex = HashMap<(IdKind, String), BTreeSet<i64>>;
+
+/// Where an observation already stored is: it stays with its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub host_id: i64,
+    pub matched_by: Option<IdKind>,
+}
+
+/// Where one observation of a batch goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub host_id: i64,
+    /// The kind of identifier it joined its host by; `None` for the one that made the host.
+    pub matched_by: Option<IdKind>,
+    /// The host was numbered for this observation.
+    pub new_host: bool,
+}
+
+/// Two hosts claim one strong identifier: the observation's host, and `other_host_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// The observation's place in the batch.
+    pub observation: usize,
+    pub kind: IdKind,
+    pub value: String,
+    pub host_id: i64,
+    pub other_host_id: i64,
+}
+
+/// What [`match_observations`] decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matching {
+    /// One per observation, in order.
+    pub placements: Vec<Placement>,
+    /// Identifiers the index did not yet have for their host: `(kind, value, host id)`.
+    pub new_identifiers: Vec<(IdKind, String, i64)>,
+    pub conflicts: Vec<Conflict>,
+}
+
+/// Matches a batch of observations to hosts, in input order, so an identifier first seen early
+/// in the batch already counts for later ones. Each observation (its identifiers, and where it
+/// is when it was stored before) joins:
+///
+/// - its stored host, when it has one: a host id never moves under a client;
+/// - else the host holding its strongest strong identifier (cloud instance id, then MAC, then
+///   name; the lowest id when several hosts hold it);
+/// - else a new host, numbered from `next_id` up.
+///
+/// A strong identifier another host holds too is a conflict: reported, nothing merged, and
+/// both hosts are found by it from then on. IPs and shared MACs never join hosts. `index` is
+/// updated with every identifier as it is claimed.
+pub fn match_observations(
+    observations: &[(Option<Known>, &[Identifier])],
+    index: &mut IdentifierIndex,
+    next_id: i64,
+) -> Matching {
+    let mut matching = Matching::default();
+    let mut next_id = next_id;
+    for (position, (known, identifiers)) in observations.iter().enumerate() {
+        let matched = IdKind::STRONG.iter().find_map(|&kind| {
+            identifiers
+                .iter()
+                .filter(|id| id.strong && id.kind == kind)
+                .filter_map(|id| index.get(&(id.kind, id.value.clone())))
+                .flatten()
+                .min()
+                .map(|&host| (host, kind))
+        });
+        let placement = match (known, matched) {
+            (Some(known), _) => Placement {
+                host_id: known.host_id,
+                matched_by: known.matched_by,
+                new_host: false,
+            },
+            (None, Some((host, kind))) => Placement {
+                host_id: host,
+                matched_by: Some(kind),
+                new_host: false,
+            },
+            (None, None) => {
+                next_id += 1;
+                Placement {
+                    host_id: next_id - 1,
+                    matched_by: None,
+                    new_host: true,
+                }
+            }
+        };
+        for id in identifiers.iter() {
+            let owners = index.entry((id.kind, id.value.clone())).or_default();
+            if id.strong {
+                for &other in owners.iter().filter(|&&h| h != placement.host_id) {
+                    matching.conflicts.push(Conflict {
+                        observation: position,
+                        kind: id.kind,
+                        value: id.value.clone(),
+                        host_id: placement.host_id,
+                        other_host_id: other,
+                    });
+                }
+            }
+            if owners.insert(placement.host_id) {
+                matching
+                    .new_identifiers
+                    .push((id.kind, id.value.clone(), placement.host_id));
+            }
+        }
+        matching.placements.push(placement);
+    }
+    matching
 }
 
 /// One stored observation, as the merge needs it.
@@ -470,5 +585,165 @@ mod tests {
         assert_eq!(merged.sources["os"], vec!["qualys"]);
         assert_eq!(merged.sources["cloud_provider"], vec!["qualys"]);
         assert_eq!(merged.sources["hostname"], vec!["crowdstrike"]);
+    }
+
+    fn ids(rules: &HostRules, o: Observation) -> Vec<Identifier> {
+        rules.identifiers(&o)
+    }
+
+    fn placed(m: &Matching) -> Vec<(i64, Option<IdKind>, bool)> {
+        m.placements
+            .iter()
+            .map(|p| (p.host_id, p.matched_by, p.new_host))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_makes_hosts_and_joins_later_reports_to_them() {
+        let rules = HostRules::default();
+        let a = ids(
+            &rules,
+            Observation {
+                cloud_instance_id: Some("i-1".into()),
+                macs: vec!["12:5e:2e:db:58:99".into()],
+                ..Default::default()
+            },
+        );
+        // The same machine by its MAC; another one by a name only; the name again.
+        let b = ids(
+            &rules,
+            Observation {
+                macs: vec!["12:5e:2e:db:58:99".into()],
+                hostname: Some("web-1".into()),
+                ..Default::default()
+            },
+        );
+        let c = ids(
+            &rules,
+            Observation {
+                hostname: Some("db-1".into()),
+                ..Default::default()
+            },
+        );
+        let d = ids(
+            &rules,
+            Observation {
+                fqdn: Some("DB-1.".into()),
+                ..Default::default()
+            },
+        );
+        let mut index = IdentifierIndex::new();
+        let m = match_observations(
+            &[(None, &a), (None, &b), (None, &c), (None, &d)],
+            &mut index,
+            10,
+        );
+        assert_eq!(
+            placed(&m),
+            [
+                (10, None, true),
+                (10, Some(IdKind::Mac), false),
+                (11, None, true),
+                (11, Some(IdKind::Name), false),
+            ]
+        );
+        assert!(m.conflicts.is_empty());
+        // Every identifier is claimed once for its host.
+        assert_eq!(
+            m.new_identifiers,
+            [
+                (IdKind::CloudInstanceId, "i-1".to_string(), 10),
+                (IdKind::Mac, "12:5e:2e:db:58:99".to_string(), 10),
+                (IdKind::Name, "web-1".to_string(), 10),
+                (IdKind::Name, "db-1".to_string(), 11),
+            ]
+        );
+    }
+
+    #[test]
+    fn ips_and_shared_macs_never_join_hosts() {
+        let rules = HostRules::default();
+        let one = ids(
+            &rules,
+            Observation {
+                private_ips: vec!["10.0.0.5".into()],
+                macs: vec!["02:42:ac:11:00:02".into()],
+                ..Default::default()
+            },
+        );
+        let mut index = IdentifierIndex::new();
+        let m = match_observations(&[(None, &one), (None, &one)], &mut index, 1);
+        assert_eq!(placed(&m), [(1, None, true), (2, None, true)]);
+        // Both hosts are found by them, and no conflict is claimed over a weak identifier.
+        assert_eq!(
+            index.get(&(IdKind::Ip, "10.0.0.5".to_string())),
+            Some(&BTreeSet::from([1, 2]))
+        );
+        assert!(m.conflicts.is_empty());
+    }
+
+    #[test]
+    fn the_strongest_identifier_wins_and_the_other_holder_is_a_conflict() {
+        let rules = HostRules::default();
+        let mut index = IdentifierIndex::from([
+            (
+                (IdKind::Mac, "12:5e:2e:db:58:99".to_string()),
+                BTreeSet::from([7]),
+            ),
+            (
+                (IdKind::CloudInstanceId, "i-9".to_string()),
+                BTreeSet::from([3]),
+            ),
+        ]);
+        let both = ids(
+            &rules,
+            Observation {
+                cloud_instance_id: Some("I-9".into()),
+                macs: vec!["12:5e:2e:db:58:99".into()],
+                ..Default::default()
+            },
+        );
+        let m = match_observations(&[(None, &both)], &mut index, 20);
+        assert_eq!(placed(&m), [(3, Some(IdKind::CloudInstanceId), false)]);
+        assert_eq!(
+            m.conflicts,
+            [Conflict {
+                observation: 0,
+                kind: IdKind::Mac,
+                value: "12:5e:2e:db:58:99".into(),
+                host_id: 3,
+                other_host_id: 7,
+            }]
+        );
+        // From now on both hosts are found by the MAC.
+        assert_eq!(
+            index.get(&(IdKind::Mac, "12:5e:2e:db:58:99".to_string())),
+            Some(&BTreeSet::from([3, 7]))
+        );
+    }
+
+    #[test]
+    fn a_stored_observation_stays_with_its_host() {
+        let rules = HostRules::default();
+        let mut index =
+            IdentifierIndex::from([((IdKind::Name, "web-1".to_string()), BTreeSet::from([4]))]);
+        let report = ids(
+            &rules,
+            Observation {
+                hostname: Some("web-1".into()),
+                ..Default::default()
+            },
+        );
+        let known = Known {
+            host_id: 8,
+            matched_by: Some(IdKind::Mac),
+        };
+        let m = match_observations(&[(Some(known), &report)], &mut index, 20);
+        assert_eq!(placed(&m), [(8, Some(IdKind::Mac), false)]);
+        assert_eq!(m.conflicts.len(), 1);
+        assert_eq!(
+            (m.conflicts[0].host_id, m.conflicts[0].other_host_id),
+            (8, 4)
+        );
     }
 }

@@ -8,6 +8,7 @@ use sea_orm::{
     TransactionTrait, Value,
 };
 
+use super::arrays;
 use super::filter::{RangeFilter, TextFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use crate::events::NewEvent;
@@ -43,21 +44,14 @@ async fn insert_postgres(db: &DatabaseConnection, events: &[&NewEvent]) -> Resul
             FROM input
         )
         SELECT id FROM input ORDER BY n"#;
-    let text = |f: &dyn Fn(&NewEvent) -> &str| -> Value {
-        Value::from(events.iter().map(|e| f(e).to_string()).collect::<Vec<_>>())
-    };
+    let text = |f: &dyn Fn(&NewEvent) -> &str| arrays::texts(events.iter().map(|e| Some(f(e))));
     let values = vec![
         text(&|e| &e.ip_address),
         text(&|e| &e.user_agent),
         text(&|e| &e.referring_url),
         text(&|e| &e.advertiser_id),
         text(&|e| &e.metadata),
-        Value::from(
-            events
-                .iter()
-                .map(|e| e.received_at.timestamp_micros())
-                .collect::<Vec<_>>(),
-        ),
+        arrays::micros(events.iter().map(|e| Some(e.received_at))),
     ];
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(

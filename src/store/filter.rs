@@ -166,15 +166,7 @@ impl TextFilter {
 pub fn text_in(backend: DbBackend, column: impl ColumnTrait, values: &[String]) -> SimpleExpr {
     match backend {
         DbBackend::Postgres => {
-            let array = sea_orm::Value::Array(
-                sea_orm::sea_query::ArrayType::String,
-                Some(Box::new(
-                    values
-                        .iter()
-                        .map(|v| sea_orm::Value::String(Some(v.clone())))
-                        .collect(),
-                )),
-            );
+            let array = super::arrays::texts(values.iter().map(|v| Some(v.as_str())));
             Expr::col(column.as_column_ref()).eq(PgFunc::any(Expr::val(array)))
         }
         _ => column.is_in(values.to_vec()),

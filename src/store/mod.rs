@@ -1,5 +1,6 @@
 //! Where data is stored: plain functions that take a connection, one module per table family.
 
+pub mod arrays;
 pub mod events;
 pub mod filter;
 pub mod hosts;

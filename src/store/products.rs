@@ -22,6 +22,7 @@ use sea_orm::{
     Value,
 };
 
+use super::arrays;
 use super::filter::{RangeFilter, TextFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::upsert::{UpsertCounts, last_wins, values_placeholders};
@@ -220,19 +221,12 @@ async fn upsert_postgres<C: ConnectionTrait>(
         Counts::Immediate => format!("{HEAD}{IMMEDIATE}"),
         Counts::Deferred => format!("{HEAD}{DEFERRED}"),
     };
-    // Array elements cannot be NULL here: an empty string stands for "none", which is exact
-    // because a blank name or description is never stored (see `ProductRecord`).
-    let text = |f: &dyn Fn(&ProductRecord) -> Option<String>| -> Value {
-        Value::from(
-            rows.iter()
-                .map(|r| f(r).unwrap_or_default())
-                .collect::<Vec<String>>(),
-        )
-    };
+    // An empty string stands for "none" (`arrays`), which is exact because a blank name or
+    // description is never stored (see `ProductRecord`).
     let values = vec![
-        Value::from(rows.iter().map(|r| r.sku.clone()).collect::<Vec<String>>()),
-        text(&|r| r.name.clone()),
-        text(&|r| r.description.clone()),
+        arrays::texts(rows.iter().map(|r| Some(r.sku.as_str()))),
+        arrays::texts(rows.iter().map(|r| r.name.as_deref())),
+        arrays::texts(rows.iter().map(|r| r.description.as_deref())),
         Value::from(provider),
         Value::from(now),
     ];

@@ -9,6 +9,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 
+use super::arrays;
 use super::filter::{BytesFilter, RangeFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::upsert::{UpsertCounts, last_wins, values_placeholders};
@@ -79,26 +80,15 @@ async fn upsert_postgres<C: ConnectionTrait>(
         SELECT count(*) FILTER (WHERE inserted) AS inserted,
                count(*) FILTER (WHERE NOT inserted) AS updated
         FROM written"#;
-    let bytes = |f: &dyn Fn(&TransferRecord) -> Vec<u8>| -> Value {
-        Value::Array(
-            sea_orm::sea_query::ArrayType::Bytes,
-            Some(Box::new(rows.iter().map(|r| Value::from(f(r))).collect())),
-        )
-    };
     let values = vec![
-        bytes(&|r| r.token_address.to_vec()),
-        bytes(&|r| r.from_address.to_vec()),
-        bytes(&|r| r.to_address.to_vec()),
-        Value::from(rows.iter().map(|r| r.value.to_string()).collect::<Vec<_>>()),
-        bytes(&|r| r.transaction_hash.to_vec()),
-        Value::from(rows.iter().map(|r| r.log_index).collect::<Vec<_>>()),
-        Value::from(rows.iter().map(|r| r.block_number).collect::<Vec<_>>()),
-        // Arrays cannot carry NULL here; i64::MIN stands for "no timestamp".
-        Value::from(
-            rows.iter()
-                .map(|r| r.block_timestamp.map_or(i64::MIN, |t| t.timestamp_micros()))
-                .collect::<Vec<_>>(),
-        ),
+        arrays::bytes(rows.iter().map(|r| &r.token_address[..])),
+        arrays::bytes(rows.iter().map(|r| &r.from_address[..])),
+        arrays::bytes(rows.iter().map(|r| &r.to_address[..])),
+        arrays::strings(rows.iter().map(|r| r.value.to_string())),
+        arrays::bytes(rows.iter().map(|r| &r.transaction_hash[..])),
+        arrays::ints(rows.iter().map(|r| r.log_index)),
+        arrays::bigints(rows.iter().map(|r| r.block_number)),
+        arrays::micros(rows.iter().map(|r| r.block_timestamp)),
     ];
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
