@@ -35,6 +35,8 @@ pub struct AppState {
     pub runner: Runner,
     /// The group-commit writer behind `/submit` and `submitEvent`.
     pub events: EventWriter,
+    /// Browser origins allowed besides the server's own (`http.cors_allowed_origins`).
+    pub allowed_origins: std::sync::Arc<[String]>,
 }
 
 pub struct Application {
@@ -101,6 +103,7 @@ impl Application {
             policy,
             runner: runner.clone(),
             events,
+            allowed_origins: settings.http.cors_allowed_origins.clone().into(),
         };
         let router = router(state, &settings)?;
         let listener = TcpListener::bind(settings.listen)

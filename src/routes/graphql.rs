@@ -14,6 +14,7 @@ use axum::extract::WebSocketUpgrade;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
+use super::cross_origin::{Accepts, forbidden_origin, origin_allowed, require_json};
 use crate::graphql::error::{ApiError, ensure_codes};
 use crate::metrics::record_graphql;
 use crate::startup::AppState;
@@ -21,6 +22,9 @@ use crate::startup::AppState;
 /// The body is read whole first (like every other route) so one over `http.body_limit_bytes`
 /// gets 413 whether or not it declared its length.
 pub async fn execute(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(refused) = require_json(&headers, Accepts::Json) {
+        return refused;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -64,9 +68,13 @@ pub async fn execute(State(state): State<AppState>, headers: HeaderMap, body: By
 /// token comes in `connection_init` as `{"Authorization": "Bearer …"}` (or `{"token": "…"}`).
 pub async fn subscriptions(
     State(state): State<AppState>,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if !origin_allowed(&headers, &state.allowed_origins) {
+        return forbidden_origin(&headers);
+    }
     let schema = state.schema.clone();
     let policy = state.policy.clone();
     upgrade

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::cross_origin::{Accepts, require_json};
 use crate::auth::Caller;
 use crate::providers::definition::Source;
 use crate::sources::json;
@@ -23,6 +24,9 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(refused) = require_json(&headers, Accepts::JsonOrLines) {
+        return refused;
+    }
     let caller: Caller = state.policy.caller_of(&headers);
     if !state.policy.may_mutate(caller) {
         return error(

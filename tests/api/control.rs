@@ -355,7 +355,19 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
         let client = app.client.clone();
         let url = url.clone();
         async move {
-            let response = client.post(&url).body(body).send().await.expect("post");
+            // A JSON array, or JSON lines.
+            let content_type = if body.starts_with('[') {
+                "application/json"
+            } else {
+                "application/x-ndjson"
+            };
+            let response = client
+                .post(&url)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("post");
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.expect("json"))
         }
@@ -446,6 +458,7 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
         let response = app
             .client
             .post(&kept_url)
+            .header("content-type", "application/json")
             .body(body)
             .send()
             .await
@@ -485,6 +498,7 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
     let missing = app
         .client
         .post(format!("{}/ingest/nope", app.address))
+        .header("content-type", "application/json")
         .body("[]")
         .send()
         .await
@@ -493,6 +507,7 @@ async fn records_pushed_over_http_land_once(backend: Backend) {
     let pulled = app
         .client
         .post(format!("{}/ingest/pulled", app.address))
+        .header("content-type", "application/json")
         .body("[]")
         .send()
         .await
@@ -519,6 +534,7 @@ async fn pushing_needs_the_token_off_loopback(backend: Backend) {
     let anonymous = app
         .client
         .post(&url)
+        .header("content-type", "application/json")
         .body(r#"[{"id": "x"}]"#)
         .send()
         .await
@@ -528,6 +544,7 @@ async fn pushing_needs_the_token_off_loopback(backend: Backend) {
         .client
         .post(&url)
         .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
         .body(r#"[{"id": "x"}]"#)
         .send()
         .await

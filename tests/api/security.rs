@@ -988,3 +988,195 @@ fn the_docker_image_runs_as_a_numeric_non_root_user() {
         .unwrap_or_else(|_| panic!("USER {user}: gid is not numeric"));
     assert!(uid != 0 && gid != 0, "USER {user} is root");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Pages of other origins
+
+/// What a page of another origin tries against the server at `target`: mutations in bodies a
+/// browser sends without asking (text, a form, an untyped blob), a push, a JSON mutation
+/// (which needs a CORS preflight), and a WebSocket.
+const HOSTILE_SCRIPT: &str = r#"(async (target) => {
+  const out = {};
+  const mutation = JSON.stringify({ query: 'mutation { triggerIngest(provider: "tokens") { run { id } } }' });
+  const simple = [
+    ['textPlain', { headers: { 'Content-Type': 'text/plain' }, body: mutation }],
+    ['form', { headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: mutation }],
+    ['untyped', { body: new Blob([mutation]) }],
+  ];
+  for (const [name, init] of simple) {
+    try {
+      await fetch(target + '/graphql', { method: 'POST', mode: 'no-cors', ...init });
+      out[name] = 'sent';
+    } catch (e) {
+      out[name] = 'not sent: ' + e;
+    }
+  }
+  try {
+    await fetch(target + '/ingest/pushed', {
+      method: 'POST', mode: 'no-cors', headers: { 'Content-Type': 'text/plain' },
+      body: '[{"id": "from-a-page"}]',
+    });
+    out.push = 'sent';
+  } catch (e) {
+    out.push = 'not sent: ' + e;
+  }
+  try {
+    const r = await fetch(target + '/graphql', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: mutation,
+    });
+    out.json = 'answered ' + r.status;
+  } catch (e) {
+    out.json = 'blocked';
+  }
+  out.ws = await new Promise((resolve) => {
+    const ws = new WebSocket(target.replace('http://', 'ws://') + '/graphql/ws', 'graphql-transport-ws');
+    ws.onopen = () => { resolve('open'); ws.close(); };
+    ws.onerror = () => resolve('refused');
+    setTimeout(() => resolve('no answer'), 5000);
+  });
+  return out;
+})"#;
+
+/// A page served from another origin, in headless Chromium, cannot run a mutation, push
+/// records or open the WebSocket of a loopback server with no token, while the server's own
+/// page (GraphiQL) and clients that are not browsers keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_origin_cannot_drive_the_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/ethereum/etl_tokens.csv"
+        ),
+        dir.path().join("tokens.csv"),
+    )
+    .expect("copy");
+    std::fs::write(
+        dir.path().join("tokens.toml"),
+        "entity = \"token\"\n[source]\nkind = \"file\"\npath = \"tokens.csv\"\n[fields]\naddress = \"address\"\n",
+    )
+    .expect("provider");
+    std::fs::write(
+        dir.path().join("pushed.toml"),
+        "entity = \"record\"\ndataset = \"pushed\"\nkey = \"id\"\n[source]\nkind = \"push\"\n[fields]\nid = \"id\"\n",
+    )
+    .expect("provider");
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| s.providers_dir = providers).await;
+
+    // The other origin: the same address, another port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let page_url = format!("http://{}/", listener.local_addr().expect("address"));
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::response::Html("<!doctype html><title>elsewhere</title><p>another site</p>")
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, page).await });
+
+    let target = serde_json::to_string(&app.address).expect("JSON");
+    let outcome =
+        crate::common::browser::run_in_page(&page_url, &format!("{HOSTILE_SCRIPT}({target})"))
+            .await
+            .unwrap_or_else(|e| panic!("the page in Chromium: {e}"));
+    // The browser sent the simple requests; the server refused them unread.
+    assert_eq!(outcome["textPlain"], "sent", "{outcome}");
+    assert_eq!(outcome["push"], "sent", "{outcome}");
+    assert_eq!(outcome["json"], "blocked", "{outcome}");
+    assert_eq!(outcome["ws"], "refused", "{outcome}");
+    let runs = entity::ingest_run::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(runs, 0, "a page started a run or pushed records");
+    let records = entity::record::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(records, 0);
+
+    // What the server answers them, and that JSON clients are untouched.
+    let post = |path: &str, content_type: Option<&str>, body: &str| {
+        let mut request = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .body(body.to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    let mutation =
+        r#"{"query": "mutation { triggerIngest(provider: \"tokens\") { run { id } } }"}"#;
+    let refused = post("/graphql", Some("text/plain;charset=UTF-8"), mutation)
+        .await
+        .expect("post");
+    assert_eq!(refused.status(), 415);
+    assert_eq!(
+        refused.json::<Value>().await.expect("json"),
+        json!({"error": "Content-Type must be application/json (found `text/plain;charset=UTF-8`)"})
+    );
+    let untyped = post("/graphql", None, mutation).await.expect("post");
+    assert_eq!(untyped.status(), 415);
+    let push = post("/ingest/pushed", Some("text/plain"), r#"[{"id": "x"}]"#)
+        .await
+        .expect("post");
+    assert_eq!(push.status(), 415);
+    assert_eq!(
+        push.json::<Value>().await.expect("json"),
+        json!({"error": "Content-Type must be application/json, or application/x-ndjson for JSON lines (found `text/plain`)"})
+    );
+    let lines = post(
+        "/ingest/pushed",
+        Some("application/x-ndjson"),
+        "{\"id\": \"a\"}\n{\"id\": \"b\"}\n",
+    )
+    .await
+    .expect("post");
+    assert_eq!(lines.status(), 200);
+    let allowed = post("/graphql", Some("application/json"), mutation)
+        .await
+        .expect("post");
+    let answer: Value = allowed.json().await.expect("json");
+    assert_eq!(
+        answer["data"]["triggerIngest"]["run"]["id"].is_string(),
+        true,
+        "{answer}"
+    );
+
+    // The WebSocket from a listed origin or none is accepted; from another, 403.
+    let ws = |origin: Option<&str>| {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("{}/graphql/ws", app.address.replace("http://", "ws://")),
+            )
+            .expect("request");
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            "graphql-transport-ws".parse().expect("header"),
+        );
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().expect("header"));
+        }
+        tokio_tungstenite::connect_async(request)
+    };
+    assert!(
+        ws(None).await.is_ok(),
+        "a client without an Origin connects"
+    );
+    assert!(
+        ws(Some(&app.address)).await.is_ok(),
+        "the server's own origin (GraphiQL) connects"
+    );
+    match ws(Some("http://127.0.0.1:1")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+}

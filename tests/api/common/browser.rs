@@ -73,6 +73,22 @@ const GRAPHIQL_SCRIPT: &str = r#"(async (query, waitMs) => {
 /// Opens `page_url` (a GraphiQL page) in headless Chromium, types/sets `query` into the editor,
 /// clicks the run button, waits for the response pane to contain text, and returns that text.
 pub async fn run_query_in_graphiql(page_url: &str, query: &str) -> Result<String, String> {
+    let query_json =
+        serde_json::to_string(query).map_err(|e| format!("cannot encode the query: {e}"))?;
+    let value = run_in_page(
+        page_url,
+        &format!("{GRAPHIQL_SCRIPT}({query_json}, {PAGE_WAIT_MS})"),
+    )
+    .await?;
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("the page script returned no text: {value}"))
+}
+
+/// Opens `page_url` in headless Chromium and evaluates `expression` in the page (awaiting it
+/// when it is a promise), returning its value as JSON.
+pub async fn run_in_page(page_url: &str, expression: &str) -> Result<Value, String> {
     let chromium = find_chromium()?;
     let profile = tempfile::Builder::new()
         .prefix("tributary-chromium-")
@@ -104,7 +120,7 @@ pub async fn run_query_in_graphiql(page_url: &str, query: &str) -> Result<String
     let progress = Arc::new(Mutex::new(Progress::default()));
     let outcome = tokio::time::timeout(
         OVERALL_TIMEOUT,
-        drive(&mut child, page_url, query, &progress),
+        drive(&mut child, page_url, expression, &progress),
     )
     .await;
     // Chromium must be gone before its profile directory is removed.
@@ -119,11 +135,9 @@ pub async fn run_query_in_graphiql(page_url: &str, query: &str) -> Result<String
     };
     match outcome {
         Ok(Ok(text)) => Ok(text),
-        Ok(Err(e)) => Err(format!(
-            "GraphiQL in Chromium failed while {step}: {e}{details}"
-        )),
+        Ok(Err(e)) => Err(format!("failed while {step}: {e}{details}")),
         Err(_) => Err(format!(
-            "GraphiQL in Chromium timed out after {} s while {step}{details}",
+            "timed out after {} s while {step}{details}",
             OVERALL_TIMEOUT.as_secs()
         )),
     }
@@ -221,9 +235,9 @@ fn on_path(name: &Path) -> Option<PathBuf> {
 async fn drive(
     child: &mut Child,
     page_url: &str,
-    query: &str,
+    expression: &str,
     progress: &Shared,
-) -> Result<String, String> {
+) -> Result<Value, String> {
     set_step(
         progress,
         "waiting for Chromium to print its DevTools address",
@@ -306,14 +320,12 @@ async fn drive(
     }
     cdp.wait_event("Page.loadEventFired").await?;
 
-    set_step(progress, "running the query in GraphiQL");
-    let query_json =
-        serde_json::to_string(query).map_err(|e| format!("cannot encode the query: {e}"))?;
+    set_step(progress, "running the script in the page");
     let evaluated = cdp
         .call(
             "Runtime.evaluate",
             json!({
-                "expression": format!("{GRAPHIQL_SCRIPT}({query_json}, {PAGE_WAIT_MS})"),
+                "expression": expression,
                 "awaitPromise": true,
                 "returnByValue": true,
             }),
@@ -326,10 +338,7 @@ async fn drive(
             .unwrap_or("unknown exception");
         return Err(format!("the page script failed: {message}"));
     }
-    evaluated["result"]["value"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("the page script returned no text: {evaluated}"))
+    Ok(evaluated["result"]["value"].clone())
 }
 
 /// A DevTools Protocol connection to the browser, talking to one page once `session` is set.
