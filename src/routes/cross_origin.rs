@@ -152,7 +152,7 @@ mod tests {
     fn websockets_from_other_origins_are_refused() {
         let allowed = vec!["https://app.example.com".to_string()];
         let host = (header::HOST, "127.0.0.1:8080");
-        assert!(origin_allowed(&with(&[host.clone()]), &allowed));
+        assert!(origin_allowed(&with(std::slice::from_ref(&host)), &allowed));
         assert!(origin_allowed(
             &with(&[host.clone(), (header::ORIGIN, "http://127.0.0.1:8080")]),
             &allowed

@@ -1141,9 +1141,8 @@ async fn a_page_of_another_origin_cannot_drive_the_server() {
         .await
         .expect("post");
     let answer: Value = allowed.json().await.expect("json");
-    assert_eq!(
+    assert!(
         answer["data"]["triggerIngest"]["run"]["id"].is_string(),
-        true,
         "{answer}"
     );
 
