@@ -2,7 +2,7 @@
 
 use async_graphql::OutputType;
 use async_graphql::connection::{Connection, CursorType, Edge};
-use sea_orm::ColumnTrait;
+use sea_orm::{ColumnTrait, DbErr};
 
 use super::error::ApiError;
 use crate::store::keyset::{self, Cursor, KeyValue, PageError, PageRequest, SortOrder};
@@ -66,8 +66,27 @@ impl CursorType for LazyCursor {
 /// A page of `N` nodes as a Relay connection.
 pub type Page<N> = Connection<LazyCursor, N>;
 
+/// Every list field, end to end: the page `args` ask for in `order` (checked, or a
+/// `BAD_USER_INPUT` naming the argument), read by `read`, as a Relay connection of `node`s,
+/// each with the keyset cursor of its sort values (`key`).
+pub async fn list<C, M, N>(
+    args: PageArgs,
+    order: &SortOrder<C>,
+    read: impl AsyncFnOnce(&PageRequest) -> Result<keyset::Page<M>, DbErr>,
+    key: impl Fn(&M) -> Vec<KeyValue>,
+    node: impl Fn(M) -> N,
+) -> Result<Page<N>, ApiError>
+where
+    C: ColumnTrait,
+    N: OutputType,
+{
+    let request = args.request(order)?;
+    let page = read(&request).await?;
+    Ok(connection(order, page, key, node))
+}
+
 /// Builds the connection: each row becomes a node with the cursor of its sort values.
-pub fn connection<C, M, N>(
+fn connection<C, M, N>(
     order: &SortOrder<C>,
     page: keyset::Page<M>,
     key: impl Fn(&M) -> Vec<KeyValue>,

@@ -7,10 +7,9 @@ use async_graphql::futures_util::Stream;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
 use croner::parser::{CronParser, Seconds, Year};
 use entity::rejected_record;
-use sea_orm::sea_query::Order;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::DatabaseConnection;
 
-use super::connection::{Page, PageArgs, connection};
+use super::connection::{Page, PageArgs, list};
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, optional};
 use super::runs::IngestRun;
@@ -19,9 +18,9 @@ use super::scalars::DateTime;
 use crate::auth::{Caller, Policy};
 use crate::providers::{EntityKind, Provider};
 use crate::runner::{Runner, RunnerError};
-use crate::store::keyset::{KeyValue, SortOrder};
-use crate::store::leases;
+use crate::store::rejected::{self, RejectionFilter};
 use crate::store::runs::{self, RunFilter, RunTrigger};
+use crate::store::{leases, raw, records};
 
 /// One provider as the server runs it.
 pub struct ProviderInfo(Provider);
@@ -89,18 +88,8 @@ impl ProviderInfo {
     async fn row_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let n = match self.0.def.entity {
-            EntityKind::Record => {
-                entity::record::Entity::find()
-                    .filter(entity::record::Column::Provider.eq(self.0.name.clone()))
-                    .count(db)
-                    .await?
-            }
-            _ => {
-                entity::raw_record::Entity::find()
-                    .filter(entity::raw_record::Column::Provider.eq(self.0.name.clone()))
-                    .count(db)
-                    .await?
-            }
+            EntityKind::Record => records::count_of_provider(db, &self.0.name).await?,
+            _ => raw::count_of_provider(db, &self.0.name).await?,
         };
         Ok(n as i64)
     }
@@ -210,15 +199,20 @@ impl ControlQuery {
             )?,
         };
         let order = runs::newest_first();
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = runs::list_filtered(db, &filter, &request).await?;
-        Ok(connection(&order, page, runs::cursor_values, IngestRun))
+        };
+        list(
+            args,
+            &order,
+            async |request| runs::list_filtered(db, &filter, request).await,
+            runs::cursor_values,
+            IngestRun,
+        )
+        .await
     }
 
     /// Records that were not stored, newest first.
@@ -233,36 +227,30 @@ impl ControlQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<RejectedRecord>> {
-        use sea_orm::QueryFilter as _;
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let w = filter.unwrap_or_default();
-        let order = SortOrder::new().then(rejected_record::Column::Id, Order::Desc);
-        let request = PageArgs {
+        let filter = RejectionFilter {
+            provider: w.provider,
+            run_id: w
+                .run_id
+                .map(|id| parse_id("where.runId", &id))
+                .transpose()?,
+        };
+        let order = rejected::newest_first();
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let mut select = rejected_record::Entity::find();
-        if let Some(provider) = w.provider {
-            select = select.filter(rejected_record::Column::Provider.eq(provider));
-        }
-        if let Some(run_id) = &w.run_id {
-            select =
-                select.filter(rejected_record::Column::RunId.eq(parse_id("where.runId", run_id)?));
-        }
-        let rows = request
-            .apply(&order, db.get_database_backend(), select)
-            .all(db)
-            .await?;
-        let page = request.finish(rows);
-        Ok(connection(
+        };
+        list(
+            args,
             &order,
-            page,
-            |r| vec![KeyValue::Int(r.id)],
+            async |request| rejected::list(db, &filter, request).await,
+            rejected::cursor_values,
             RejectedRecord,
-        ))
+        )
+        .await
     }
 }
 

@@ -9,7 +9,7 @@ use async_graphql::{Context, ID, InputObject, Json, Object};
 use entity::event;
 use sea_orm::DatabaseConnection;
 
-use super::connection::{Page, PageArgs, connection};
+use super::connection::{Page, PageArgs, list};
 use super::control::require_admin;
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, StringFilterInput, optional};
@@ -106,15 +106,20 @@ impl EventQuery {
             )?,
         };
         let order = events::newest_first();
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = events::list(db, &filter, &request).await?;
-        Ok(connection(&order, page, events::cursor_values, Event))
+        };
+        list(
+            args,
+            &order,
+            async |request| events::list(db, &filter, request).await,
+            events::cursor_values,
+            Event,
+        )
+        .await
     }
 }
 

@@ -5,38 +5,29 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{
+    Context, Enum, ID, InputObject, Interface, Json, MergedObject, Object, SimpleObject,
+};
 use entity::{host, host_conflict, host_observation};
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
-use super::connection::{Page, PageArgs, connection};
+use super::connection::{Page, PageArgs, list};
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, SortDirection, StringFilterInput, optional};
 use super::scalars::DateTime;
+use crate::entities::host::Observation;
 use crate::runner::Runner;
 use crate::store::hosts::{self as store, HostFilter, HostSort};
 use crate::store::raw;
 use crate::transform::transforms;
 
-/// One machine, merged from every tool that reports it.
-pub struct Host(pub host::Model);
-
-/// Where one host field's value came from.
-#[derive(SimpleObject)]
-pub struct FieldSource {
-    /// `hostname`, `fqdn`, `os`, `platform`, `cloudProvider`, `cloudInstanceId`, `privateIps`,
-    /// `publicIps` or `macs`.
-    field: String,
-    /// The provider whose observation gave the value; for lists, every provider that gave one.
-    providers: Vec<String>,
-}
+/// What is known of a machine, as merged into a host or as one tool reported it: the fields
+/// `Host` and `HostObservation` share, resolved once here for both.
+pub struct Machine(Observation);
 
 #[Object]
-impl Host {
-    async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
+impl Machine {
     async fn hostname(&self) -> Option<&str> {
         self.0.hostname.as_deref()
     }
@@ -55,24 +46,87 @@ impl Host {
     async fn cloud_instance_id(&self) -> Option<&str> {
         self.0.cloud_instance_id.as_deref()
     }
-    /// Every private address any tool reported, sorted.
-    async fn private_ips(&self) -> Vec<String> {
-        store::list_field(&self.0.private_ips)
+    /// Private addresses, sorted (of a host: every one any tool reported).
+    async fn private_ips(&self) -> &[String] {
+        &self.0.private_ips
     }
-    async fn public_ips(&self) -> Vec<String> {
-        store::list_field(&self.0.public_ips)
+    /// Public addresses, sorted (of a host: every one any tool reported).
+    async fn public_ips(&self) -> &[String] {
+        &self.0.public_ips
     }
-    /// Lower-case colon pairs, sorted.
-    async fn macs(&self) -> Vec<String> {
-        store::list_field(&self.0.macs)
+    /// Lower-case colon pairs, sorted (of a host: every one any tool reported).
+    async fn macs(&self) -> &[String] {
+        &self.0.macs
     }
-    /// The earliest first sighting any tool reported.
+    /// The first sighting (of a host: the earliest any tool reported).
     async fn first_seen(&self) -> Option<DateTime> {
         self.0.first_seen.map(Into::into)
     }
-    /// The latest sighting any tool reported.
+    /// The latest sighting (of a host: the latest any tool reported).
     async fn last_seen(&self) -> Option<DateTime> {
         self.0.last_seen.map(Into::into)
+    }
+}
+
+/// A machine as reported: a merged host or one tool's observation of it. A client can ask
+/// for these fields of either with one fragment (`... on MachineReport`).
+// Each `field(…)` names a different field; clippy reads the repeated `ty = …` as duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(Interface)]
+#[graphql(
+    field(name = "hostname", ty = "Option<&str>"),
+    field(name = "fqdn", ty = "Option<&str>"),
+    field(name = "os", ty = "Option<&str>"),
+    field(name = "platform", ty = "Option<&str>"),
+    field(name = "cloud_provider", ty = "Option<&str>"),
+    field(name = "cloud_instance_id", ty = "Option<&str>"),
+    field(name = "private_ips", ty = "&[String]"),
+    field(name = "public_ips", ty = "&[String]"),
+    field(name = "macs", ty = "&[String]"),
+    field(name = "first_seen", ty = "Option<DateTime>"),
+    field(name = "last_seen", ty = "Option<DateTime>")
+)]
+pub enum MachineReport {
+    Host(Host),
+    HostObservation(HostObservation),
+}
+
+/// One machine, merged from every tool that reports it.
+#[derive(MergedObject)]
+pub struct Host(HostOwn, Machine);
+
+impl Host {
+    pub fn new(row: host::Model) -> Host {
+        let machine = Machine(store::host_fields(&row));
+        Host(HostOwn(row), machine)
+    }
+}
+
+/// The interface's fields resolve on the shared part (`MachineReport` calls them by name).
+impl std::ops::Deref for Host {
+    type Target = Machine;
+    fn deref(&self) -> &Machine {
+        &self.1
+    }
+}
+
+/// The fields only a merged host has.
+pub struct HostOwn(host::Model);
+
+/// Where one host field's value came from.
+#[derive(SimpleObject)]
+pub struct FieldSource {
+    /// `hostname`, `fqdn`, `os`, `platform`, `cloudProvider`, `cloudInstanceId`, `privateIps`,
+    /// `publicIps` or `macs`.
+    field: String,
+    /// The provider whose observation gave the value; for lists, every provider that gave one.
+    providers: Vec<String>,
+}
+
+#[Object]
+impl HostOwn {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
     }
     /// The last time a provider run reported this host.
     async fn last_reported_at(&self) -> DateTime {
@@ -107,7 +161,7 @@ impl Host {
             .await
             .map_err(ApiError::Internal)?
             .unwrap_or_default();
-        Ok(found.into_iter().map(HostObservation).collect())
+        Ok(found.into_iter().map(HostObservation::new).collect())
     }
 }
 
@@ -129,49 +183,34 @@ fn camel_case(field: &str) -> String {
 }
 
 /// One provider's report of a host, as normalized when it was last received.
-pub struct HostObservation(pub host_observation::Model);
+#[derive(MergedObject)]
+pub struct HostObservation(ObservationOwn, Machine);
+
+impl HostObservation {
+    pub fn new(row: host_observation::Model) -> HostObservation {
+        let machine = Machine(store::observation_of(&row));
+        HostObservation(ObservationOwn(row), machine)
+    }
+}
+
+impl std::ops::Deref for HostObservation {
+    type Target = Machine;
+    fn deref(&self) -> &Machine {
+        &self.1
+    }
+}
+
+/// The fields only an observation has.
+pub struct ObservationOwn(host_observation::Model);
 
 #[Object]
-impl HostObservation {
+impl ObservationOwn {
     async fn provider(&self) -> &str {
         &self.0.provider
     }
     /// The provider's own id for the machine.
     async fn external_id(&self) -> &str {
         &self.0.external_id
-    }
-    async fn hostname(&self) -> Option<&str> {
-        self.0.hostname.as_deref()
-    }
-    async fn fqdn(&self) -> Option<&str> {
-        self.0.fqdn.as_deref()
-    }
-    async fn os(&self) -> Option<&str> {
-        self.0.os.as_deref()
-    }
-    async fn platform(&self) -> Option<&str> {
-        self.0.platform.as_deref()
-    }
-    async fn cloud_provider(&self) -> Option<&str> {
-        self.0.cloud_provider.as_deref()
-    }
-    async fn cloud_instance_id(&self) -> Option<&str> {
-        self.0.cloud_instance_id.as_deref()
-    }
-    async fn private_ips(&self) -> Vec<String> {
-        store::list_field(&self.0.private_ips)
-    }
-    async fn public_ips(&self) -> Vec<String> {
-        store::list_field(&self.0.public_ips)
-    }
-    async fn macs(&self) -> Vec<String> {
-        store::list_field(&self.0.macs)
-    }
-    async fn first_seen(&self) -> Option<DateTime> {
-        self.0.first_seen.map(Into::into)
-    }
-    async fn last_seen(&self) -> Option<DateTime> {
-        self.0.last_seen.map(Into::into)
     }
     /// The identifier kind that joined it to the host (`cloud_instance_id`, `mac`, `name`);
     /// null when this observation created the host.
@@ -234,7 +273,7 @@ async fn load_host(ctx: &Context<'_>, id: i64) -> ApiResult<Option<Host>> {
         .load_one(id)
         .await
         .map_err(ApiError::Internal)?
-        .map(Host))
+        .map(Host::new))
 }
 
 /// Hosts by id, a page at a time.
@@ -342,7 +381,7 @@ impl HostQuery {
     /// One host by id; null when unknown.
     async fn host(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Host>> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
-        Ok(store::get(db, parse_id(&id, "id")?).await?.map(Host))
+        Ok(store::get(db, parse_id(&id, "id")?).await?.map(Host::new))
     }
 
     /// Hosts matching `where`, by id unless `orderBy` says otherwise.
@@ -412,20 +451,20 @@ impl HostQuery {
             })
             .collect();
         let order = store::order(&sort);
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = store::list(db, &filter, &sort, &request).await?;
-        Ok(connection(
+        };
+        list(
+            args,
             &order,
-            page,
+            async |request| store::list(db, &filter, &sort, request).await,
             |h| store::cursor_values(&sort, h),
-            Host,
-        ))
+            Host::new,
+        )
+        .await
     }
 
     /// Observations that matched two different hosts by a strong identifier, oldest first;
@@ -443,19 +482,19 @@ impl HostQuery {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         let host = host.map(|id| parse_id(&id, "host")).transpose()?;
         let order = store::conflict_order();
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = store::conflicts(db, host, &request).await?;
-        Ok(connection(
+        };
+        list(
+            args,
             &order,
-            page,
+            async |request| store::conflicts(db, host, request).await,
             store::conflict_cursor,
             HostConflict,
-        ))
+        )
+        .await
     }
 }

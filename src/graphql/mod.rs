@@ -55,6 +55,7 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
         SubscriptionRoot::default(),
     )
     // Scalars the API documents even where no field uses them yet.
+    .register_output_type::<hosts::MachineReport>()
     .register_output_type::<scalars::BigInt>()
     .register_output_type::<scalars::Bytes>()
     .register_output_type::<async_graphql::Json<serde_json::Value>>()

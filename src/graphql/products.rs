@@ -5,7 +5,7 @@ use entity::{product, product_count};
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
-use super::connection::{Page, PageArgs, connection};
+use super::connection::{Page, PageArgs, list};
 use super::error::{ApiError, ApiResult};
 use super::filters::{
     DateTimeFilterInput, IntFilterInput, SortDirection, StringFilterInput, optional,
@@ -140,20 +140,20 @@ impl ProductQuery {
             })
             .collect();
         let order = products::order(&sort);
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = products::list(db, &filter, &sort, &request).await?;
-        Ok(connection(
+        };
+        list(
+            args,
             &order,
-            page,
+            async |request| products::list(db, &filter, &sort, request).await,
             |p| products::cursor_values(&sort, p),
             Product,
-        ))
+        )
+        .await
     }
 
     /// Names with how many products carry each (products without a name are not counted),
@@ -181,19 +181,19 @@ impl ProductQuery {
             ProductCountOrder::Name => CountSort::Name,
         };
         let order = products::count_order(sort);
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = products::list_counts(db, &filter, sort, &request).await?;
-        Ok(connection(
+        };
+        list(
+            args,
             &order,
-            page,
+            async |request| products::list_counts(db, &filter, sort, request).await,
             |c| products::count_cursor_values(sort, c),
             ProductCount,
-        ))
+        )
+        .await
     }
 }

@@ -4,7 +4,7 @@ use async_graphql::{Context, InputObject, Json, Object};
 use entity::record;
 use sea_orm::DatabaseConnection;
 
-use super::connection::{Page, PageArgs, connection};
+use super::connection::{Page, PageArgs, list};
 use super::error::ApiResult;
 use super::filters::{StringFilterInput, optional};
 use super::scalars::DateTime;
@@ -62,14 +62,19 @@ impl RecordQuery {
         let w = filter.unwrap_or_default();
         let key = optional(w.key, "where.key", StringFilterInput::into_store)?;
         let order = records::order();
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = records::list(db, &dataset, &key, &request).await?;
-        Ok(connection(&order, page, records::cursor_values, Record))
+        };
+        list(
+            args,
+            &order,
+            async |request| records::list(db, &dataset, &key, request).await,
+            records::cursor_values,
+            Record,
+        )
+        .await
     }
 }

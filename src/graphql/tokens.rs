@@ -8,7 +8,7 @@ use entity::token;
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
-use super::connection::{Page, PageArgs, connection};
+use super::connection::{Page, PageArgs, list};
 use super::error::{ApiError, ApiResult};
 use super::filters::{BytesFilterInput, SortDirection, StringFilterInput, optional};
 use super::scalars::{BigInt, Bytes, DateTime};
@@ -165,19 +165,19 @@ impl TokenQuery {
             })
             .collect();
         let order = tokens::order(&sort);
-        let request = PageArgs {
+        let args = PageArgs {
             first,
             after,
             last,
             before,
-        }
-        .request(&order)?;
-        let page = tokens::list(db, &filter, &sort, &request).await?;
-        Ok(connection(
+        };
+        list(
+            args,
             &order,
-            page,
+            async |request| tokens::list(db, &filter, &sort, request).await,
             |t| tokens::cursor_values(&sort, t),
             Token,
-        ))
+        )
+        .await
     }
 }

@@ -7,7 +7,7 @@ use entity::transfer;
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
-use super::connection::{Page, PageArgs, connection};
+use super::connection::{Page, PageArgs, list};
 use super::error::{ApiError, ApiResult};
 use super::filters::{
     BigIntFilterInput, BytesFilterInput, DateTimeFilterInput, IntFilterInput, SortDirection,
@@ -155,14 +155,14 @@ pub async fn page(
 ) -> ApiResult<Page<Transfer>> {
     let sort = sort(order_by)?;
     let order = transfers::order(&sort);
-    let request = args.request(&order)?;
-    let page = transfers::list(db, &filter, &sort, &request).await?;
-    Ok(connection(
+    list(
+        args,
         &order,
-        page,
+        async |request| transfers::list(db, &filter, &sort, request).await,
         |t| transfers::cursor_values(&sort, t),
         Transfer,
-    ))
+    )
+    .await
 }
 
 /// Totals over the transfers a filter selects.

@@ -136,3 +136,15 @@ pub async fn payloads(
     }
     Ok(found)
 }
+
+/// How many raw payloads a provider keeps.
+pub async fn count_of_provider(
+    db: &sea_orm::DatabaseConnection,
+    provider: &str,
+) -> Result<u64, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    entity::raw_record::Entity::find()
+        .filter(entity::raw_record::Column::Provider.eq(provider))
+        .count(db)
+        .await
+}

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::filter::TextFilter;
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
-use super::upsert::{UpsertCounts, last_wins, values_placeholders};
+use super::upsert::{UpsertCounts, counted, last_wins, postgres_counted, values_placeholders};
 
 /// One record to write.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,12 +35,6 @@ pub async fn upsert<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     for indices in kept.chunks(CHUNK) {
         let rows: Vec<&NewRecord> = indices.iter().map(|&i| &records[i]).collect();
-        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
-        let existing = record::Entity::find()
-            .filter(record::Column::Dataset.eq(dataset))
-            .filter(record::Column::Key.is_in(keys))
-            .count(db)
-            .await?;
         let (data, differs) = match backend {
             DbBackend::Postgres => (
                 "CAST(v.data AS jsonb)",
@@ -52,14 +46,16 @@ pub async fn upsert<C: ConnectionTrait>(
             DbBackend::Postgres => "CAST(v.updated_at AS timestamptz)",
             _ => "v.updated_at",
         };
-        let sql = format!(
-            "WITH v (dataset, key, data, provider, updated_at) AS (VALUES {values})
-             INSERT INTO records (dataset, key, data, provider, updated_at)
+        let insert = format!(
+            "INSERT INTO records (dataset, key, data, provider, updated_at)
              SELECT v.dataset, v.key, {data}, v.provider, {updated_at} FROM v WHERE true
              ON CONFLICT (dataset, key) DO UPDATE SET data = excluded.data,
                  provider = excluded.provider, updated_at = excluded.updated_at
-             WHERE {differs}",
-            values = values_placeholders(backend, rows.len(), 5),
+             WHERE {differs}"
+        );
+        let input = format!(
+            "v (dataset, key, data, provider, updated_at) AS (VALUES {})",
+            values_placeholders(backend, rows.len(), 5)
         );
         let now = chrono::Utc::now();
         let mut values = Vec::with_capacity(rows.len() * 5);
@@ -73,18 +69,27 @@ pub async fn upsert<C: ConnectionTrait>(
                 Value::from(now),
             ]);
         }
+        if backend == DbBackend::Postgres {
+            let with_written =
+                format!("WITH {input}, written AS ({insert} RETURNING (xmax = 0) AS inserted)");
+            counts.add(postgres_counted(db, with_written, values, rows.len() as u64).await?);
+            continue;
+        }
+        let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
+        let existing = record::Entity::find()
+            .filter(record::Column::Dataset.eq(dataset))
+            .filter(record::Column::Key.is_in(keys))
+            .count(db)
+            .await?;
         let changed = db
-            .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                format!("WITH {input} {insert}"),
+                values,
+            ))
             .await?
             .rows_affected();
-        let inserted = rows.len() as u64 - existing;
-        let updated = changed - inserted;
-        counts.add(UpsertCounts {
-            inserted,
-            updated,
-            unchanged: existing - updated,
-            superseded: 0,
-        });
+        counts.add(counted(rows.len() as u64, existing, changed));
     }
     Ok(counts)
 }
@@ -119,6 +124,14 @@ pub async fn list(
 pub async fn count(db: &DatabaseConnection, dataset: &str) -> Result<u64, DbErr> {
     record::Entity::find()
         .filter(record::Column::Dataset.eq(dataset))
+        .count(db)
+        .await
+}
+
+/// How many records a provider wrote (across its dataset).
+pub async fn count_of_provider(db: &DatabaseConnection, provider: &str) -> Result<u64, DbErr> {
+    record::Entity::find()
+        .filter(record::Column::Provider.eq(provider))
         .count(db)
         .await
 }

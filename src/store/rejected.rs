@@ -1,8 +1,12 @@
 //! Records that could not be stored, kept with the reason and where they came from.
 
 use entity::rejected_record;
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
+use sea_orm::sea_query::Order;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+};
 
+use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use super::nul;
 
 /// One rejection to store. Text with NUL characters is kept with U+FFFD in their place (see
@@ -43,4 +47,42 @@ pub async fn insert<C: ConnectionTrait>(
         rejected_record::Entity::insert_many(rows).exec(db).await?;
     }
     Ok(())
+}
+
+/// What `rejectedRecords(where: …)` may filter on.
+#[derive(Debug, Clone, Default)]
+pub struct RejectionFilter {
+    pub provider: Option<String>,
+    pub run_id: Option<i64>,
+}
+
+/// Newest first; the id is unique, so it alone is a complete keyset.
+pub fn newest_first() -> SortOrder<rejected_record::Column> {
+    SortOrder::new().then(rejected_record::Column::Id, Order::Desc)
+}
+
+pub fn cursor_values(r: &rejected_record::Model) -> Vec<KeyValue> {
+    vec![KeyValue::Int(r.id)]
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &RejectionFilter,
+    page: &PageRequest,
+) -> Result<Page<rejected_record::Model>, DbErr> {
+    let mut select = rejected_record::Entity::find();
+    if let Some(provider) = &filter.provider {
+        select = select.filter(super::filter::text_eq(
+            rejected_record::Column::Provider,
+            provider,
+        ));
+    }
+    if let Some(run_id) = filter.run_id {
+        select = select.filter(rejected_record::Column::RunId.eq(run_id));
+    }
+    let rows = page
+        .apply(&newest_first(), db.get_database_backend(), select)
+        .all(db)
+        .await?;
+    Ok(page.finish(rows))
 }

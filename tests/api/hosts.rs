@@ -299,6 +299,49 @@ async fn fourteen_documents_are_eight_hosts_in_either_order(backend: Backend) {
     );
     assert_eq!(count(&app, "host_observations").await, 14);
     assert_eq!(count(&app, "host_conflicts").await, 0);
+    // One fragment on the interface reads the fields a host and an observation share.
+    let shared = app
+        .query(
+            r#"fragment m on MachineReport { hostname os cloudInstanceId macs privateIps lastSeen }
+               { hosts(orderBy: [{field: HOSTNAME}], first: 100) {
+                   nodes { ...m observations { ...m } } } }"#,
+            json!({}),
+        )
+        .await;
+    let keep = [
+        "hostname",
+        "os",
+        "cloudInstanceId",
+        "macs",
+        "privateIps",
+        "lastSeen",
+    ];
+    let picked = |v: &Value| -> Value {
+        keep.iter()
+            .map(|k| (k.to_string(), v[*k].clone()))
+            .collect()
+    };
+    for (read, host) in shared["hosts"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .zip(&first)
+    {
+        assert_eq!(picked(read), picked(host));
+        let observed: Vec<Value> = read["observations"]
+            .as_array()
+            .expect("observations")
+            .iter()
+            .map(|o| o["hostname"].clone())
+            .collect();
+        let expected: Vec<Value> = host["observations"]
+            .as_array()
+            .expect("observations")
+            .iter()
+            .map(|o| o["hostname"].clone())
+            .collect();
+        assert_eq!(observed, expected);
+    }
 
     // Qualys created the hosts; CrowdStrike joined them by instance id, the Mac made its own.
     let web = by_hostname(&first, "ip-172-31-93-76.ec2.internal");
