@@ -3,12 +3,14 @@
 //! boundaries, and tells subscribers what changed.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::ingest_run;
+use futures_util::FutureExt;
 use sea_orm::{DatabaseConnection, DbErr};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
@@ -181,10 +183,10 @@ impl Runner {
                 _ => Err(RunnerError::ElsewhereRunning(provider.name.clone())),
             };
         }
-        let run = self.start(provider, mode, trigger).await?;
+        let (run, already_running) = self.start(provider, mode, trigger).await?;
         Ok(Triggered {
             run,
-            already_running: false,
+            already_running,
         })
     }
 
@@ -214,9 +216,13 @@ impl Runner {
             metrics::counter!("scheduler_ticks_skipped_total", "provider" => provider.name.clone(), "reason" => "elsewhere").increment(1);
             return Ok(None);
         }
-        let run = self
+        let (run, already_running) = self
             .start(provider, RunMode::Incremental, RunTrigger::Schedule)
             .await?;
+        if already_running {
+            metrics::counter!("scheduler_ticks_skipped_total", "provider" => run.provider.clone(), "reason" => "running").increment(1);
+            return Ok(None);
+        }
         Ok(Some(run.id))
     }
 
@@ -317,10 +323,35 @@ impl Runner {
             }
         }
         let wait = async { while tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(grace, wait).await.is_err() {
-            tracing::warn!(
-                "runs still working after the shutdown grace period; their leases will expire"
-            );
+        if tokio::time::timeout(grace, wait).await.is_ok() {
+            return;
+        }
+        // A batch that outlasts the grace period is rolled back (its transaction is dropped),
+        // and its run is marked here, while the database still answers, so the next start
+        // resumes it without waiting for the lease to lapse.
+        tracing::warn!("runs still working after the shutdown grace period; stopping them");
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        let aborted: Vec<(String, i64)> = match self.inner.active.lock() {
+            Ok(mut active) => active.drain().map(|(p, a)| (p, a.run_id)).collect(),
+            Err(_) => Vec::new(),
+        };
+        for (provider, run_id) in aborted {
+            let marked = runs::finish(
+                &self.inner.db,
+                run_id,
+                RunStatus::Interrupted,
+                Some(
+                    "the server shut down before the run reached a batch boundary; the next run \
+                     resumes from its checkpoint"
+                        .into(),
+                ),
+            )
+            .await;
+            let released = leases::release(&self.inner.db, &provider, self.instance()).await;
+            if let Err(error) = marked.and(released) {
+                tracing::warn!(%provider, run_id, error = %crate::db::brief(&error), "could not mark an interrupted run; another replica's recovery will");
+            }
         }
     }
 
@@ -335,19 +366,26 @@ impl Runner {
         }
     }
 
-    /// Records the run as queued and starts it on its own task. The caller holds the lease.
+    /// Records the run as queued and starts it on its own task, or returns the run of the
+    /// provider this replica already works on (`true`). The caller holds the lease.
     async fn start(
         &self,
         provider: Provider,
         mode: RunMode,
         trigger: RunTrigger,
-    ) -> Result<ingest_run::Model, RunnerError> {
+    ) -> Result<(ingest_run::Model, bool), RunnerError> {
         // Held until the run's task is spawned: `shutdown` holds it while it waits for the
-        // tasks, so a run is either spawned before and waited for, or never queued.
+        // tasks, so a run is either spawned before and waited for, or never queued; and two
+        // starts of one provider (a tick and a trigger at once) see each other's run.
         let mut tasks = self.inner.tasks.lock().await;
         if self.inner.stopping.load(Ordering::Relaxed) {
             leases::release(&self.inner.db, &provider.name, self.instance()).await?;
             return Err(RunnerError::ShuttingDown);
+        }
+        if let Some(running) = self.active_run(&provider.name)
+            && let Some(run) = runs::get(&self.inner.db, running).await?
+        {
+            return Ok((run, true));
         }
         // Holding the lease, no one else can be running this provider: runs still marked
         // unfinished belong to a replica that died, and the checkpoint they left is resumed.
@@ -385,7 +423,7 @@ impl Runner {
         let runner = self.clone();
         let run_id = run.id;
         tasks.spawn(async move { runner.work(provider, mode, run_id, cancel).await });
-        Ok(run)
+        Ok((run, false))
     }
 
     /// One run on its task: heartbeat the lease, run, release, tell subscribers.
@@ -393,7 +431,7 @@ impl Runner {
         let db = &self.inner.db;
         let name = provider.name.clone();
         let started = std::time::Instant::now();
-        let heartbeat = {
+        let heartbeat = AbortOnDrop({
             let runner = self.clone();
             let name = name.clone();
             let cancel = cancel.clone();
@@ -417,7 +455,7 @@ impl Runner {
                     }
                 }
             })
-        };
+        });
         let events = self.inner.events.clone();
         let progress = |_: ingest::Progress| {
             let _ = events.send(RunEvent {
@@ -442,7 +480,22 @@ impl Runner {
                     cancel: &cancel,
                     on_progress: &progress,
                 };
-                ingest::run_with_id(&ctx, run_id).await
+                // A panic is a bug; it fails this run, not the replica's bookkeeping (the run
+                // would otherwise stay `running` with its lease held until the process exits).
+                AssertUnwindSafe(ingest::run_with_id(&ctx, run_id))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        tracing::error!(provider = %name, run_id, panic = %what, "ingest run panicked");
+                        Err(ingest::IngestError::Provider(format!(
+                            "internal error (a bug; see the server log): {what}"
+                        )))
+                    })
             }
             Err(error) => Err(ingest::IngestError::from(error)),
         };
@@ -456,7 +509,7 @@ impl Runner {
                 RunStatus::Failed
             }
         };
-        heartbeat.abort();
+        drop(heartbeat);
         metrics::counter!("ingest_runs_total", "provider" => name.clone(), "outcome" => status.as_str()).increment(1);
         metrics::histogram!("ingest_run_duration_seconds", "provider" => name.clone())
             .record(started.elapsed().as_secs_f64());
@@ -517,4 +570,13 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "tributary".to_string())
+}
+
+/// Stops a spawned task when its owner is done with it, however it ends (aborted included).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -165,8 +165,12 @@ pub async fn run_with_id(ctx: &RunContext<'_>, run_id: i64) -> Result<RunSummary
         provider_state::set_checkpoint(ctx.db, name, run_id, None).await?;
     }
     runs::finish(ctx.db, run_id, status, error.clone()).await?;
-    if let Some(error) = &error {
-        tracing::warn!(provider = %name, run_id, %error, "ingest run failed");
+    match (&error, status) {
+        (Some(error), RunStatus::Interrupted) => {
+            tracing::info!(provider = %name, run_id, reason = %error, "ingest run interrupted")
+        }
+        (Some(error), _) => tracing::warn!(provider = %name, run_id, %error, "ingest run failed"),
+        (None, _) => {}
     }
     summary.status = status;
     summary.error = error;

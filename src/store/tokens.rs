@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::filter::{BytesFilter, TextFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
-use super::upsert::{UpsertCounts, last_wins, values_placeholders};
+use super::upsert::{UpsertCounts, counted, last_wins, postgres_counted, values_placeholders};
 use crate::entities::token::TokenRecord;
 use crate::uint256;
 
@@ -38,15 +38,6 @@ async fn upsert_chunk<C: ConnectionTrait>(
     backend: DbBackend,
     rows: &[&TokenRecord],
 ) -> Result<UpsertCounts, DbErr> {
-    let addresses: Vec<Value> = rows
-        .iter()
-        .map(|r| Value::from(r.address.to_vec()))
-        .collect();
-    let existing = token::Entity::find()
-        .filter(token::Column::Address.is_in(addresses))
-        .count(db)
-        .await?;
-
     let now = chrono::Utc::now();
     let supply = match backend {
         DbBackend::Postgres => "CAST(NULLIF(v.total_supply, '') AS numeric)",
@@ -90,13 +81,15 @@ async fn upsert_chunk<C: ConnectionTrait>(
         DbBackend::Postgres => "CAST(v.block_number AS bigint)",
         _ => "v.block_number",
     };
-    let sql = format!(
-        "WITH v (address, symbol, name, decimals, total_supply, block_number, block_timestamp, updated_at) AS (VALUES {values})
-         INSERT INTO tokens (address, symbol, name, decimals, total_supply, block_number, block_timestamp, updated_at)
+    let input = format!(
+        "v (address, symbol, name, decimals, total_supply, block_number, block_timestamp, updated_at) AS (VALUES {})",
+        values_placeholders(backend, rows.len(), 8)
+    );
+    let insert = format!(
+        "INSERT INTO tokens (address, symbol, name, decimals, total_supply, block_number, block_timestamp, updated_at)
          SELECT v.address, v.symbol, v.name, {decimals_cast}, {supply}, {number_cast}, {timestamp_cast}, {updated_cast} FROM v WHERE true
          ON CONFLICT (address) DO UPDATE SET {set}, updated_at = excluded.updated_at
          WHERE {differs}",
-        values = values_placeholders(backend, rows.len(), 8),
         set = set.join(", "),
         differs = differs.join(" OR "),
     );
@@ -117,18 +110,28 @@ async fn upsert_chunk<C: ConnectionTrait>(
             Value::from(now),
         ]);
     }
+    if backend == DbBackend::Postgres {
+        let with_written =
+            format!("WITH {input}, written AS ({insert} RETURNING (xmax = 0) AS inserted)");
+        return postgres_counted(db, with_written, values, rows.len() as u64).await;
+    }
+    let addresses: Vec<Value> = rows
+        .iter()
+        .map(|r| Value::from(r.address.to_vec()))
+        .collect();
+    let existing = token::Entity::find()
+        .filter(token::Column::Address.is_in(addresses))
+        .count(db)
+        .await?;
     let changed = db
-        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!("WITH {input} {insert}"),
+            values,
+        ))
         .await?
         .rows_affected();
-    let inserted = rows.len() as u64 - existing;
-    let updated = changed - inserted;
-    Ok(UpsertCounts {
-        inserted,
-        updated,
-        unchanged: existing - updated,
-        superseded: 0,
-    })
+    Ok(counted(rows.len() as u64, existing, changed))
 }
 
 pub async fn get(db: &DatabaseConnection, address: &[u8]) -> Result<Option<token::Model>, DbErr> {

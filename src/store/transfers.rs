@@ -12,7 +12,7 @@ use sea_orm::{
 use super::arrays;
 use super::filter::{BytesFilter, RangeFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
-use super::upsert::{UpsertCounts, last_wins, values_placeholders};
+use super::upsert::{UpsertCounts, counted, last_wins, postgres_counted, values_placeholders};
 use crate::entities::transfer::TransferRecord;
 use crate::uint256;
 
@@ -46,8 +46,7 @@ pub async fn upsert<C: ConnectionTrait>(
     Ok(counts)
 }
 
-/// One statement over arrays: PostgreSQL plans it once however many rows it carries, and
-/// `xmax = 0` tells inserted rows from updated ones.
+/// One statement over arrays: PostgreSQL plans it once however many rows it carries.
 async fn upsert_postgres<C: ConnectionTrait>(
     db: &C,
     rows: &[&TransferRecord],
@@ -76,10 +75,7 @@ async fn upsert_postgres<C: ConnectionTrait>(
                    EXCLUDED.to_address, EXCLUDED.value, EXCLUDED.block_number,
                    EXCLUDED.block_timestamp)
             RETURNING (xmax = 0) AS inserted
-        )
-        SELECT count(*) FILTER (WHERE inserted) AS inserted,
-               count(*) FILTER (WHERE NOT inserted) AS updated
-        FROM written"#;
+        )"#;
     let values = vec![
         arrays::bytes(rows.iter().map(|r| &r.token_address[..])),
         arrays::bytes(rows.iter().map(|r| &r.from_address[..])),
@@ -90,22 +86,7 @@ async fn upsert_postgres<C: ConnectionTrait>(
         arrays::bigints(rows.iter().map(|r| r.block_number)),
         arrays::micros(rows.iter().map(|r| r.block_timestamp)),
     ];
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            SQL,
-            values,
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("upsert returned no counts".into()))?;
-    let inserted: i64 = row.try_get("", "inserted")?;
-    let updated: i64 = row.try_get("", "updated")?;
-    Ok(UpsertCounts {
-        inserted: inserted as u64,
-        updated: updated as u64,
-        unchanged: rows.len() as u64 - inserted as u64 - updated as u64,
-        superseded: 0,
-    })
+    postgres_counted(db, SQL.to_string(), values, rows.len() as u64).await
 }
 
 /// SQLite has no `xmax`: count the keys that already exist first, then the rows the upsert
@@ -174,14 +155,7 @@ async fn upsert_sqlite<C: ConnectionTrait>(
         ))
         .await?
         .rows_affected();
-    let inserted = rows.len() as u64 - existing as u64;
-    let updated = changed - inserted;
-    Ok(UpsertCounts {
-        inserted,
-        updated,
-        unchanged: existing as u64 - updated,
-        superseded: 0,
-    })
+    Ok(counted(rows.len() as u64, existing as u64, changed))
 }
 
 /// What `transfers(where: …)` may filter on.

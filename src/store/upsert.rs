@@ -25,6 +25,54 @@ impl UpsertCounts {
     }
 }
 
+/// What an upsert did, from the rows it was given, how many of their keys were stored before
+/// it, and how many rows it wrote. SQLite's one writer makes a count taken just before the
+/// statement, in the same transaction, exact; the arithmetic saturates all the same.
+pub fn counted(rows: u64, existing: u64, changed: u64) -> UpsertCounts {
+    let inserted = rows.saturating_sub(existing);
+    let updated = changed.saturating_sub(inserted);
+    UpsertCounts {
+        inserted,
+        updated,
+        unchanged: existing.saturating_sub(updated),
+        superseded: 0,
+    }
+}
+
+/// PostgreSQL's count of an upsert, exact whatever else writes at the same time: the upsert
+/// is the CTE `written`, ending in `RETURNING (xmax = 0) AS inserted` (a fresh row has no
+/// deleting transaction), and `rows` records went in.
+pub async fn postgres_counted<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    with_written: String,
+    values: Vec<sea_orm::Value>,
+    rows: u64,
+) -> Result<UpsertCounts, sea_orm::DbErr> {
+    let sql = format!(
+        "{with_written}
+         SELECT count(*) FILTER (WHERE inserted) AS inserted,
+                count(*) FILTER (WHERE NOT inserted) AS updated
+         FROM written"
+    );
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::RecordNotFound("upsert returned no counts".into()))?;
+    let inserted: i64 = row.try_get("", "inserted")?;
+    let updated: i64 = row.try_get("", "updated")?;
+    let (inserted, updated) = (inserted as u64, updated as u64);
+    Ok(UpsertCounts {
+        inserted,
+        updated,
+        unchanged: rows.saturating_sub(inserted + updated),
+        superseded: 0,
+    })
+}
+
 /// Keeps the last record per key, in first-seen order, so one statement never touches a row
 /// twice (PostgreSQL refuses that). The others are counted as superseded into `counts`.
 pub fn last_wins<T, K: Hash + Eq>(

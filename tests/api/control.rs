@@ -86,6 +86,50 @@ async fn a_schedule_fires_on_time(backend: Backend) {
 }
 on_both_databases!(a_schedule_fires_on_time);
 
+/// Triggers of one provider arriving at once start one run; the others are told it is
+/// already running (two runs of one provider on one replica once raced, and their batches
+/// fought over the same rows).
+async fn simultaneous_triggers_start_one_run(backend: Backend) {
+    let mock = MockProvider::start(MockConfig {
+        items: 200,
+        latency: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        "slow",
+        &items_provider(&mock.base_url, None, "/offset"),
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    let trigger =
+        r#"mutation { triggerIngest(provider: "slow", mode: FULL) { alreadyRunning run { id } } }"#;
+    let answers =
+        futures_util::future::join_all((0..8).map(|_| app.query(trigger, json!({})))).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|a| {
+            a["triggerIngest"]["run"]["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    let started = answers
+        .iter()
+        .filter(|a| a["triggerIngest"]["alreadyRunning"] == false)
+        .count();
+    assert_eq!((ids.len(), started), (1, 1), "{answers:?}");
+    let runs = entity::ingest_run::Entity::find()
+        .count(&app.db)
+        .await
+        .expect("count");
+    assert_eq!(runs, 1);
+}
+on_both_databases!(simultaneous_triggers_start_one_run);
+
 async fn trigger_and_cancel(backend: Backend) {
     let mock = MockProvider::start(MockConfig {
         items: 200,

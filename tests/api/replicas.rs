@@ -22,6 +22,8 @@ fn serve(database_url: &str, providers: &Path, lease_ttl_secs: u64) -> Child {
             "TRIBUTARY_SCHEDULER__LEASE_TTL_SECS",
             lease_ttl_secs.to_string(),
         )
+        // Well inside `stop`'s wait, so a stop is always the graceful one.
+        .env("TRIBUTARY_SCHEDULER__SHUTDOWN_GRACE_SECS", "5")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -29,6 +31,7 @@ fn serve(database_url: &str, providers: &Path, lease_ttl_secs: u64) -> Child {
         .expect("start tributary serve")
 }
 
+/// SIGTERM, and the process must end on its own within 20 s (its grace period is 5 s).
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -42,6 +45,7 @@ fn stop(mut child: Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+    panic!("a replica did not stop within 20 s of SIGTERM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
