@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
-use secrecy::ExposeSecret;
 
-use crate::settings::{DatabaseKind, Settings, database_kind};
+use crate::settings::{DatabaseKind, DatabaseUrl, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -19,22 +18,24 @@ pub enum DbError {
 
 /// Opens a connection pool for the configured database (SQLite files are created if missing).
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError> {
-    let url = settings.database_url.expose_secret();
-    let target = describe(url);
-    let url = match database_kind(url) {
+    let database = &settings.database_url;
+    let target = describe(database);
+    let url = database.expose();
+    let kind = database.kind();
+    let url = match kind {
         // sqlx opens SQLite read-write only when asked to create: make that the default so a
         // bare `sqlite://file.db` works as users expect.
-        Ok(DatabaseKind::Sqlite) if !url.contains("mode=") => {
+        DatabaseKind::Sqlite if !url.contains("mode=") => {
             let sep = if url.contains('?') { '&' } else { '?' };
             format!("{url}{sep}mode=rwc")
         }
-        Ok(DatabaseKind::Postgres) => {
+        DatabaseKind::Postgres => {
             loopback_without_tls(url, std::env::var_os("PGSSLMODE").is_some())
         }
-        _ => url.to_string(),
+        DatabaseKind::Sqlite => url.to_string(),
     };
     let timeout = Duration::from_secs(settings.database.connect_timeout_secs);
-    probe(&url, timeout)
+    probe(kind, &url, timeout)
         .await
         .map_err(|reason| DbError::Connect {
             target: target.clone(),
@@ -102,14 +103,14 @@ fn loopback_without_tls(url: &str, mode_from_env: bool) -> String {
 
 /// Opens one connection outside the pool: a pool that cannot connect only reports "timed out",
 /// while the driver says why (refused, unknown host, bad password, no such database).
-async fn probe(url: &str, timeout: Duration) -> Result<(), String> {
+async fn probe(kind: DatabaseKind, url: &str, timeout: Duration) -> Result<(), String> {
     use sea_orm::sqlx::Connection;
     let attempt = async {
-        match database_kind(url) {
-            Ok(DatabaseKind::Postgres) => sea_orm::sqlx::PgConnection::connect(url)
+        match kind {
+            DatabaseKind::Postgres => sea_orm::sqlx::PgConnection::connect(url)
                 .await
                 .map(|c| drop(c.close())),
-            _ => sea_orm::sqlx::SqliteConnection::connect(url)
+            DatabaseKind::Sqlite => sea_orm::sqlx::SqliteConnection::connect(url)
                 .await
                 .map(|c| drop(c.close())),
         }
@@ -124,7 +125,7 @@ async fn probe(url: &str, timeout: Duration) -> Result<(), String> {
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection, settings: &Settings) -> Result<(), DbError> {
     Migrator::up(db, None).await.map_err(|e| DbError::Migrate {
-        target: describe(settings.database_url.expose_secret()),
+        target: describe(&settings.database_url),
         reason: brief(&e),
     })
 }
@@ -139,14 +140,15 @@ pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, 
 }
 
 /// "postgres db.example.com:5432/tributary" or "sqlite tributary.db": where, never the password.
-pub fn describe(url: &str) -> String {
-    match database_kind(url) {
-        Ok(DatabaseKind::Sqlite) => {
+pub fn describe(database: &DatabaseUrl) -> String {
+    let url = database.expose();
+    match database.kind() {
+        DatabaseKind::Sqlite => {
             let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
             let path = path.split('?').next().unwrap_or(path);
             format!("sqlite {path}")
         }
-        Ok(DatabaseKind::Postgres) => match url::Url::parse(url) {
+        DatabaseKind::Postgres => match url::Url::parse(url) {
             Ok(u) => format!(
                 "postgres {}:{}{}",
                 u.host_str().unwrap_or("localhost"),
@@ -155,7 +157,6 @@ pub fn describe(url: &str) -> String {
             ),
             Err(_) => "postgres (unparsable URL)".to_string(),
         },
-        Err(_) => "(unsupported URL)".to_string(),
     }
 }
 
@@ -203,7 +204,7 @@ fn redact(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{describe, loopback_without_tls};
+    use super::{DatabaseUrl, describe, loopback_without_tls};
 
     #[test]
     fn a_database_on_this_machine_is_reached_without_tls_unless_asked() {
@@ -244,9 +245,23 @@ mod tests {
     #[test]
     fn describe_never_shows_the_password() {
         assert_eq!(
-            describe("postgres://app:s3cret@db.internal:6543/tributary?sslmode=require"),
+            describe(&url(
+                "postgres://app:s3cret@db.internal:6543/tributary?sslmode=require"
+            )),
             "postgres db.internal:6543/tributary"
         );
-        assert_eq!(describe("sqlite://data/t.db?mode=rwc"), "sqlite data/t.db");
+        assert_eq!(
+            describe(&url("sqlite://data/t.db?mode=rwc")),
+            "sqlite data/t.db"
+        );
+        // Nor does its debug form.
+        assert_eq!(
+            format!("{:?}", url("postgres://app:s3cret@db/t")),
+            "postgres db:5432/t"
+        );
+    }
+
+    fn url(text: &str) -> DatabaseUrl {
+        DatabaseUrl::parse(text).expect("a supported URL")
     }
 }

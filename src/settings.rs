@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::hosts::{HostRules, SCALAR_FIELDS};
+use crate::sources::outbound::Outbound;
 
 /// Where the embedded default database lives when nothing is configured.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tributary.db?mode=rwc";
@@ -63,7 +64,7 @@ pub struct Settings {
     /// `postgres://user:password@host:5432/db` or `sqlite://path/to/file.db`. Also read from
     /// `DATABASE_URL`, which wins over everything else.
     #[serde(default = "default_database_url")]
-    pub database_url: SecretString,
+    pub database_url: DatabaseUrl,
     /// Connection pool settings.
     #[serde(default)]
     pub database: DatabaseSettings,
@@ -110,13 +111,13 @@ pub struct OutboundSettings {
     /// address or a host name that resolves to it. Applies to HTTP sources, `follow` URLs and
     /// remote files.
     #[serde(default)]
-    pub allowed_networks: Vec<String>,
+    pub allowed_networks: Outbound,
 }
 
 impl OutboundSettings {
-    /// The policy provider runs apply. `validate` has checked every network.
-    pub fn policy(&self) -> crate::sources::outbound::Outbound {
-        crate::sources::outbound::Outbound::new(&self.allowed_networks).unwrap_or_default()
+    /// The policy provider runs apply.
+    pub fn policy(&self) -> Outbound {
+        self.allowed_networks.clone()
     }
 }
 
@@ -135,7 +136,10 @@ pub struct HostSettings {
     pub field_priority: BTreeMap<String, Vec<String>>,
     /// MAC addresses or prefixes (`02:42`) that many machines share and that must never merge
     /// hosts. Replaces the default list.
-    #[serde(default = "crate::hosts::default_ignored_macs")]
+    #[serde(
+        default = "crate::hosts::default_ignored_macs",
+        deserialize_with = "mac_prefixes"
+    )]
     pub ignored_macs: Vec<String>,
 }
 
@@ -193,11 +197,7 @@ impl HostSettings {
     pub fn rules(&self) -> HostRules {
         HostRules {
             field_priority: self.field_priority.clone(),
-            ignored_macs: self
-                .ignored_macs
-                .iter()
-                .map(|m| m.trim().to_ascii_lowercase().replace('-', ":"))
-                .collect(),
+            ignored_macs: self.ignored_macs.clone(),
             stale_after: chrono::Duration::hours(
                 i64::try_from(self.stale_after_hours).unwrap_or(i64::MAX / 3_600_000),
             ),
@@ -222,24 +222,30 @@ impl HostSettings {
                 ));
             }
         }
-        for mac in &self.ignored_macs {
+        Ok(())
+    }
+}
+
+/// MAC addresses or prefixes, normalized to lower-case colon pairs as identifiers hold them.
+fn mac_prefixes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .into_iter()
+        .map(|mac| {
             let normal = mac.trim().to_ascii_lowercase().replace('-', ":");
             let groups: Vec<&str> = normal.split(':').collect();
             let valid = (1..=6).contains(&groups.len())
                 && groups
                     .iter()
                     .all(|g| g.len() == 2 && g.bytes().all(|b| b.is_ascii_hexdigit()));
-            if !valid {
-                return Err(SettingsError::invalid(
-                    "hosts.ignored_macs",
-                    format!(
-                        "`{mac}` is not a MAC address or prefix; expected hex pairs such as 02:42 or 00:00:5e:00:01"
-                    ),
-                ));
+            if valid {
+                Ok(normal)
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "`{mac}` is not a MAC address or prefix; expected hex pairs such as 02:42 or 00:00:5e:00:01"
+                )))
             }
-        }
-        Ok(())
-    }
+        })
+        .collect()
 }
 
 fn default_event_queue_capacity() -> usize {
@@ -388,8 +394,11 @@ fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
-fn default_database_url() -> SecretString {
-    SecretString::from(DEFAULT_DATABASE_URL)
+fn default_database_url() -> DatabaseUrl {
+    DatabaseUrl {
+        url: SecretString::from(DEFAULT_DATABASE_URL),
+        kind: DatabaseKind::Sqlite,
+    }
 }
 fn default_providers_dir() -> PathBuf {
     PathBuf::from("providers")
@@ -509,7 +518,6 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        database_kind(self.database_url.expose_secret())?;
         self.hosts.validate()?;
         if self.database.max_connections == 0 {
             return Err(SettingsError::invalid(
@@ -605,8 +613,6 @@ impl Settings {
                 "expected a number of seconds of at least 1",
             ));
         }
-        crate::sources::outbound::Outbound::new(&self.outbound.allowed_networks)
-            .map_err(|message| SettingsError::invalid("outbound.allowed_networks", message))?;
         for origin in &self.http.cors_allowed_origins {
             let parsed = url::Url::parse(origin).ok();
             let is_origin = parsed.as_ref().is_some_and(|u| {
@@ -625,8 +631,51 @@ impl Settings {
     }
 
     pub fn database_kind(&self) -> DatabaseKind {
-        // validate() has accepted the URL, so the fallback is never taken.
-        database_kind(self.database_url.expose_secret()).unwrap_or(DatabaseKind::Sqlite)
+        self.database_url.kind()
+    }
+}
+
+/// A database URL, read once with the settings: what kind of database it points at, and the
+/// URL itself, kept secret (it may hold a password).
+#[derive(Clone)]
+pub struct DatabaseUrl {
+    url: SecretString,
+    kind: DatabaseKind,
+}
+
+impl DatabaseUrl {
+    /// The URL, if it names a database this server supports.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, SettingsError> {
+        Ok(DatabaseUrl {
+            kind: database_kind(url)?,
+            url: SecretString::from(url.to_string()),
+        })
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// The URL with its password: for the driver only, never for a message.
+    pub fn expose(&self) -> &str {
+        self.url.expose_secret()
+    }
+}
+
+/// Never the URL: its kind and where it points.
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::db::describe(self))
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        DatabaseUrl::parse(&text).map_err(|error| match error {
+            SettingsError::Invalid { message, .. } => serde::de::Error::custom(message),
+            other => serde::de::Error::custom(other.to_string()),
+        })
     }
 }
 
@@ -654,7 +703,7 @@ mod tests {
     fn defaults_need_no_configuration() {
         let settings = Settings::defaults().expect("defaults are valid");
         assert_eq!(settings.listen, default_listen());
-        assert_eq!(settings.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert_eq!(settings.database_url.expose(), DEFAULT_DATABASE_URL);
         assert_eq!(settings.database_kind(), DatabaseKind::Sqlite);
         assert_eq!(settings.log_format, LogFormat::Text);
     }
@@ -681,10 +730,7 @@ mod tests {
             assert_eq!(s.log_format, LogFormat::Json);
             assert_eq!(s.graphql.max_depth, 5);
             assert_eq!(s.graphql.max_complexity, 77);
-            assert_eq!(
-                s.database_url.expose_secret(),
-                "postgres://u:p@db/tributary"
-            );
+            assert_eq!(s.database_url.expose(), "postgres://u:p@db/tributary");
             assert_eq!(s.database_kind(), DatabaseKind::Postgres);
             Ok(())
         });
@@ -757,17 +803,24 @@ mod tests {
                 "[\"127.0.0.0/8\", \"10.1.2.0/24\"]",
             );
             let s = Settings::load(None).expect("valid");
-            assert_eq!(s.outbound.allowed_networks, ["127.0.0.0/8", "10.1.2.0/24"]);
+            let allowed: Vec<String> = s
+                .outbound
+                .allowed_networks
+                .allowed()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(allowed, ["127.0.0.0/8", "10.1.2.0/24"]);
             jail.set_env("TRIBUTARY_OUTBOUND__ALLOWED_NETWORKS", "[\"localhost\"]");
             let err = Settings::load(None).expect_err("rejected").to_string();
             assert_eq!(
                 err,
-                "invalid setting `outbound.allowed_networks`: `localhost` is not a network; expected CIDR such as 127.0.0.0/8 or fd00::/8, or one address"
+                "invalid setting `outbound.allowed_networks` (from `TRIBUTARY_` environment variable(s)): `localhost` is not a network; expected CIDR such as 127.0.0.0/8 or fd00::/8, or one address"
             );
             Ok(())
         });
         let defaults = Settings::defaults().expect("valid");
-        assert!(defaults.outbound.allowed_networks.is_empty());
+        assert!(defaults.outbound.allowed_networks.allowed().is_empty());
     }
 
     #[test]

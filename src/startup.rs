@@ -11,7 +11,6 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -115,7 +114,7 @@ impl Application {
             router,
             local_addr,
             db,
-            database: db::describe(settings.database_url.expose_secret()),
+            database: db::describe(&settings.database_url),
             runner,
             run_schedules: settings.scheduler.enabled,
             shutdown_grace: Duration::from_secs(settings.scheduler.shutdown_grace_secs),

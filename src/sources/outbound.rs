@@ -48,6 +48,11 @@ impl Outbound {
         })
     }
 
+    /// The networks allowed although they are internal.
+    pub fn allowed(&self) -> &[IpNet] {
+        &self.allowed
+    }
+
     /// Why `ip` may not be reached (`None`: it may).
     pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
         // `::ffff:127.0.0.1` is 127.0.0.1 on the wire.
@@ -176,6 +181,14 @@ pub fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<Refused> 
         current = e.source();
     }
     None
+}
+
+/// Read from settings as a list of networks in CIDR form; a bad one names itself.
+impl<'de> serde::Deserialize<'de> for Outbound {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let networks = Vec::<String>::deserialize(deserializer)?;
+        Outbound::new(&networks).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ fn an_unsupported_database_url_names_the_key() {
     let stderr = String::from_utf8(output.stderr).expect("utf-8");
     assert_eq!(
         stderr,
-        "error: invalid setting `database_url`: expected postgres://user:password@host:port/database or sqlite://path/to/file.db\n"
+        "error: invalid setting `database_url` (from environment variable(s)): expected postgres://user:password@host:port/database or sqlite://path/to/file.db\n"
     );
 }
 

@@ -214,7 +214,7 @@ async fn the_server_applies_the_outbound_setting(backend: Backend) {
     // Nothing allowed: the default.
     let app = TestApp::spawn_with(backend, move |s| {
         s.providers_dir = providers;
-        s.outbound.allowed_networks = Vec::new();
+        s.outbound.allowed_networks = Outbound::default();
     })
     .await;
     let started = app

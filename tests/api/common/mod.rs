@@ -8,13 +8,12 @@ pub mod postgres;
 use std::path::Path;
 
 use sea_orm::{Database, DatabaseConnection};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
 use tributary::ingest::{self, Cancel, RunSummary};
 use tributary::providers::Provider;
 use tributary::providers::load::load_file;
-use tributary::settings::Settings;
+use tributary::settings::{DatabaseUrl, Settings};
 use tributary::sources::outbound::Outbound;
 use tributary::startup::Application;
 use tributary::store::runs::{RunMode, RunTrigger};
@@ -53,11 +52,11 @@ pub async fn database_url(backend: Backend) -> (String, Option<tempfile::TempDir
 pub fn settings(database_url: &str) -> Settings {
     let mut settings = Settings::defaults().expect("default settings are valid");
     settings.listen = "127.0.0.1:0".parse().expect("address");
-    settings.database_url = SecretString::from(database_url.to_string());
+    settings.database_url = DatabaseUrl::parse(database_url).expect("a supported database URL");
     // Tests arrange their own rows.
     settings.sample_data = false;
     // The stand-in providers listen on loopback.
-    settings.outbound.allowed_networks = vec![LOOPBACK.to_string()];
+    settings.outbound.allowed_networks = outbound();
     settings
 }
 
