@@ -1,8 +1,16 @@
 //! Tributary: pulls data from many providers into typed tables and serves it over GraphQL.
 //!
-//! Where things are: data enters through `import` (files); `ethereum` and `uint256` define the
-//! records it becomes; `store` keeps them (one module per table family); `graphql` and `routes`
-//! serve them. `settings`, `db`, `startup`, `cli`, `metrics` and `telemetry` run the server.
+//! Where things are (the README's "Layout" has the same map):
+//! - Data enters through `sources` (provider HTTP listings and files), `formats` (CSV and
+//!   JSON-lines readers), `import` (bulk files) and `routes` (records and events pushed over
+//!   HTTP). `providers` reads and checks the files that say where data comes from.
+//! - It is transformed by `transform` (a provider's field mappings) into the records of
+//!   `entities` (one module per entity kind), with `hosts` deciding which reports are one
+//!   machine and `events` what a pushed event is.
+//! - `ingest` runs a provider (batches, raw payloads, checkpoints), `runner` and `scheduler`
+//!   decide when, and `store` keeps everything (one module per table family).
+//! - `graphql` and `routes` serve it; `settings`, `db`, `startup`, `cli`, `auth`, `metrics` and
+//!   `telemetry` run the server.
 
 pub mod auth;
 pub mod cli;

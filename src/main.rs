@@ -1,3 +1,5 @@
+//! The `tributary` binary: parses the command line and runs it (`cli`); errors print as one line.
+
 use std::process::ExitCode;
 
 use clap::Parser;
