@@ -231,19 +231,21 @@ pub fn text(value: Scalar<'_>) -> Result<Cow<'_, str>, String> {
     })
 }
 
+/// Test fields from a JSON object literal, as a provider's mapping produces them.
+#[cfg(test)]
+pub fn mapped(value: Json) -> Map<String, Json> {
+    match value {
+        Json::Object(map) => map,
+        other => panic!("test fields must be an object, got {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     const ADDRESS: Field = Field::required("address", 0, "");
-
-    fn mapped(value: Json) -> Map<String, Json> {
-        match value {
-            Json::Object(map) => map,
-            other => panic!("test fields must be an object, got {other}"),
-        }
-    }
 
     #[test]
     fn addresses_in_any_case_and_errors_that_say_where() {

@@ -93,14 +93,8 @@ impl Entity for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Map, Value, json};
-
-    fn mapped(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            other => panic!("test fields must be an object, got {other}"),
-        }
-    }
+    use crate::entities::fields::mapped;
+    use serde_json::json;
 
     #[test]
     fn a_token_from_mapped_fields() {
@@ -140,7 +134,7 @@ mod tests {
         );
 
         assert_eq!(
-            Token::from_fields(&Map::new(), None).expect_err("no address"),
+            Token::from_fields(&serde_json::Map::new(), None).expect_err("no address"),
             "address: missing"
         );
         assert_eq!(

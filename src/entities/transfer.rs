@@ -96,15 +96,9 @@ impl Entity for Transfer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entities::fields::mapped;
     use crate::uint256::parse_decimal;
-    use serde_json::{Map, Value, json};
-
-    fn mapped(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            other => panic!("test fields must be an object, got {other}"),
-        }
-    }
+    use serde_json::{Value, json};
 
     fn transfer() -> Value {
         // The second transfer of ethereum-etl's stream export (block 17173049), whose value is

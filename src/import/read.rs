@@ -126,6 +126,14 @@ mod tests {
         )
     }
 
+    /// Each rejection's line and reason.
+    fn line_reasons(rejections: &[Rejection]) -> Vec<(u64, &str)> {
+        rejections
+            .iter()
+            .map(|rejection| (rejection.line, rejection.reason.as_str()))
+            .collect()
+    }
+
     fn address(text: &str) -> Address {
         fields::address(Scalar::Text(text.into())).expect("test address")
     }
@@ -312,10 +320,7 @@ mod tests {
             records.iter().map(|(line, _)| *line).collect::<Vec<_>>(),
             vec![2, 10]
         );
-        let reasons: Vec<(u64, &str)> = rejections
-            .iter()
-            .map(|rejection| (rejection.line, rejection.reason.as_str()))
-            .collect();
+        let reasons = line_reasons(&rejections);
         assert_eq!(
             reasons,
             vec![
@@ -525,10 +530,7 @@ mod tests {
             records[4].1.block_timestamp,
             Some(utc("2016-12-09T18:35:23Z"))
         );
-        let reasons: Vec<(u64, &str)> = rejections
-            .iter()
-            .map(|rejection| (rejection.line, rejection.reason.as_str()))
-            .collect();
+        let reasons = line_reasons(&rejections);
         assert_eq!(
             reasons,
             [
@@ -601,10 +603,7 @@ mod tests {
             ),
             (None, None, Some(6))
         );
-        let reasons: Vec<(u64, &str)> = rejections
-            .iter()
-            .map(|rejection| (rejection.line, rejection.reason.as_str()))
-            .collect();
+        let reasons = line_reasons(&rejections);
         assert_eq!(
             reasons,
             vec![

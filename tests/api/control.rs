@@ -1,15 +1,15 @@
 //! The ingestion control plane: schedules inside the server, leases across replicas, GraphQL
 //! triggers and cancellation, live updates over WebSocket, and who may change things.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::mock_provider::{MockConfig, MockProvider};
-use crate::common::{Backend, TestApp};
+use crate::common::{Backend, TestApp, wait_for, write_provider};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+use tributary::settings::Settings;
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -35,10 +35,6 @@ name = "$.name"
     )
 }
 
-fn write_provider(dir: &Path, name: &str, toml: &str) {
-    std::fs::write(dir.join(format!("{name}.toml")), toml).expect("write provider");
-}
-
 async fn run_count(app: &TestApp, provider: &str) -> u64 {
     entity::ingest_run::Entity::find()
         .filter(entity::ingest_run::Column::Provider.eq(provider))
@@ -47,12 +43,44 @@ async fn run_count(app: &TestApp, provider: &str) -> u64 {
         .expect("count runs")
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// A server whose providers directory holds one items provider, `name`, of a stand-in with
+/// `items` items that answers each request after `latency`; with the settings `adjust` makes.
+async fn serving_items(
+    backend: Backend,
+    name: &str,
+    items: usize,
+    latency: Duration,
+    adjust: impl FnOnce(&mut Settings),
+) -> Served {
+    let mock = MockProvider::start(MockConfig {
+        items,
+        latency,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("dir");
+    write_provider(
+        dir.path(),
+        name,
+        &items_provider(&mock.base_url, None, "/offset"),
+    );
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.providers_dir = providers;
+        adjust(s);
+    })
+    .await;
+    Served {
+        app,
+        mock,
+        _dir: dir,
     }
+}
+
+struct Served {
+    app: TestApp,
+    mock: MockProvider,
+    _dir: tempfile::TempDir,
 }
 
 async fn a_schedule_fires_on_time(backend: Backend) {
@@ -90,20 +118,11 @@ on_both_databases!(a_schedule_fires_on_time);
 /// already running (two runs of one provider on one replica once raced, and their batches
 /// fought over the same rows).
 async fn simultaneous_triggers_start_one_run(backend: Backend) {
-    let mock = MockProvider::start(MockConfig {
-        items: 200,
-        latency: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("dir");
-    write_provider(
-        dir.path(),
-        "slow",
-        &items_provider(&mock.base_url, None, "/offset"),
-    );
-    let providers = dir.path().to_path_buf();
-    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    let Served {
+        app,
+        mock: _mock,
+        _dir,
+    } = serving_items(backend, "slow", 200, Duration::from_millis(50), |_| {}).await;
     let trigger =
         r#"mutation { triggerIngest(provider: "slow", mode: FULL) { alreadyRunning run { id } } }"#;
     let answers =
@@ -131,20 +150,11 @@ async fn simultaneous_triggers_start_one_run(backend: Backend) {
 on_both_databases!(simultaneous_triggers_start_one_run);
 
 async fn trigger_and_cancel(backend: Backend) {
-    let mock = MockProvider::start(MockConfig {
-        items: 200,
-        latency: Duration::from_millis(100),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("dir");
-    write_provider(
-        dir.path(),
-        "slow",
-        &items_provider(&mock.base_url, None, "/offset"),
-    );
-    let providers = dir.path().to_path_buf();
-    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    let Served {
+        app,
+        mock: _mock,
+        _dir,
+    } = serving_items(backend, "slow", 200, Duration::from_millis(100), |_| {}).await;
 
     let trigger = r#"mutation { triggerIngest(provider: "slow", mode: FULL) { alreadyRunning run { id status trigger mode } } }"#;
     let started = app.query(trigger, json!({})).await;
@@ -220,20 +230,11 @@ async fn trigger_and_cancel(backend: Backend) {
 on_both_databases!(trigger_and_cancel);
 
 async fn mutations_need_a_token_off_loopback(backend: Backend) {
-    let mock = MockProvider::start(MockConfig {
-        items: 5,
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("dir");
-    write_provider(
-        dir.path(),
-        "items",
-        &items_provider(&mock.base_url, None, "/offset"),
-    );
-    let providers = dir.path().to_path_buf();
-    let app = TestApp::spawn_with(backend, move |s| {
-        s.providers_dir = providers;
+    let Served {
+        app,
+        mock: _mock,
+        _dir,
+    } = serving_items(backend, "items", 5, Duration::ZERO, |s| {
         s.listen = "0.0.0.0:0".parse().expect("address");
         s.auth.admin_tokens = vec![ADMIN_TOKEN.to_string().into()];
     })
@@ -301,20 +302,11 @@ async fn mutations_need_a_token_off_loopback(backend: Backend) {
 on_both_databases!(mutations_need_a_token_off_loopback);
 
 async fn a_subscription_sees_progress_and_the_final_state(backend: Backend) {
-    let mock = MockProvider::start(MockConfig {
-        items: 60,
-        latency: Duration::from_millis(150),
-        ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().expect("dir");
-    write_provider(
-        dir.path(),
-        "watched",
-        &items_provider(&mock.base_url, None, "/offset"),
-    );
-    let providers = dir.path().to_path_buf();
-    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    let Served {
+        app,
+        mock: _mock,
+        _dir,
+    } = serving_items(backend, "watched", 60, Duration::from_millis(150), |_| {}).await;
     let started = app
         .query(
             r#"mutation { triggerIngest(provider: "watched") { run { id } } }"#,

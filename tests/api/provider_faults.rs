@@ -8,13 +8,10 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::common::mock_provider::{Fault, MockConfig, MockProvider};
-use crate::common::{Backend, TestApp, provider};
+use crate::common::{Backend, TestApp, provider, run};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::EntityTrait;
-use tributary::hosts::HostRules;
-use tributary::ingest::RunSummary;
-use tributary::providers::Provider;
 use tributary::store::runs::{RunMode, RunStatus};
 
 /// The API key the fault providers send as a query parameter; never shown in an error.
@@ -43,17 +40,6 @@ name = "$.name"
 
 const OFFSET: &str =
     "records = \"$.data[*]\"\n[source.pagination]\nkind = \"offset\"\npage_size = 10";
-
-async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
-    crate::common::run_provider(
-        app,
-        provider,
-        &HostRules::default(),
-        &crate::common::outbound(),
-        mode,
-    )
-    .await
-}
 
 fn ids(range: RangeInclusive<usize>) -> Vec<String> {
     range.map(|i| i.to_string()).collect()

@@ -5,26 +5,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::mock_provider::{MockConfig, MockProvider, PATIENTS, patient_age, patient_name};
-use crate::common::{Backend, TestApp, provider};
+use crate::common::{Backend, TestApp, provider, run};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
-use tributary::hosts::HostRules;
-use tributary::ingest::RunSummary;
-use tributary::providers::Provider;
 use tributary::providers::load::load_file;
 use tributary::store::runs::{RunMode, RunStatus};
-
-/// Writes `toml` as `name.toml` in a fresh directory and loads it.
-async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
-    crate::common::run_provider(
-        app,
-        provider,
-        &HostRules::default(),
-        &crate::common::outbound(),
-        mode,
-    )
-    .await
-}
 
 async fn record_count(app: &TestApp, dataset: &str) -> u64 {
     entity::record::Entity::find()

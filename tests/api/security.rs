@@ -5,10 +5,10 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::mock_provider::{Fault, MockConfig, MockProvider};
-use crate::common::{Backend, TestApp, provider};
+use crate::common::{Backend, TestApp, provider, wait_for};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 use tributary::hosts::HostRules;
@@ -40,14 +40,6 @@ async fn run(app: &TestApp, provider: &Provider, outbound: &Outbound) -> RunSumm
         RunMode::Full,
     )
     .await
-}
-
-async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn items_toml(url: &str) -> String {

@@ -80,36 +80,32 @@ pub fn list_field(value: &Json) -> Vec<String> {
     }
 }
 
+/// The normalized fields of a host or an observation row: the two tables share these columns.
+macro_rules! observation_fields {
+    ($model:expr) => {{
+        let model = $model;
+        Observation {
+            hostname: model.hostname.clone(),
+            fqdn: model.fqdn.clone(),
+            os: model.os.clone(),
+            platform: model.platform.clone(),
+            cloud_provider: model.cloud_provider.clone(),
+            cloud_instance_id: model.cloud_instance_id.clone(),
+            private_ips: list_field(&model.private_ips),
+            public_ips: list_field(&model.public_ips),
+            macs: list_field(&model.macs),
+            first_seen: model.first_seen,
+            last_seen: model.last_seen,
+        }
+    }};
+}
+
 /// A merged host's fields, as an observation's (the fields they share).
 pub fn host_fields(model: &host::Model) -> Observation {
-    Observation {
-        hostname: model.hostname.clone(),
-        fqdn: model.fqdn.clone(),
-        os: model.os.clone(),
-        platform: model.platform.clone(),
-        cloud_provider: model.cloud_provider.clone(),
-        cloud_instance_id: model.cloud_instance_id.clone(),
-        private_ips: list_field(&model.private_ips),
-        public_ips: list_field(&model.public_ips),
-        macs: list_field(&model.macs),
-        first_seen: model.first_seen,
-        last_seen: model.last_seen,
-    }
+    observation_fields!(model)
 }
 
 /// A stored observation's normalized fields.
 pub fn observation_of(model: &host_observation::Model) -> Observation {
-    Observation {
-        hostname: model.hostname.clone(),
-        fqdn: model.fqdn.clone(),
-        os: model.os.clone(),
-        platform: model.platform.clone(),
-        cloud_provider: model.cloud_provider.clone(),
-        cloud_instance_id: model.cloud_instance_id.clone(),
-        private_ips: list_field(&model.private_ips),
-        public_ips: list_field(&model.public_ips),
-        macs: list_field(&model.macs),
-        first_seen: model.first_seen,
-        last_seen: model.last_seen,
-    }
+    observation_fields!(model)
 }

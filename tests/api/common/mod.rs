@@ -6,6 +6,7 @@ pub mod mock_provider;
 pub mod postgres;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use sea_orm::{Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -70,9 +71,27 @@ pub fn outbound() -> Outbound {
 
 /// Writes a provider file into `dir` and loads it as the server would.
 pub fn provider(dir: &Path, name: &str, toml: &str) -> Provider {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, toml).expect("write provider file");
-    load_file(&path).unwrap_or_else(|e| panic!("{name}.toml: {e}"))
+    write_provider(dir, name, toml);
+    load_file(&dir.join(format!("{name}.toml"))).unwrap_or_else(|e| panic!("{name}.toml: {e}"))
+}
+
+/// Runs `provider` in `mode` with the default host rules, the stand-ins reachable.
+pub async fn run(app: &TestApp, provider: &Provider, mode: RunMode) -> RunSummary {
+    run_provider(app, provider, &HostRules::default(), &outbound(), mode).await
+}
+
+/// Polls `check` every 50 ms until it holds; panics naming `what` after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Writes a provider file, `name.toml`, into `dir`.
+pub fn write_provider(dir: &Path, name: &str, toml: &str) {
+    std::fs::write(dir.join(format!("{name}.toml")), toml).expect("write provider file");
 }
 
 /// Runs `provider` to its end in the test's own process; panics naming it if the run fails.
