@@ -72,14 +72,15 @@ async fn serving_items(
     .await;
     Served {
         app,
-        mock,
+        _mock: mock,
         _dir: dir,
     }
 }
 
+/// A server with its stand-in provider and providers directory, which live as long as it.
 struct Served {
     app: TestApp,
-    mock: MockProvider,
+    _mock: MockProvider,
     _dir: tempfile::TempDir,
 }
 
@@ -118,11 +119,8 @@ on_both_databases!(a_schedule_fires_on_time);
 /// already running (two runs of one provider on one replica once raced, and their batches
 /// fought over the same rows).
 async fn simultaneous_triggers_start_one_run(backend: Backend) {
-    let Served {
-        app,
-        mock: _mock,
-        _dir,
-    } = serving_items(backend, "slow", 200, Duration::from_millis(50), |_| {}).await;
+    let served = serving_items(backend, "slow", 200, Duration::from_millis(50), |_| {}).await;
+    let app = &served.app;
     let trigger =
         r#"mutation { triggerIngest(provider: "slow", mode: FULL) { alreadyRunning run { id } } }"#;
     let answers =
@@ -150,11 +148,8 @@ async fn simultaneous_triggers_start_one_run(backend: Backend) {
 on_both_databases!(simultaneous_triggers_start_one_run);
 
 async fn trigger_and_cancel(backend: Backend) {
-    let Served {
-        app,
-        mock: _mock,
-        _dir,
-    } = serving_items(backend, "slow", 200, Duration::from_millis(100), |_| {}).await;
+    let served = serving_items(backend, "slow", 200, Duration::from_millis(100), |_| {}).await;
+    let app = &served.app;
 
     let trigger = r#"mutation { triggerIngest(provider: "slow", mode: FULL) { alreadyRunning run { id status trigger mode } } }"#;
     let started = app.query(trigger, json!({})).await;
@@ -230,15 +225,12 @@ async fn trigger_and_cancel(backend: Backend) {
 on_both_databases!(trigger_and_cancel);
 
 async fn mutations_need_a_token_off_loopback(backend: Backend) {
-    let Served {
-        app,
-        mock: _mock,
-        _dir,
-    } = serving_items(backend, "items", 5, Duration::ZERO, |s| {
+    let served = serving_items(backend, "items", 5, Duration::ZERO, |s| {
         s.listen = "0.0.0.0:0".parse().expect("address");
         s.auth.admin_tokens = vec![ADMIN_TOKEN.to_string().into()];
     })
     .await;
+    let app = &served.app;
     let mutation =
         json!({ "query": r#"mutation { triggerIngest(provider: "items") { run { id } } }"# });
     let url = format!("{}/graphql", app.address);
@@ -302,11 +294,8 @@ async fn mutations_need_a_token_off_loopback(backend: Backend) {
 on_both_databases!(mutations_need_a_token_off_loopback);
 
 async fn a_subscription_sees_progress_and_the_final_state(backend: Backend) {
-    let Served {
-        app,
-        mock: _mock,
-        _dir,
-    } = serving_items(backend, "watched", 60, Duration::from_millis(150), |_| {}).await;
+    let served = serving_items(backend, "watched", 60, Duration::from_millis(150), |_| {}).await;
+    let app = &served.app;
     let started = app
         .query(
             r#"mutation { triggerIngest(provider: "watched") { run { id } } }"#,

@@ -2,14 +2,13 @@
 //! started again each time: every event acknowledged with 204 is stored exactly once. (The
 //! longer scripted version, with file imports and provider runs too, is `bench/crash.sh`.)
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::common::Backend;
-use sea_orm::{Database, EntityTrait};
 use serde_json::json;
 
 fn free_port() -> u16 {
@@ -122,19 +121,7 @@ async fn acknowledged_events_survive_sigkill(backend: Backend) {
     server.kill().expect("SIGKILL");
     server.wait().expect("reaped");
 
-    let db = Database::connect(url.as_str()).await.expect("connect");
-    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
-    for event in entity::event::Entity::find()
-        .all(&db)
-        .await
-        .expect("events")
-    {
-        let id = event.metadata["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        *stored.entry(id).or_insert(0) += 1;
-    }
+    let stored = crate::common::stored_event_ids(&url).await;
     let acknowledged: BTreeSet<String> = acknowledged.into_iter().collect();
     assert!(
         acknowledged.len() > 100,

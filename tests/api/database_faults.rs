@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::TestApp;
 use crate::common::mock_provider::{MockConfig, MockProvider};
 use crate::common::postgres::PrivateCluster;
+use crate::common::{TestApp, write_provider};
 use sea_orm::{ColumnTrait, Database, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
@@ -68,25 +68,6 @@ async fn submitter(
         }
     }
     answers
-}
-
-/// Event ids (from `metadata.id`) and how many rows each has.
-async fn stored_ids(url: &str) -> BTreeMap<String, usize> {
-    let db = Database::connect(url).await.expect("connect to check");
-    let mut ids = BTreeMap::new();
-    for event in entity::event::Entity::find()
-        .all(&db)
-        .await
-        .expect("events")
-    {
-        let id = event.metadata["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        *ids.entry(id).or_insert(0) += 1;
-    }
-    db.close().await.ok();
-    ids
 }
 
 async fn stop_database(cluster: &Arc<PrivateCluster>) {
@@ -234,7 +215,7 @@ async fn submit_fails_fast_while_postgres_is_down_and_recovers_without_a_restart
     );
 
     // Every acknowledged event is stored exactly once; nothing is stored twice.
-    let stored = stored_ids(&cluster.url()).await;
+    let stored = crate::common::stored_event_ids(&cluster.url()).await;
     let acknowledged: BTreeSet<&str> = answers
         .iter()
         .filter(|a| a.status == 204)
@@ -264,14 +245,14 @@ async fn a_run_during_a_postgres_restart_fails_clearly_and_the_next_completes_it
     })
     .await;
     let providers = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        providers.path().join("slow.toml"),
-        format!(
+    write_provider(
+        providers.path(),
+        "slow",
+        &format!(
             "entity = \"record\"\ndataset = \"items\"\nkey = \"id\"\n[source]\nkind = \"http\"\nurl = \"{}/offset\"\nrecords = \"$.data[*]\"\n[source.pagination]\nkind = \"offset\"\npage_size = 10\n[fields]\nid = \"$.id\"\n",
             mock.base_url
         ),
-    )
-    .expect("provider");
+    );
     let dir = providers.path().to_path_buf();
     let app = TestApp::spawn_at(cluster.url(), None, move |s| {
         s.database.acquire_timeout_secs = 2;

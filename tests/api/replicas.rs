@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::mock_provider::{MockConfig, MockProvider};
+use crate::common::write_provider;
 use crate::common::{Backend, TestApp};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
@@ -57,14 +58,14 @@ async fn two_replicas_run_each_tick_once() {
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("every-second.toml"),
-        format!(
+    write_provider(
+        dir.path(),
+        "every-second",
+        &format!(
             "entity = \"record\"\ndataset = \"items\"\nkey = \"id\"\nschedule = \"* * * * * *\"\n[source]\nkind = \"http\"\nurl = \"{}/offset\"\nrecords = \"$.data[*]\"\n[source.pagination]\nkind = \"offset\"\npage_size = 10\n[fields]\nid = \"$.id\"\n",
             mock.base_url
         ),
-    )
-    .expect("provider");
+    );
     let a = serve(&app.database_url, dir.path(), 10);
     let b = serve(&app.database_url, dir.path(), 10);
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -112,9 +113,10 @@ async fn a_crashed_lease_holder_is_taken_over_and_resumed() {
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("patients.toml"),
-        format!(
+    write_provider(
+        dir.path(),
+        "patients",
+        &format!(
             r#"entity = "record"
 dataset = "patients"
 key = "id"
@@ -140,8 +142,7 @@ age = {{ path = "age", transforms = [{{ int = {{ default = -1 }} }}] }}
 "#,
             mock.base_url
         ),
-    )
-    .expect("provider");
+    );
 
     let count = async || {
         entity::record::Entity::find()
@@ -222,14 +223,14 @@ async fn sigterm_lets_the_batch_commit_and_the_next_start_resumes() {
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("slow.toml"),
-        format!(
+    write_provider(
+        dir.path(),
+        "slow",
+        &format!(
             "entity = \"record\"\ndataset = \"items\"\nkey = \"id\"\nschedule = \"0 0 0 1 1 *\"\n[source]\nkind = \"http\"\nurl = \"{}/offset\"\nrecords = \"$.data[*]\"\n[source.pagination]\nkind = \"offset\"\npage_size = 10\n[fields]\nid = \"$.id\"\n",
             mock.base_url
         ),
-    )
-    .expect("provider");
+    );
     let runs = async || {
         entity::ingest_run::Entity::find()
             .filter(entity::ingest_run::Column::Provider.eq("slow"))

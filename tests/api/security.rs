@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::common::mock_provider::{Fault, MockConfig, MockProvider};
+use crate::common::write_provider;
 use crate::common::{Backend, TestApp, provider, wait_for};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -197,11 +198,7 @@ async fn the_server_applies_the_outbound_setting(backend: Backend) {
     })
     .await;
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("items.toml"),
-        items_toml(&mock.url("/offset")),
-    )
-    .expect("provider file");
+    write_provider(dir.path(), "items", &items_toml(&mock.url("/offset")));
     let providers = dir.path().to_path_buf();
     // Nothing allowed: the default.
     let app = TestApp::spawn_with(backend, move |s| {
@@ -295,27 +292,20 @@ async fn secrets_never_reach_logs_errors_runs_or_metrics(backend: Backend) {
     let linking = MockProvider::start(failing_from_request_3()).await;
     let dir = tempfile::tempdir().expect("dir");
     // Its next links repeat the api_key; the checkpoint left by the failure must not.
-    std::fs::write(
-        dir.path().join("linked.toml"),
-        format!(
+    write_provider(
+        dir.path(),
+        "linked",
+        &format!(
             "entity = \"record\"\ndataset = \"linked\"\nkey = \"id\"\n[source]\nkind = \"http\"\nurl = \"{}/link\"\nquery = {{ api_key = \"${{LEAK_KEY}}\" }}\nretry = {{ attempts = 2, initial_backoff_ms = 10, max_backoff_ms = 20 }}\n[source.pagination]\nkind = \"link\"\n[fields]\nid = \"$.id\"\n",
             linking.base_url
         ),
-    )
-    .expect("provider");
-    std::fs::write(
-        dir.path().join("silk-ok.toml"),
-        silk_toml(&accepting.base_url),
-    )
-    .expect("provider");
-    std::fs::write(
-        dir.path().join("silk-refused.toml"),
-        silk_toml(&refusing.base_url),
-    )
-    .expect("provider");
-    std::fs::write(
-        dir.path().join("keyed.toml"),
-        format!(
+    );
+    write_provider(dir.path(), "silk-ok", &silk_toml(&accepting.base_url));
+    write_provider(dir.path(), "silk-refused", &silk_toml(&refusing.base_url));
+    write_provider(
+        dir.path(),
+        "keyed",
+        &format!(
             r#"entity = "record"
 dataset = "keyed"
 key = "id"
@@ -333,8 +323,7 @@ id = "$.id"
 "#,
             failing.base_url
         ),
-    )
-    .expect("provider");
+    );
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("a free port")
@@ -839,11 +828,11 @@ async fn cors_answers_only_listed_origins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_get_413_on_every_endpoint() {
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("pushed.toml"),
+    write_provider(
+        dir.path(),
+        "pushed",
         "entity = \"record\"\ndataset = \"pushed\"\nkey = \"id\"\n[source]\nkind = \"push\"\n[fields]\nid = \"$.id\"\n",
-    )
-    .expect("provider");
+    );
     let providers = dir.path().to_path_buf();
     let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
         s.http.body_limit_bytes = 4096;
@@ -1043,16 +1032,16 @@ async fn a_page_of_another_origin_cannot_drive_the_server() {
         dir.path().join("tokens.csv"),
     )
     .expect("copy");
-    std::fs::write(
-        dir.path().join("tokens.toml"),
+    write_provider(
+        dir.path(),
+        "tokens",
         "entity = \"token\"\n[source]\nkind = \"file\"\npath = \"tokens.csv\"\n[fields]\naddress = \"address\"\n",
-    )
-    .expect("provider");
-    std::fs::write(
-        dir.path().join("pushed.toml"),
+    );
+    write_provider(
+        dir.path(),
+        "pushed",
         "entity = \"record\"\ndataset = \"pushed\"\nkey = \"id\"\n[source]\nkind = \"push\"\n[fields]\nid = \"id\"\n",
-    )
-    .expect("provider");
+    );
     let providers = dir.path().to_path_buf();
     let app = TestApp::spawn_with(Backend::Sqlite, move |s| s.providers_dir = providers).await;
 

@@ -133,6 +133,27 @@ pub async fn assert_invariants(db: &impl sea_orm::ConnectionTrait) {
     );
 }
 
+/// Event ids (from `metadata.id`) and how many rows each has.
+pub async fn stored_event_ids(url: &str) -> std::collections::BTreeMap<String, usize> {
+    let db = sea_orm::Database::connect(url)
+        .await
+        .expect("connect to check");
+    let mut ids = std::collections::BTreeMap::new();
+    for event in <entity::event::Entity as sea_orm::EntityTrait>::find()
+        .all(&db)
+        .await
+        .expect("events")
+    {
+        let id = event.metadata["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        *ids.entry(id).or_insert(0) += 1;
+    }
+    db.close().await.ok();
+    ids
+}
+
 /// The keys of a dataset's records, in insertion order.
 pub async fn record_keys(app: &TestApp, dataset: &str) -> Vec<String> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
