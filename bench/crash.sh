@@ -32,7 +32,8 @@ SHARED=${SHARED:-../shared}
 PRODUCT_ROWS=${PRODUCT_ROWS:-100000}
 LATENCY_MS=${LATENCY_MS:-5}
 PORT=${PORT:-18761}
-BIN=target/release/tributary
+BIN=${BIN:-target/release/tributary}
+MOCK_PROVIDER=${MOCK_PROVIDER:-target/release/examples/mock_provider}
 LEASE_TTL=3
 
 for tool in psql curl python3; do
@@ -152,7 +153,7 @@ scenario_provider() {
   URL=$(fresh_db tributary_crash_provider)
   export DATABASE_URL=$URL
   "$BIN" migrate
-  coproc MOCK { target/release/examples/mock_provider "$LATENCY_MS"; }
+  coproc MOCK { "$MOCK_PROVIDER" "$LATENCY_MS"; }
   PROVIDER_PID=$MOCK_PID
   local base; read -r base <&"${MOCK[0]}"
   export TRIBUTARY_PROVIDERS_DIR="$WORK/providers" TRIBUTARY_LISTEN="127.0.0.1:$PORT"

@@ -30,8 +30,10 @@ for tool in psql python3 curl bc; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
-echo "==> build"
-cargo build --release --locked --quiet
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  echo "==> build"
+  cargo build --release --locked --quiet
+fi
 
 DATA="$WORK/data-$TOTAL"
 if [[ ! -f "$DATA/expected.txt" ]]; then

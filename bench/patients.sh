@@ -14,11 +14,15 @@ LATENCY_MS=${1:-20}
 CONCURRENCY=${2:-50}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench-patients}
+BIN=${BIN:-target/release/tributary}
+MOCK_PROVIDER=${MOCK_PROVIDER:-target/release/examples/mock_provider}
 mkdir -p "$WORK/providers"
 
-echo "==> build"
-cargo build --release --locked --quiet
-cargo build --release --locked --quiet --example mock_provider
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  echo "==> build"
+  cargo build --release --locked --quiet
+  cargo build --release --locked --quiet --example mock_provider
+fi
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
   psql "$PGURL/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS tributary_bench_patients" -c "CREATE DATABASE tributary_bench_patients"
@@ -27,7 +31,7 @@ fi
 export DATABASE_URL
 
 # The stand-in provider runs until its stdin closes (when this script exits).
-coproc MOCK { target/release/examples/mock_provider "$LATENCY_MS"; }
+coproc MOCK { "$MOCK_PROVIDER" "$LATENCY_MS"; }
 read -r BASE <&"${MOCK[0]}"
 echo "provider: $BASE (latency $LATENCY_MS ms), concurrency $CONCURRENCY"
 
@@ -62,9 +66,9 @@ TOML
 export TRIBUTARY_PROVIDERS_DIR="$WORK/providers"
 # The stand-in provider listens on loopback, which provider requests may not reach by default.
 export TRIBUTARY_OUTBOUND__ALLOWED_NETWORKS='["127.0.0.0/8"]'
-target/release/tributary migrate
+"$BIN" migrate
 start=$(date +%s.%N)
-target/release/tributary ingest patients --mode full
+"$BIN" ingest patients --mode full
 end=$(date +%s.%N)
 took=$(echo "$end - $start" | bc -l)
 ideal=$(echo "10 * ($LATENCY_MS + ((1000 + $CONCURRENCY - 1) / $CONCURRENCY) * $LATENCY_MS) / 1000" | bc -l)

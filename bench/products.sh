@@ -18,14 +18,16 @@ ROWS=${1:-500000}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench}
 SHARED=${SHARED:-../shared}
-BIN=target/release/tributary
+BIN=${BIN:-target/release/tributary}
 
 for tool in psql python3 /usr/bin/time bc; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
-echo "==> build"
-cargo build --release --locked --quiet
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  echo "==> build"
+  cargo build --release --locked --quiet
+fi
 
 mkdir -p "$WORK"
 CSV="$WORK/products-$ROWS.csv"

@@ -28,7 +28,8 @@ PORT=${PORT:-18771}
 SUBMIT_CONNECTIONS=${SUBMIT_CONNECTIONS:-140}
 export SUBMIT_DELAY_MS=${SUBMIT_DELAY_MS:-4}
 RSS_GROWTH_MB=${RSS_GROWTH_MB:-64}
-BIN=target/release/tributary
+BIN=${BIN:-target/release/tributary}
+MOCK_PROVIDER=${MOCK_PROVIDER:-target/release/examples/mock_provider}
 
 for tool in psql wrk curl; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
@@ -48,7 +49,7 @@ psql "$PGURL/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS tributa
 export DATABASE_URL="$PGURL/tributary_soak"
 "$BIN" migrate
 
-coproc MOCK { target/release/examples/mock_provider 20; }
+coproc MOCK { "$MOCK_PROVIDER" 20; }
 PROVIDER_PID=$MOCK_PID
 read -r BASE <&"${MOCK[0]}"
 for tool in qualys crowdstrike; do

@@ -20,7 +20,7 @@ THREADS=${THREADS:-2}
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench}
 SHARED=${SHARED:-../shared}
-BIN=target/release/tributary
+BIN=${BIN:-target/release/tributary}
 PORT=${PORT:-18747}
 BODY="$SHARED/data/submit/readme_example_request.json"
 
@@ -28,8 +28,10 @@ for tool in psql wrk curl bc; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
-echo "==> build"
-cargo build --release --locked --quiet
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  echo "==> build"
+  cargo build --release --locked --quiet
+fi
 mkdir -p "$WORK"
 
 psql "$PGURL/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS tributary_bench_submit" -c "CREATE DATABASE tributary_bench_submit"
