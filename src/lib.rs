@@ -23,6 +23,7 @@ pub mod graphql;
 pub mod hosts;
 pub mod import;
 pub mod ingest;
+pub mod kafka;
 pub mod metrics;
 pub mod providers;
 pub mod routes;

@@ -17,10 +17,10 @@ use tokio::task::JoinSet;
 
 use crate::hosts::HostRules;
 use crate::ingest::{self, Cancel, StopReason};
-use crate::providers::Provider;
+use crate::providers::{Provider, Source};
 use crate::sources::outbound::Outbound;
-use crate::store::leases;
 use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};
+use crate::store::{leases, provider_state};
 
 const INTERRUPTED_STOPPED: &str =
     "the server running it stopped; the next run resumes from its checkpoint";
@@ -42,6 +42,8 @@ pub enum RunnerError {
     ShuttingDown,
     #[error("{0} is running on another replica")]
     ElsewhereRunning(String),
+    #[error("{0}")]
+    Refused(String),
     /// Shown without the driver's detail, which may quote a URL.
     #[error("database: {}", crate::db::brief(.0))]
     Database(#[from] DbErr),
@@ -160,6 +162,9 @@ impl Runner {
             .provider(provider)
             .cloned()
             .ok_or_else(|| RunnerError::UnknownProvider(provider.to_string()))?;
+        if is_consumer(&provider) {
+            return self.resume(provider, mode, trigger).await;
+        }
         if let Some(run) = self.current(&provider.name).await? {
             return Ok(Triggered {
                 run,
@@ -183,11 +188,123 @@ impl Runner {
                 _ => Err(RunnerError::ElsewhereRunning(provider.name.clone())),
             };
         }
-        let (run, already_running) = self.start(provider, mode, trigger).await?;
+        let lease = provider.name.clone();
+        let (run, already_running) = self.start(provider, mode, trigger, lease).await?;
         Ok(Triggered {
             run,
             already_running,
         })
+    }
+
+    /// `triggerIngest` of a `kafka` provider: un-pauses it, and starts this replica's consumer
+    /// unless it is consuming already (the other replicas start theirs within
+    /// [`CONSUMER_WATCH`]).
+    async fn resume(
+        &self,
+        provider: Provider,
+        mode: RunMode,
+        trigger: RunTrigger,
+    ) -> Result<Triggered, RunnerError> {
+        if mode == RunMode::Renormalize {
+            return Err(RunnerError::Refused(format!(
+                "{} is a kafka provider: it is consumed continuously, and its rows are rebuilt \
+                 from raw payloads only while it is paused (cancelIngest pauses it)",
+                provider.name
+            )));
+        }
+        provider_state::set_paused(&self.inner.db, &provider.name, false).await?;
+        self.start_consumer(provider, trigger).await
+    }
+
+    /// Starts this replica's consumer of a `kafka` provider, or returns the one running.
+    async fn start_consumer(
+        &self,
+        provider: Provider,
+        trigger: RunTrigger,
+    ) -> Result<Triggered, RunnerError> {
+        if let Some(run) = self.current(&provider.name).await? {
+            return Ok(Triggered {
+                run,
+                already_running: true,
+            });
+        }
+        // The consumer's own lease says it is alive, so recovery leaves its run alone.
+        let lease = consumer_lease(&provider.name, self.instance());
+        leases::claim(&self.inner.db, &lease, self.instance(), self.ttl(), None).await?;
+        let (run, already_running) = self
+            .start(provider, RunMode::Incremental, trigger, lease)
+            .await?;
+        Ok(Triggered {
+            run,
+            already_running,
+        })
+    }
+
+    /// `cancelIngest` of a `kafka` provider's run: pauses the provider, so that no replica
+    /// consumes it (each stops its consumer at the next batch boundary, within
+    /// [`CONSUMER_WATCH`]) until `triggerIngest` resumes it.
+    pub async fn pause(&self, provider: &str) -> Result<(), RunnerError> {
+        provider_state::set_paused(&self.inner.db, provider, true).await?;
+        if let Some(run_id) = self.active_run(provider) {
+            self.cancel(run_id);
+        }
+        Ok(())
+    }
+
+    /// Keeps a consumer running on this replica for every `kafka` provider that is not
+    /// paused, and stops the ones paused; a consumer that failed starts again after a backoff.
+    pub async fn watch_consumers(&self) {
+        let consumers: Vec<Provider> = self
+            .inner
+            .providers
+            .iter()
+            .filter(|p| is_consumer(p))
+            .cloned()
+            .collect();
+        if consumers.is_empty() {
+            return;
+        }
+        let mut retry_at: HashMap<String, (tokio::time::Instant, Duration)> = HashMap::new();
+        loop {
+            if self.inner.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            for provider in &consumers {
+                let name = &provider.name;
+                let paused = match provider_state::paused(&self.inner.db, name).await {
+                    Ok(paused) => paused,
+                    Err(error) => {
+                        tracing::warn!(provider = %name, error = %crate::db::brief(&error), "cannot read whether the provider is paused");
+                        continue;
+                    }
+                };
+                match (self.active_run(name), paused) {
+                    (Some(run_id), true) => {
+                        self.cancel(run_id);
+                    }
+                    (Some(_), false) => {
+                        retry_at.remove(name);
+                    }
+                    (None, true) => {}
+                    (None, false) => {
+                        let now = tokio::time::Instant::now();
+                        let backoff = match retry_at.get(name) {
+                            Some((at, _)) if *at > now => continue,
+                            Some((_, backoff)) => (*backoff * 2).min(Duration::from_secs(60)),
+                            None => Duration::from_secs(1),
+                        };
+                        retry_at.insert(name.clone(), (now + backoff, backoff));
+                        if let Err(error) = self
+                            .start_consumer(provider.clone(), RunTrigger::Consumer)
+                            .await
+                        {
+                            tracing::warn!(provider = %name, %error, "cannot start the consumer");
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(CONSUMER_WATCH).await;
+        }
     }
 
     /// A scheduled tick: runs the provider unless it is running (here or on another replica)
@@ -216,8 +333,9 @@ impl Runner {
             metrics::counter!("scheduler_ticks_skipped_total", "provider" => provider.name.clone(), "reason" => "elsewhere").increment(1);
             return Ok(None);
         }
+        let lease = provider.name.clone();
         let (run, already_running) = self
-            .start(provider, RunMode::Incremental, RunTrigger::Schedule)
+            .start(provider, RunMode::Incremental, RunTrigger::Schedule, lease)
             .await?;
         if already_running {
             metrics::counter!("scheduler_ticks_skipped_total", "provider" => run.provider.clone(), "reason" => "running").increment(1);
@@ -252,10 +370,11 @@ impl Runner {
             if run.queued_at > settled {
                 continue;
             }
-            if leases::holder(&self.inner.db, &run.provider)
-                .await?
-                .is_some()
-            {
+            let lease = match (run.trigger, &run.owner) {
+                (RunTrigger::Consumer, Some(owner)) => consumer_lease(&run.provider, owner),
+                _ => run.provider.clone(),
+            };
+            if leases::holder(&self.inner.db, &lease).await?.is_some() {
                 continue; // a live replica is working on it
             }
             runs::finish(
@@ -271,6 +390,7 @@ impl Runner {
             .inner
             .providers
             .iter()
+            .filter(|p| !is_consumer(p))
             .map(|p| p.name.clone())
             .collect();
         for name in names {
@@ -337,6 +457,10 @@ impl Runner {
             Err(_) => Vec::new(),
         };
         for (provider, run_id) in aborted {
+            let lease = match self.provider(&provider) {
+                Some(p) if is_consumer(p) => consumer_lease(&provider, self.instance()),
+                _ => provider.clone(),
+            };
             let marked = runs::finish(
                 &self.inner.db,
                 run_id,
@@ -348,7 +472,7 @@ impl Runner {
                 ),
             )
             .await;
-            let released = leases::release(&self.inner.db, &provider, self.instance()).await;
+            let released = leases::release(&self.inner.db, &lease, self.instance()).await;
             if let Err(error) = marked.and(released) {
                 tracing::warn!(%provider, run_id, error = %crate::db::brief(&error), "could not mark an interrupted run; another replica's recovery will");
             }
@@ -367,19 +491,20 @@ impl Runner {
     }
 
     /// Records the run as queued and starts it on its own task, or returns the run of the
-    /// provider this replica already works on (`true`). The caller holds the lease.
+    /// provider this replica already works on (`true`). The caller holds `lease`.
     async fn start(
         &self,
         provider: Provider,
         mode: RunMode,
         trigger: RunTrigger,
+        lease: String,
     ) -> Result<(ingest_run::Model, bool), RunnerError> {
         // Held until the run's task is spawned: `shutdown` holds it while it waits for the
         // tasks, so a run is either spawned before and waited for, or never queued; and two
         // starts of one provider (a tick and a trigger at once) see each other's run.
         let mut tasks = self.inner.tasks.lock().await;
         if self.inner.stopping.load(Ordering::Relaxed) {
-            leases::release(&self.inner.db, &provider.name, self.instance()).await?;
+            leases::release(&self.inner.db, &lease, self.instance()).await?;
             return Err(RunnerError::ShuttingDown);
         }
         if let Some(running) = self.active_run(&provider.name)
@@ -389,8 +514,9 @@ impl Runner {
         }
         // Holding the lease, no one else can be running this provider: runs still marked
         // unfinished belong to a replica that died, and the checkpoint they left is resumed.
+        // (Consumers of a `kafka` provider run on every replica at once: recovery finds theirs.)
         for stale in runs::unfinished(&self.inner.db).await? {
-            if stale.provider == provider.name {
+            if stale.provider == provider.name && !is_consumer(&provider) {
                 metrics::counter!("lease_takeovers_total", "provider" => provider.name.clone())
                     .increment(1);
                 runs::finish(
@@ -422,12 +548,19 @@ impl Runner {
         }
         let runner = self.clone();
         let run_id = run.id;
-        tasks.spawn(async move { runner.work(provider, mode, run_id, cancel).await });
+        tasks.spawn(async move { runner.work(provider, mode, run_id, cancel, lease).await });
         Ok((run, false))
     }
 
     /// One run on its task: heartbeat the lease, run, release, tell subscribers.
-    async fn work(&self, provider: Provider, mode: RunMode, run_id: i64, cancel: Cancel) {
+    async fn work(
+        &self,
+        provider: Provider,
+        mode: RunMode,
+        run_id: i64,
+        cancel: Cancel,
+        lease: String,
+    ) {
         let db = &self.inner.db;
         let name = provider.name.clone();
         let started = std::time::Instant::now();
@@ -435,11 +568,12 @@ impl Runner {
             let runner = self.clone();
             let name = name.clone();
             let cancel = cancel.clone();
+            let lease = lease.clone();
             tokio::spawn(async move {
                 let period = runner.inner.lease_ttl / 3;
                 loop {
                     tokio::time::sleep(period).await;
-                    match leases::heartbeat(runner.db(), &name, runner.instance(), runner.ttl())
+                    match leases::heartbeat(runner.db(), &lease, runner.instance(), runner.ttl())
                         .await
                     {
                         Ok(true) => {}
@@ -525,7 +659,7 @@ impl Runner {
                 metrics::counter!("ingest_records_total", "provider" => name.clone(), "outcome" => outcome).increment(n);
             }
         }
-        if let Err(error) = leases::release(db, &name, self.instance()).await {
+        if let Err(error) = leases::release(db, &lease, self.instance()).await {
             tracing::warn!(provider = %name, error = %crate::db::brief(&error), "could not release the lease; it will expire");
         }
         if let Ok(mut active) = self.inner.active.lock() {
@@ -562,6 +696,20 @@ impl Runner {
             }
         }
     }
+}
+
+/// How often each replica checks whether a `kafka` provider was paused or resumed, and
+/// restarts a consumer that failed.
+pub const CONSUMER_WATCH: Duration = Duration::from_secs(1);
+
+/// A `kafka` provider: consumed continuously by every replica, not scheduled.
+fn is_consumer(provider: &Provider) -> bool {
+    matches!(provider.def.source, Source::Kafka(_))
+}
+
+/// The lease a replica's consumer of `provider` holds while it is alive.
+fn consumer_lease(provider: &str, instance: &str) -> String {
+    format!("{provider}#consumer@{instance}")
 }
 
 fn hostname() -> String {

@@ -175,6 +175,54 @@ pub struct EventSettings {
     /// when the database is far away); each holds a pooled connection while it writes.
     #[serde(default = "default_event_writers")]
     pub writers: usize,
+    /// Where accepted events go: `database` (stored by the group-commit writer, 204 once
+    /// committed) or `kafka` (produced to `events.kafka.topic`, 204 once the broker
+    /// acknowledged; a `kafka` provider with `entity = "event"` lands the topic in `events`).
+    #[serde(default)]
+    pub sink: EventSink,
+    /// The topic and broker of the `kafka` sink.
+    #[serde(default)]
+    pub kafka: EventKafkaSettings,
+}
+
+/// Where accepted events go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventSink {
+    #[default]
+    Database,
+    Kafka,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventKafkaSettings {
+    /// Bootstrap servers, `host:port[,host:port…]`.
+    #[serde(default)]
+    pub brokers: String,
+    /// The topic events are produced to; the message key is the event's id.
+    #[serde(default = "default_event_topic")]
+    pub topic: String,
+    /// librdkafka settings (`security.protocol`, `sasl.*`, `ssl.*`, `linger.ms`, …). The ones
+    /// the guarantee rests on (`enable.idempotence`, `acks`, `message.timeout.ms`) are set by
+    /// Tributary.
+    #[serde(default)]
+    pub properties: crate::kafka::Properties,
+    /// Milliseconds an event may wait for the broker's acknowledgement; past it the request is
+    /// answered 503 with `Retry-After` (and the event may or may not have been stored).
+    #[serde(default = "default_event_ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
+}
+
+impl Default for EventKafkaSettings {
+    fn default() -> Self {
+        EventKafkaSettings {
+            brokers: String::new(),
+            topic: default_event_topic(),
+            properties: crate::kafka::Properties::default(),
+            ack_timeout_ms: default_event_ack_timeout_ms(),
+        }
+    }
 }
 
 impl Default for EventSettings {
@@ -185,6 +233,8 @@ impl Default for EventSettings {
             max_wait_ms: default_event_max_wait_ms(),
             retry_after_secs: default_event_retry_after_secs(),
             writers: default_event_writers(),
+            sink: EventSink::default(),
+            kafka: EventKafkaSettings::default(),
         }
     }
 }
@@ -260,6 +310,12 @@ fn default_event_max_wait_ms() -> u64 {
 }
 fn default_event_retry_after_secs() -> u64 {
     1
+}
+fn default_event_topic() -> String {
+    "events".to_string()
+}
+fn default_event_ack_timeout_ms() -> u64 {
+    5_000
 }
 fn default_event_writers() -> usize {
     // Measured on 2 cores with PostgreSQL local: one writer makes batches twice as large, and
@@ -612,6 +668,39 @@ impl Settings {
                 "events.retry_after_secs",
                 "expected a number of seconds of at least 1",
             ));
+        }
+        if self.events.sink == EventSink::Kafka {
+            if self.events.kafka.brokers.trim().is_empty() {
+                return Err(SettingsError::invalid(
+                    "events.kafka.brokers",
+                    "required with events.sink = \"kafka\"; expected host:port[,host:port…]",
+                ));
+            }
+            if self.events.kafka.topic.trim().is_empty() {
+                return Err(SettingsError::invalid(
+                    "events.kafka.topic",
+                    "expected a topic name",
+                ));
+            }
+            if !(100..=300_000).contains(&self.events.kafka.ack_timeout_ms) {
+                return Err(SettingsError::invalid(
+                    "events.kafka.ack_timeout_ms",
+                    "expected a number of milliseconds from 100 to 300000",
+                ));
+            }
+            if let Some(owned) = self
+                .events
+                .kafka
+                .properties
+                .0
+                .keys()
+                .find(|k| crate::events::kafka::OWNED.iter().any(|(o, _)| o == k))
+            {
+                return Err(SettingsError::invalid(
+                    &format!("events.kafka.properties.{owned}"),
+                    "set by Tributary (an event is acknowledged only once the broker has it) and may not be changed",
+                ));
+            }
         }
         for origin in &self.http.cors_allowed_origins {
             let parsed = url::Url::parse(origin).ok();

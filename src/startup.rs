@@ -17,10 +17,13 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Policy;
+use crate::events::kafka::KafkaSink;
+use crate::events::sink::Sink;
 use crate::events::writer::{EventWriter, WriterTask};
 use crate::graphql::{self, GuardedSchema, ServerFacts};
 use crate::providers::load_dir;
 use crate::runner::Runner;
+use crate::settings::EventSink;
 use crate::settings::{DatabaseKind, Settings};
 use crate::{db, graphiql, metrics, routes, sample, scheduler};
 
@@ -32,8 +35,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub policy: Policy,
     pub runner: Runner,
-    /// The group-commit writer behind `/submit` and `submitEvent`.
-    pub events: EventWriter,
+    /// Where `/submit` and `submitEvent` hand accepted events (`events.sink`).
+    pub events: Sink,
     /// Browser origins allowed besides the server's own (`http.cors_allowed_origins`).
     pub allowed_origins: std::sync::Arc<[String]>,
 }
@@ -48,7 +51,9 @@ pub struct Application {
     runner: Runner,
     run_schedules: bool,
     shutdown_grace: Duration,
-    events: WriterTask,
+    /// The group-commit writer's tasks, with the database sink.
+    events: Option<WriterTask>,
+    sink: Sink,
 }
 
 impl Application {
@@ -86,7 +91,17 @@ impl Application {
             database: settings.database_kind(),
             started_at: chrono::Utc::now(),
         };
-        let (events, events_task) = EventWriter::start(db.clone(), &settings.events);
+        let (events, events_task) = match settings.events.sink {
+            EventSink::Database => {
+                let (writer, task) = EventWriter::start(db.clone(), &settings.events);
+                (Sink::Database(writer), Some(task))
+            }
+            EventSink::Kafka => {
+                warn_if_nothing_lands(runner.providers(), &settings.events.kafka.topic);
+                let sink = KafkaSink::new(&settings.events).map_err(anyhow::Error::msg)?;
+                (Sink::Kafka(sink), None)
+            }
+        };
         let schema = graphql::build(
             db.clone(),
             facts,
@@ -101,7 +116,7 @@ impl Application {
             metrics,
             policy,
             runner: runner.clone(),
-            events,
+            events: events.clone(),
             allowed_origins: settings.http.cors_allowed_origins.clone().into(),
         };
         let router = router(state, &settings)?;
@@ -119,6 +134,7 @@ impl Application {
             run_schedules: settings.scheduler.enabled,
             shutdown_grace: Duration::from_secs(settings.scheduler.shutdown_grace_secs),
             events: events_task,
+            sink: events,
         })
     }
 
@@ -174,6 +190,11 @@ impl Application {
             let runner = self.runner.clone();
             tokio::spawn(async move { runner.watch_interrupted().await })
         };
+        // Kafka providers are consumed on every replica for as long as it runs.
+        let consumers = {
+            let runner = self.runner.clone();
+            tokio::spawn(async move { runner.watch_consumers().await })
+        };
         // Small answers (a 204) go out at once: with Nagle's algorithm a response written in
         // two segments waits for the client's delayed ACK, up to 40 ms.
         let listener = self.listener.tap_io(|tcp| {
@@ -190,13 +211,36 @@ impl Application {
             let _ = scheduler.shutdown().await;
         }
         watcher.abort();
+        consumers.abort();
         self.runner.shutdown(self.shutdown_grace).await;
         // In-flight requests have had their answers; store whatever is still queued.
-        self.events.drain().await;
+        if let Some(writer) = self.events {
+            writer.drain().await;
+        }
+        if let Sink::Kafka(sink) = &self.sink {
+            sink.flush(self.shutdown_grace);
+        }
         served?;
         self.db.close().await.ok();
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// With the Kafka sink, events reach `events` only through a provider that consumes the
+/// topic: say so at start when none does.
+fn warn_if_nothing_lands(providers: &[crate::providers::Provider], topic: &str) {
+    use crate::providers::{EntityKind, Source};
+    let lands = providers.iter().any(|p| {
+        p.def.entity == EntityKind::Event
+            && matches!(&p.def.source, Source::Kafka(kafka) if kafka.topics.iter().any(|t| t == topic))
+    });
+    if !lands {
+        tracing::warn!(
+            topic,
+            "events.sink = \"kafka\" but no provider lands this topic in `events`: copy \
+             providers/templates/events-kafka.toml.example into the providers directory"
+        );
     }
 }
 

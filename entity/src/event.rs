@@ -1,5 +1,5 @@
-//! One event received over HTTP (`POST /submit`). Written by the group-commit writer through
-//! `store::events`; read through here.
+//! One event received over HTTP (`POST /submit`). Written by the group-commit writer (or, with
+//! the Kafka sink, by a provider landing the topic) through `store::events`; read through here.
 
 use sea_orm::entity::prelude::*;
 
@@ -8,6 +8,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// The id given when the event was accepted (a UUIDv7, time-ordered; the Kafka message key
+    /// with the Kafka sink). Unique: an event delivered twice is stored once.
+    pub event_id: String,
     /// Dotted-quad IPv4, as validated on the way in.
     pub ip_address: String,
     #[sea_orm(column_type = "Text")]

@@ -107,6 +107,8 @@ text_enum! {
         Resume = "resume",
         /// Records posted to `POST /ingest/{provider}`.
         Push = "push",
+        /// A replica's long-lived consumer of a `kafka` provider's topics.
+        Consumer = "consumer",
     }
 }
 

@@ -7,6 +7,7 @@ pub mod host_conflict;
 pub mod host_identifier;
 pub mod host_observation;
 pub mod ingest_run;
+pub mod kafka_offset;
 pub mod product;
 pub mod product_count;
 pub mod provider_state;

@@ -15,6 +15,8 @@ pub struct Model {
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub checkpoint: Option<Json>,
     pub checkpoint_run_id: Option<i64>,
+    /// A paused `kafka` provider is consumed by no replica until it is triggered again.
+    pub paused: bool,
     pub updated_at: DateTimeUtc,
 }
 

@@ -12,6 +12,10 @@ pub struct Model {
     pub external_id: Option<String>,
     /// 1-based line number for file imports.
     pub line: Option<i64>,
+    /// The Kafka message it came from: topic, partition and offset.
+    pub message_topic: Option<String>,
+    pub message_partition: Option<i32>,
+    pub message_offset: Option<i64>,
     #[sea_orm(column_type = "Text")]
     pub reason: String,
     /// The offending input as text (it may not be valid JSON).

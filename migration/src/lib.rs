@@ -14,6 +14,7 @@ mod m20261121_000006_events;
 mod m20261121_000007_host_write_path;
 mod m20261121_000008_run_superseded;
 mod m20261203_000009_run_interrupted;
+mod m20261203_000010_kafka;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000007_host_write_path::Migration),
             Box::new(m20261121_000008_run_superseded::Migration),
             Box::new(m20261203_000009_run_interrupted::Migration),
+            Box::new(m20261203_000010_kafka::Migration),
         ]
     }
 }

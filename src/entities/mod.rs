@@ -6,6 +6,7 @@
 //!
 //! Adding a kind is one module implementing [`Entity`] and its line in the registry below.
 
+pub mod event;
 pub mod fields;
 pub mod host;
 pub mod product;
@@ -172,6 +173,7 @@ registry! {
     Host => host::Host,
     Product => product::Product,
     Record => record::Record,
+    Event => event::Event,
 }
 
 impl EntityKind {

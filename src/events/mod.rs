@@ -1,11 +1,14 @@
-//! Events pushed over HTTP: what a valid event is (the `POST /submit` contract), and the
-//! group-commit writer that stores them before they are acknowledged.
+//! Events pushed over HTTP: what a valid event is (the `POST /submit` contract), and where
+//! accepted events go ([`sink`]): the group-commit writer that stores them before they are
+//! acknowledged ([`writer`]), or a Kafka topic ([`kafka`]) that a provider lands in `events`.
 //!
 //! The body is the one the original `/submit` service took, so its clients work unchanged:
 //! `ip_address` (IPv4), `user_agent`, `referring_url` (an absolute http(s) URL),
 //! `advertiser_id` (all non-empty strings) and `metadata` (a JSON object). Unknown keys are
 //! ignored, as they were.
 
+pub mod kafka;
+pub mod sink;
 pub mod writer;
 
 use std::collections::BTreeMap;
@@ -18,6 +21,9 @@ use serde_json::value::RawValue;
 /// A valid event, ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
+    /// Given when the event is accepted: time-ordered (UUIDv7), the Kafka message key with the
+    /// Kafka sink, and unique in `events`, so a redelivered message is stored once.
+    pub id: uuid::Uuid,
     /// Dotted-quad form.
     pub ip_address: String,
     pub user_agent: String,
@@ -98,7 +104,7 @@ pub fn parse(body: &[u8], received_at: DateTime<Utc>) -> Result<NewEvent, Invali
         advertiser_id,
         metadata,
     };
-    fields.check(problems, received_at)
+    fields.check(problems, uuid::Uuid::now_v7(), received_at)
 }
 
 /// The five fields as strings (metadata as JSON text), before their own checks; `None` where a
@@ -112,10 +118,12 @@ pub struct Fields {
 }
 
 impl Fields {
-    /// Checks each field's form, adding to `problems`; an event only when there are none.
+    /// Checks each field's form, adding to `problems`; an event with id `id` only when there
+    /// are none.
     pub fn check(
         self,
         mut problems: BTreeMap<&'static str, String>,
+        id: uuid::Uuid,
         received_at: DateTime<Utc>,
     ) -> Result<NewEvent, Invalid> {
         let metadata = self.metadata.and_then(|m| {
@@ -176,6 +184,7 @@ impl Fields {
                 Some(advertiser_id),
                 Some(metadata),
             ) if problems.is_empty() => Ok(NewEvent {
+                id,
                 ip_address,
                 user_agent,
                 referring_url,
@@ -240,9 +249,11 @@ mod tests {
         ))
         .expect("example body");
         let event = parse(&body, at()).expect("valid");
+        assert_eq!(event.id.get_version_num(), 7);
         assert_eq!(
             event,
             NewEvent {
+                id: event.id,
                 ip_address: "192.168.1.1".into(),
                 user_agent: "Mozilla/5.0".into(),
                 referring_url: "https://example.com".into(),

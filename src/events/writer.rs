@@ -24,28 +24,14 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::NewEvent;
+use super::sink::SubmitError;
 use crate::settings::EventSettings;
 use crate::store::events;
-
-/// Why events were not stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    #[error("the event queue is full; retry shortly")]
-    Busy,
-    #[error("more events in one request than the queue holds ({0})")]
-    TooMany(usize),
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    #[error("the events could not be stored")]
-    Failed,
-    #[error("the database is unavailable; retry shortly")]
-    Unavailable,
-}
 
 /// One request's events and where to send the outcome.
 struct Unit {
     events: Vec<NewEvent>,
-    ack: oneshot::Sender<Result<Vec<i64>, SubmitError>>,
+    ack: oneshot::Sender<Result<(), SubmitError>>,
     /// Returned to the queue's budget when the unit is done with.
     _permit: OwnedSemaphorePermit,
 }
@@ -140,11 +126,11 @@ impl EventWriter {
         (writer, WriterTask { stop, tasks })
     }
 
-    /// Queues `events` (one request's) and waits until they are committed; their ids in order.
+    /// Queues `events` (one request's) and waits until they are committed.
     /// Refused at once when the queue has no room for all of them.
-    pub async fn submit(&self, events: Vec<NewEvent>) -> Result<Vec<i64>, SubmitError> {
+    pub async fn submit(&self, events: Vec<NewEvent>) -> Result<(), SubmitError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if events.len() > self.capacity {
             return Err(SubmitError::TooMany(self.capacity));
@@ -284,13 +270,11 @@ async fn write(db: &DatabaseConnection, batch: Vec<Unit>) -> Stored {
     let size = rows.len();
     drop(rows);
     match stored {
-        Ok(ids) => {
+        Ok(_) => {
             metrics::counter!("events_stored_total").increment(size as u64);
             metrics::histogram!("events_batch_size").record(size as f64);
-            let mut ids = ids.into_iter();
             for unit in batch {
-                let mine: Vec<i64> = ids.by_ref().take(unit.events.len()).collect();
-                let _ = unit.ack.send(Ok(mine));
+                let _ = unit.ack.send(Ok(()));
             }
             Stored::Yes
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_graphql::futures_util::Stream;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
 use croner::parser::{CronParser, Seconds, Year};
-use entity::rejected_record;
+use entity::{kafka_offset, rejected_record};
 use sea_orm::DatabaseConnection;
 
 use super::connection::{Page, PageArgs, list};
@@ -20,7 +20,7 @@ use crate::providers::{EntityKind, Provider};
 use crate::runner::{Runner, RunnerError};
 use crate::store::rejected::{self, RejectionFilter};
 use crate::store::runs::{self, RunFilter, RunTrigger};
-use crate::store::{leases, raw, records};
+use crate::store::{kafka_offsets, leases, provider_state, raw, records};
 
 /// One provider as the server runs it.
 pub struct ProviderInfo(Provider);
@@ -30,6 +30,7 @@ pub enum SourceKind {
     Http,
     File,
     Push,
+    Kafka,
 }
 
 #[Object(name = "Provider")]
@@ -41,6 +42,7 @@ impl ProviderInfo {
         match self.0.source_kind() {
             "http" => SourceKind::Http,
             "file" => SourceKind::File,
+            "kafka" => SourceKind::Kafka,
             _ => SourceKind::Push,
         }
     }
@@ -80,6 +82,22 @@ impl ProviderInfo {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         Ok(leases::holder(db, &self.0.name).await?)
     }
+    /// A paused `kafka` provider is consumed by no replica (`cancelIngest` pauses it,
+    /// `triggerIngest` resumes it).
+    async fn paused(&self, ctx: &Context<'_>) -> ApiResult<bool> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(provider_state::paused(db, &self.0.name).await?)
+    }
+    /// For a `kafka` provider: each partition it has consumed or owns, in topic and partition
+    /// order.
+    async fn partitions(&self, ctx: &Context<'_>) -> ApiResult<Vec<KafkaPartition>> {
+        let db = ctx.data_unchecked::<DatabaseConnection>();
+        Ok(kafka_offsets::list(db, &self.0.name)
+            .await?
+            .into_iter()
+            .map(KafkaPartition)
+            .collect())
+    }
     async fn last_run(&self, ctx: &Context<'_>) -> ApiResult<Option<IngestRun>> {
         let db = ctx.data_unchecked::<DatabaseConnection>();
         Ok(runs::last_for(db, &self.0.name).await?.map(IngestRun))
@@ -93,6 +111,47 @@ impl ProviderInfo {
         };
         Ok(n as i64)
     }
+}
+
+/// Where a `kafka` provider is in one partition.
+pub struct KafkaPartition(kafka_offset::Model);
+
+#[Object]
+impl KafkaPartition {
+    async fn topic(&self) -> &str {
+        &self.0.topic
+    }
+    async fn partition(&self) -> i32 {
+        self.0.partition
+    }
+    /// The replica consuming it (as `IngestRun.owner` names it), when last seen.
+    async fn owner(&self) -> Option<&str> {
+        self.0.owner.as_deref()
+    }
+    async fn owner_seen_at(&self) -> Option<DateTime> {
+        self.0.owner_seen_at.map(Into::into)
+    }
+    /// The offset of the first message not stored yet (committed with the rows before it).
+    async fn stored_offset(&self) -> Option<i64> {
+        self.0.next_offset
+    }
+    /// The partition's end as the owner last saw it (refreshed every few seconds).
+    async fn high_watermark(&self) -> Option<i64> {
+        self.0.high_watermark
+    }
+    /// Messages not stored yet: `highWatermark - storedOffset`.
+    async fn lag(&self) -> Option<i64> {
+        let high = self.0.high_watermark?;
+        Some((high - self.0.next_offset.unwrap_or(0)).max(0))
+    }
+}
+
+/// The Kafka message a rejected record came from.
+#[derive(SimpleObject)]
+pub struct KafkaMessage {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// An input record that was not stored, with the reason.
@@ -115,6 +174,14 @@ impl RejectedRecord {
     /// 1-based line, for file imports.
     async fn line(&self) -> Option<i64> {
         self.0.line
+    }
+    /// The message it came from, for `kafka` providers.
+    async fn message(&self) -> Option<KafkaMessage> {
+        Some(KafkaMessage {
+            topic: self.0.message_topic.clone()?,
+            partition: self.0.message_partition?,
+            offset: self.0.message_offset?,
+        })
     }
     async fn reason(&self) -> &str {
         &self.0.reason
@@ -285,6 +352,7 @@ impl From<RunnerError> for ApiError {
             RunnerError::ShuttingDown | RunnerError::ElsewhereRunning(_) => {
                 ApiError::Forbidden(error.to_string())
             }
+            RunnerError::Refused(_) => ApiError::bad_input(error.to_string()),
             RunnerError::Database(_) => ApiError::Internal(error.to_string()),
         }
     }
@@ -313,7 +381,9 @@ impl ControlMutation {
         })
     }
 
-    /// Stops a run at its next batch boundary; what it committed stays.
+    /// Stops a run at its next batch boundary; what it committed stays. For a `kafka`
+    /// provider's consumer run: pauses the provider, so that every replica stops consuming it
+    /// (within a second or two) until `triggerIngest` resumes it.
     async fn cancel_ingest(&self, ctx: &Context<'_>, id: ID) -> ApiResult<IngestRun> {
         require_admin(ctx)?;
         let run_id = parse_id("id", &id)?;
@@ -321,6 +391,10 @@ impl ControlMutation {
         let run = runs::get(db, run_id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no ingest run with id {run_id}")))?;
+        if run.trigger == RunTrigger::Consumer && run.status.is_unfinished() {
+            runner(ctx)?.pause(&run.provider).await?;
+            return Ok(IngestRun(run));
+        }
         if !runner(ctx)?.cancel(run_id) {
             return Err(ApiError::bad_input(if !run.status.is_unfinished() {
                 format!("run {run_id} has already ended ({})", run.status.as_str())

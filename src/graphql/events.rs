@@ -14,7 +14,7 @@ use super::control::require_admin;
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, StringFilterInput, optional};
 use super::scalars::DateTime;
-use crate::events::writer::{EventWriter, SubmitError};
+use crate::events::sink::{Sink, SubmitError};
 use crate::events::{Fields, Invalid};
 use crate::store::events::{self, EventFilter};
 
@@ -23,8 +23,10 @@ pub struct Event(pub event::Model);
 
 #[Object]
 impl Event {
+    /// Given when the event was accepted (a UUIDv7, time-ordered); `/submit/batch` answers
+    /// with it.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.0.event_id.clone())
     }
     /// IPv4, dotted quad.
     async fn ip_address(&self) -> &str {
@@ -133,7 +135,7 @@ impl EventMutation {
     async fn submit_event(&self, ctx: &Context<'_>, input: EventInput) -> ApiResult<Event> {
         require_admin(ctx)?;
         let writer = ctx
-            .data::<EventWriter>()
+            .data::<Sink>()
             .map_err(|_| ApiError::Internal("schema built without an event writer".into()))?;
         let received_at = chrono::Utc::now();
         let metadata = match &input.metadata.0 {
@@ -152,7 +154,7 @@ impl EventMutation {
             metadata,
         };
         let event = fields
-            .check(problems, received_at)
+            .check(problems, uuid::Uuid::now_v7(), received_at)
             .map_err(|invalid| match invalid {
                 Invalid::Json => ApiError::bad_input("invalid input"),
                 Invalid::Fields(fields) => ApiError::bad_input(
@@ -163,24 +165,22 @@ impl EventMutation {
                         .join("; "),
                 ),
             })?;
-        let ids = writer
+        writer
             .submit(vec![event.clone()])
             .await
             .map_err(|error| match error {
                 SubmitError::Busy | SubmitError::ShuttingDown => {
                     ApiError::Forbidden(format!("{error}"))
                 }
-                SubmitError::Unavailable => ApiError::Unavailable,
+                SubmitError::Unavailable | SubmitError::BrokerUnavailable => ApiError::Unavailable,
                 other => ApiError::Internal(other.to_string()),
             })?;
-        let id = ids
-            .first()
-            .copied()
-            .ok_or_else(|| ApiError::Internal("the writer returned no id".into()))?;
         let metadata = serde_json::from_str(&event.metadata)
             .map_err(|e| ApiError::Internal(format!("metadata: {e}")))?;
         Ok(Event(event::Model {
-            id,
+            // Not read back: the event is identified by its `event_id`.
+            id: 0,
+            event_id: event.id.to_string(),
             ip_address: event.ip_address,
             user_agent: event.user_agent,
             referring_url: event.referring_url,

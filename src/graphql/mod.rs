@@ -68,7 +68,7 @@ pub fn build(
     limits: &GraphqlSettings,
     runner: crate::runner::Runner,
     policy: crate::auth::Policy,
-    events: crate::events::writer::EventWriter,
+    events: crate::events::sink::Sink,
 ) -> GuardedSchema {
     let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
     let host_loader = DataLoader::new(hosts::HostLoader { db: db.clone() }, tokio::spawn);

@@ -487,6 +487,7 @@ fn read_batches<E: Entity>(
                 line: Some(r.line as i64),
                 reason: r.reason,
                 payload: Some(r.payload),
+                message: None,
             }),
             Err(error) => {
                 // Commit what was read before the fatal error, then report it.

@@ -3,6 +3,7 @@
 //! the checkpoint to resume from — in one transaction. A run killed at any moment resumes from
 //! its last committed batch and ends with the rows a clean run gives.
 
+mod consume;
 mod prepare;
 mod write;
 
@@ -254,6 +255,7 @@ async fn drive(
                 provider.name, provider.name
             )));
         }
+        Source::Kafka(_) => return consume::consume(ctx, prepared.clone(), run_id, summary).await,
     }
     Ok(true)
 }

@@ -17,6 +17,7 @@ use crate::sources::http::{Client, FetchError, Request};
 use crate::sources::json;
 use crate::sources::listing::{BodyFormat, Listing, ListingError, Position, parse_path};
 use crate::sources::outbound::Outbound;
+use crate::store::rejected::MessageAt;
 use crate::transform::path::FieldPath;
 use crate::transform::{Mapper, TextParser};
 
@@ -35,6 +36,8 @@ pub struct Prepared {
     whole_key: Option<FieldPath>,
     /// Query parameters whose values came from the environment, shown as `***`.
     secret_params: Vec<String>,
+    /// Raw records are Kafka message envelopes.
+    kafka: bool,
 }
 
 impl Prepared {
@@ -60,6 +63,7 @@ impl Prepared {
         };
         let provider = expand_provider(provider, env).map_err(|e| e.to_string())?;
         let def = &provider.def;
+        let kafka = matches!(def.source, Source::Kafka(_));
         let mapper =
             Mapper::new(&def.fields).map_err(|e| format!("{}: {e}", provider.path.display()))?;
         let text = match &def.parse {
@@ -91,6 +95,7 @@ impl Prepared {
             follow,
             whole_key,
             secret_params,
+            kafka,
         })
     }
 
@@ -233,11 +238,25 @@ impl Prepared {
     }
 
     /// The records in a raw text document, one per pattern match; `None` when the payload is
-    /// itself the one record.
+    /// itself the one record. A Kafka message's text is its envelope's `value`.
     pub fn text_records(&self, raw: &Json) -> Option<Vec<Json>> {
-        match (&self.text, raw) {
-            (Some(parser), Json::String(text)) => Some(parser.records(text)),
-            _ => None,
+        let text = match raw {
+            Json::String(text) => text,
+            Json::Object(message) if self.kafka => message.get("value")?.as_str()?,
+            _ => return None,
+        };
+        Some(self.text.as_ref()?.records(text))
+    }
+
+    /// The message a raw record of a Kafka source came from, read off its envelope.
+    pub fn message_at(&self, raw: &Json) -> Option<MessageAt> {
+        if !self.kafka {
+            return None;
         }
+        Some(MessageAt {
+            topic: raw.get("topic")?.as_str()?.to_string(),
+            partition: i32::try_from(raw.get("partition")?.as_i64()?).ok()?,
+            offset: raw.get("offset")?.as_i64()?,
+        })
     }
 }

@@ -105,18 +105,24 @@ async fn write<E: Entity, C: ConnectionTrait>(
                 payload,
                 line,
             } => {
-                let mut rejection = rejection(None, reason, &payload);
+                let mut rejection = rejection(prepared, None, reason, &payload);
                 rejection.line = line.map(|l| l as i64);
                 rejections.push(rejection);
                 continue;
             }
         };
         if let Some(path) = nul::in_json(&raw) {
-            rejections.push(rejection(None, format!("{path}: {}", nul::REASON), &raw));
+            rejections.push(rejection(
+                prepared,
+                None,
+                format!("{path}: {}", nul::REASON),
+                &raw,
+            ));
             continue;
         }
         match prepared.text_records(&raw) {
             Some(records) if records.is_empty() => rejections.push(rejection(
+                prepared,
                 None,
                 "parse.pattern: no match in the document".to_string(),
                 &raw,
@@ -128,7 +134,7 @@ async fn write<E: Entity, C: ConnectionTrait>(
                             mapped.push((external_id, keep_raw.then(|| raw.clone()), row))
                         }
                         Err((external_id, reason)) => {
-                            rejections.push(rejection(external_id, reason, &raw))
+                            rejections.push(rejection(prepared, external_id, reason, &raw))
                         }
                     }
                 }
@@ -136,7 +142,9 @@ async fn write<E: Entity, C: ConnectionTrait>(
             // The payload is the record: kept as it is, without a copy.
             None => match map_one::<E>(prepared, &raw) {
                 Ok((external_id, row)) => mapped.push((external_id, keep_raw.then_some(raw), row)),
-                Err((external_id, reason)) => rejections.push(rejection(external_id, reason, &raw)),
+                Err((external_id, reason)) => {
+                    rejections.push(rejection(prepared, external_id, reason, &raw))
+                }
             },
         }
     }
@@ -250,10 +258,16 @@ pub fn text_of(value: &Json) -> Option<String> {
     }
 }
 
-fn rejection(external_id: Option<String>, reason: String, payload: &Json) -> NewRejection {
+fn rejection(
+    prepared: &Prepared,
+    external_id: Option<String>,
+    reason: String,
+    payload: &Json,
+) -> NewRejection {
     NewRejection {
         external_id,
         line: None,
+        message: prepared.message_at(payload),
         reason,
         payload: Some(match payload {
             Json::String(text) => text.clone(),

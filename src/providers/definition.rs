@@ -48,6 +48,8 @@ pub enum Source {
     File(FileSource),
     /// Records are POSTed to `/ingest/{provider}`.
     Push(Nothing),
+    /// Messages of Kafka topics, consumed without end by every replica in one consumer group.
+    Kafka(Box<KafkaSource>),
 }
 
 /// A choice that takes no other keys (`kind = "push"`): a key beside it is refused, not
@@ -101,6 +103,68 @@ pub struct HttpSource {
     #[serde(default = "default_max_pages")]
     #[schemars(range(min = 1))]
     pub max_pages: u64,
+}
+
+/// A Kafka source. Each message becomes one record (or, for `csv` and `text`, one per row or
+/// match) that fields map as `$.value…` (the decoded value) beside the message's `topic`,
+/// `partition`, `offset`, `timestamp` (RFC 3339, or null), `key` (text, or null) and
+/// `headers` (name → text).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSource {
+    /// Bootstrap servers, `host:port[,host:port…]`; `${VAR}` expands from the environment.
+    pub brokers: String,
+    /// Topics to consume.
+    #[schemars(length(min = 1))]
+    pub topics: Vec<String>,
+    /// The consumer group every replica joins. Default: `tributary-{provider name}`.
+    pub group: Option<String>,
+    /// How a message's value is read: `json` (default), `csv`, `text` (matched by the
+    /// `[parse]` pattern) or `avro` (with `schema`; the Confluent wire format's 5-byte header
+    /// is recognised).
+    #[serde(default)]
+    pub format: MessageFormat,
+    /// Where a partition whose offset was never stored starts: `earliest` (default) or
+    /// `latest`.
+    #[serde(default)]
+    pub start: StartAt,
+    /// For `avro`: the `.avsc` schema file, relative to the provider file's directory.
+    pub schema: Option<String>,
+    /// For `csv`: the column names, when messages carry rows without a header. Absent: each
+    /// message's first row is its header.
+    pub columns: Option<Vec<String>>,
+    /// Messages written in one transaction, at most.
+    #[serde(default = "default_kafka_batch_size")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub batch_size: usize,
+    /// Milliseconds a batch waits for more messages before it is written.
+    #[serde(default = "default_kafka_max_wait_ms")]
+    #[schemars(range(max = 60000))]
+    pub max_wait_ms: u64,
+    /// librdkafka settings (`security.protocol`, `sasl.*`, `ssl.*`, `session.timeout.ms`, …);
+    /// values expand `${VAR}` and are never shown. The settings the exactly-once guarantee
+    /// rests on (`group.id`, `enable.auto.commit`, `enable.auto.offset.store`,
+    /// `auto.offset.reset`) are Tributary's.
+    #[serde(default)]
+    pub properties: crate::kafka::Properties,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageFormat {
+    #[default]
+    Json,
+    Csv,
+    Text,
+    Avro,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    #[default]
+    Earliest,
+    Latest,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -380,6 +444,12 @@ pub enum TransformWith {
 
 fn default_true() -> bool {
     true
+}
+fn default_kafka_batch_size() -> usize {
+    5_000
+}
+fn default_kafka_max_wait_ms() -> u64 {
+    100
 }
 fn default_records_path() -> String {
     "$".to_string()

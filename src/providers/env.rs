@@ -79,6 +79,20 @@ pub fn expand_provider(
             expand_json(body, "source.body", env).map_err(|(key, m)| fail(key, m))?;
         }
     }
+    if let Source::Kafka(kafka) = &mut out.def.source {
+        kafka.brokers =
+            expand_env(&kafka.brokers, env).map_err(|m| fail("source.brokers".to_string(), m))?;
+        for (i, topic) in kafka.topics.iter_mut().enumerate() {
+            *topic = expand_env(topic, env).map_err(|m| fail(format!("source.topics[{i}]"), m))?;
+        }
+        if let Some(group) = &mut kafka.group {
+            *group = expand_env(group, env).map_err(|m| fail("source.group".to_string(), m))?;
+        }
+        for (name, value) in kafka.properties.0.iter_mut() {
+            *value =
+                expand_env(value, env).map_err(|m| fail(format!("source.properties.{name}"), m))?;
+        }
+    }
     for (name, spec) in out.def.fields.iter_mut() {
         if let FieldSpec::Full(table) = spec {
             for (i, transform) in table.transforms.iter_mut().enumerate() {

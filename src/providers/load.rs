@@ -337,7 +337,7 @@ mod tests {
             }
         }
         expected.sort();
-        assert_eq!(expected, ["http-cursor", "http-offset"]);
+        assert_eq!(expected, ["events-kafka", "http-cursor", "http-offset"]);
         let providers = match load_dir(dir.path()) {
             Ok(providers) => providers,
             Err(e) => panic!("templates must load:\n{e}"),
@@ -345,7 +345,9 @@ mod tests {
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, expected);
 
-        let offset = &providers[1].def;
+        let events = &providers[0].def;
+        assert!(matches!(&events.source, Source::Kafka(k) if k.topics == ["events"]));
+        let offset = &providers[2].def;
         let Source::Http(source) = &offset.source else {
             panic!("http-offset is an http source");
         };
@@ -354,7 +356,7 @@ mod tests {
             &source.pagination,
             Pagination::Offset { end, .. } if end.statuses == [500] && end.shrink_on_end_status
         ));
-        let cursor = &providers[0].def;
+        let cursor = &providers[1].def;
         assert!(matches!(cursor.parse, Parse::Text { .. }));
         assert!(matches!(&cursor.source, Source::Http(h) if h.follow.is_some()));
     }
@@ -393,6 +395,7 @@ mod tests {
             names,
             [
                 "products-csv",
+                "kafka-transfers",
                 "crowdstrike-hosts",
                 "slack-users",
                 "patients",

@@ -35,12 +35,13 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// `http`, `file` or `push`.
+    /// `http`, `file`, `push` or `kafka`.
     pub fn source_kind(&self) -> &'static str {
         match self.def.source {
             Source::Http(_) => "http",
             Source::File(_) => "file",
             Source::Push(_) => "push",
+            Source::Kafka(_) => "kafka",
         }
     }
 

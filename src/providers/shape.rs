@@ -787,8 +787,15 @@ mod tests {
                             _ => {}
                         }
                     }
-                    for inner in object.values() {
-                        collect(inner, names);
+                    for (key, inner) in object {
+                        // A `properties` map names keys; its values are the schemas (a key
+                        // may itself be called `properties`).
+                        match (key.as_str(), inner) {
+                            ("properties", Schema::Object(properties)) => {
+                                properties.values().for_each(|p| collect(p, names))
+                            }
+                            _ => collect(inner, names),
+                        }
                     }
                 }
                 Schema::Array(items) => items.iter().for_each(|i| collect(i, names)),
@@ -901,25 +908,27 @@ mod tests {
     fn missing_keys_and_wrong_types() {
         assert_eq!(
             problems("entity = \"token\"\n"),
-            ["source: missing; expected a table with `kind` = `http`, `file`, `push`"]
+            ["source: missing; expected a table with `kind` = `http`, `file`, `push`, `kafka`"]
         );
         assert_eq!(
             problems("[source]\nkind = \"push\"\n"),
-            ["entity: missing; expected one of `token`, `transfer`, `host`, `product`, `record`"]
+            [
+                "entity: missing; expected one of `token`, `transfer`, `host`, `product`, `record`, `event`"
+            ]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"token\"", "\"tokens\"")),
             [
-                "entity: expected one of `token`, `transfer`, `host`, `product`, `record` (found `tokens`)"
+                "entity: expected one of `token`, `transfer`, `host`, `product`, `record`, `event` (found `tokens`)"
             ]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("\"push\"", "\"ftp\"")),
-            ["source.kind: expected one of `http`, `file`, `push` (found `ftp`)"]
+            ["source.kind: expected one of `http`, `file`, `push`, `kafka` (found `ftp`)"]
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("kind = \"push\"", "")),
-            ["source.kind: missing; expected one of `http`, `file`, `push`"]
+            ["source.kind: missing; expected one of `http`, `file`, `push`, `kafka`"]
         );
         assert_eq!(
             problems(

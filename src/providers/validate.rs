@@ -8,8 +8,8 @@ use serde_json_path::JsonPath;
 use toml::Value;
 
 use super::definition::{
-    EntityKind, FieldSpec, FileFormat, FileSource, HttpMethod, HttpSource, PageEnd, Pagination,
-    Parse, ProviderFile, Source, Transform, TransformWith,
+    EntityKind, FieldSpec, FileFormat, FileSource, HttpMethod, HttpSource, KafkaSource,
+    MessageFormat, PageEnd, Pagination, Parse, ProviderFile, Source, Transform, TransformWith,
 };
 use super::env::expand_env;
 use super::load::Problems;
@@ -119,9 +119,68 @@ pub(super) fn validate(
                 );
             }
         }
+        Source::Kafka(kafka) => {
+            check_kafka(kafka, &def.parse, raw.contains_key("parse"), problems);
+            if def.schedule.is_some() {
+                problems.add(
+                    "schedule",
+                    "not used by kafka sources: every replica consumes continuously",
+                );
+            }
+        }
     }
 
     check_mapping(def, captures.as_deref(), problems);
+}
+
+fn check_kafka(kafka: &KafkaSource, parse: &Parse, parse_given: bool, problems: &mut Problems) {
+    check_env_syntax(&kafka.brokers, "source.brokers", problems);
+    if kafka.brokers.trim().is_empty() {
+        problems.add("source.brokers", "expected `host:port[,host:port…]`");
+    }
+    for (i, topic) in kafka.topics.iter().enumerate() {
+        check_env_syntax(topic, &format!("source.topics[{i}]"), problems);
+        if topic.trim().is_empty() {
+            problems.add(format!("source.topics[{i}]"), "empty topic name");
+        }
+    }
+    if let Some(group) = &kafka.group {
+        check_env_syntax(group, "source.group", problems);
+    }
+    for (name, value) in &kafka.properties.0 {
+        let key = format!("source.properties.{name}");
+        if name == "bootstrap.servers" {
+            problems.add(&key, "given by `source.brokers`");
+        } else if crate::sources::kafka::OWNED.contains(&name.as_str()) {
+            problems.add(
+                &key,
+                "set by Tributary: exactly-once delivery rests on it (the group is `source.group`)",
+            );
+        }
+        check_env_syntax(value, &key, problems);
+    }
+    match (kafka.format, &kafka.schema) {
+        (MessageFormat::Avro, None) => {
+            problems.add("source.schema", "missing; required when format = \"avro\"")
+        }
+        (MessageFormat::Avro, Some(_)) | (_, None) => {}
+        (_, Some(_)) => problems.add("source.schema", "only used when format = \"avro\""),
+    }
+    if kafka.columns.is_some() && kafka.format != MessageFormat::Csv {
+        problems.add("source.columns", "only used when format = \"csv\"");
+    }
+    match (kafka.format, parse) {
+        (MessageFormat::Text, Parse::Text { .. }) => {}
+        (MessageFormat::Text, _) => problems.add(
+            "parse",
+            "missing; format = \"text\" needs `[parse] format = \"text\"` with a pattern",
+        ),
+        (_, _) if parse_given => problems.add(
+            "parse",
+            "only used by kafka sources with format = \"text\"; the message format is `source.format`",
+        ),
+        _ => {}
+    }
 }
 
 fn check_http(

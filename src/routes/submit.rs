@@ -9,13 +9,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::events::writer::SubmitError;
+use crate::events::sink::SubmitError;
 use crate::events::{self, NewEvent};
 use crate::startup::AppState;
 
-/// 204 once stored; 400 naming each invalid field (or `Invalid JSON`); 503 with `Retry-After`
-/// when the queue is full or the database is unreachable; 500 when the database refused the
-/// batch.
+/// 204 once stored (or, with the Kafka sink, acknowledged by the broker); 400 naming each
+/// invalid field (or `Invalid JSON`); 503 with `Retry-After` when the queue is full or the
+/// database or broker is unreachable; 500 when the database refused the batch.
 pub async fn submit(State(state): State<AppState>, body: Bytes) -> Response {
     let event = match events::parse(&body, chrono::Utc::now()) {
         Ok(event) => event,
@@ -23,7 +23,7 @@ pub async fn submit(State(state): State<AppState>, body: Bytes) -> Response {
     };
     match state.events.submit(vec![event]).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => refused(error, state.events.retry_after_secs),
+        Err(error) => refused(error, state.events.retry_after_secs()),
     }
 }
 
@@ -61,24 +61,26 @@ pub async fn submit_batch(State(state): State<AppState>, body: Bytes) -> Respons
     }
     let rejected = results.len() - valid.len();
     let (slots, batch): (Vec<usize>, Vec<NewEvent>) = valid.into_iter().unzip();
+    for (slot, event) in slots.iter().zip(&batch) {
+        results[*slot]["id"] = json!(event.id.to_string());
+    }
+    let stored = batch.len();
     match state.events.submit(batch).await {
-        Ok(ids) => {
-            for (slot, id) in slots.iter().zip(&ids) {
-                results[*slot]["id"] = json!(id.to_string());
-            }
-            (
-                StatusCode::OK,
-                Json(json!({ "stored": ids.len(), "rejected": rejected, "results": results })),
-            )
-                .into_response()
-        }
-        Err(error) => refused(error, state.events.retry_after_secs),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({ "stored": stored, "rejected": rejected, "results": results })),
+        )
+            .into_response(),
+        Err(error) => refused(error, state.events.retry_after_secs()),
     }
 }
 
 fn refused(error: SubmitError, retry_after_secs: u64) -> Response {
     match error {
-        SubmitError::Busy | SubmitError::ShuttingDown | SubmitError::Unavailable => {
+        SubmitError::Busy
+        | SubmitError::ShuttingDown
+        | SubmitError::Unavailable
+        | SubmitError::BrokerUnavailable => {
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "error": error.to_string() })),

@@ -4,5 +4,6 @@
 pub mod file;
 pub mod http;
 pub mod json;
+pub mod kafka;
 pub mod listing;
 pub mod outbound;

@@ -5,7 +5,7 @@ use entity::event;
 use sea_orm::sea_query::{Condition, Order};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
-    TransactionTrait, Value,
+    Value,
 };
 
 use super::arrays;
@@ -13,11 +13,12 @@ use super::filter::{RangeFilter, TextFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use crate::events::NewEvent;
 
-/// Stores `events` in one statement (PostgreSQL) or one transaction (SQLite), committed when
-/// this returns, and gives their ids in input order.
-pub async fn insert(db: &DatabaseConnection, events: &[&NewEvent]) -> Result<Vec<i64>, DbErr> {
+/// Stores `events` in one statement (PostgreSQL) or one statement per event (SQLite), in the
+/// caller's transaction or committed when this returns. An event whose id is already stored is
+/// skipped (a Kafka message delivered twice): the count is of rows inserted.
+pub async fn insert<C: ConnectionTrait>(db: &C, events: &[&NewEvent]) -> Result<u64, DbErr> {
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     match db.get_database_backend() {
         DbBackend::Postgres => insert_postgres(db, events).await,
@@ -25,27 +26,21 @@ pub async fn insert(db: &DatabaseConnection, events: &[&NewEvent]) -> Result<Vec
     }
 }
 
-/// Arrays in, ids out: the ids are drawn in the `input` CTE (evaluated once) and read back from
-/// it in input order, so they never depend on the order `RETURNING` would give. A single
-/// statement commits on its own: one round trip per batch.
-async fn insert_postgres(db: &DatabaseConnection, events: &[&NewEvent]) -> Result<Vec<i64>, DbErr> {
+/// Arrays in, one statement: one round trip per batch.
+async fn insert_postgres<C: ConnectionTrait>(db: &C, events: &[&NewEvent]) -> Result<u64, DbErr> {
     const SQL: &str = r#"
-        WITH input AS (
-            SELECT nextval('events_id_seq') AS id, i.*
-            FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
-                WITH ORDINALITY AS i(ip_address, user_agent, referring_url, advertiser_id,
-                                     metadata, micros, n)
-        ),
-        inserted AS (
-            INSERT INTO events (id, ip_address, user_agent, referring_url, advertiser_id,
-                                metadata, received_at)
-            SELECT id, ip_address, user_agent, referring_url, advertiser_id, metadata::jsonb,
-                   'epoch'::timestamptz + micros * interval '1 microsecond'
-            FROM input
-        )
-        SELECT id FROM input ORDER BY n"#;
+        INSERT INTO events (event_id, ip_address, user_agent, referring_url, advertiser_id,
+                            metadata, received_at)
+        SELECT event_id, ip_address, user_agent, referring_url, advertiser_id, metadata::jsonb,
+               'epoch'::timestamptz + micros * interval '1 microsecond'
+        FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::int8[])
+            AS i(event_id, ip_address, user_agent, referring_url, advertiser_id, metadata, micros)
+        ON CONFLICT (event_id) DO NOTHING"#;
     let text = |f: &dyn Fn(&NewEvent) -> &str| arrays::texts(events.iter().map(|e| Some(f(e))));
+    let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
     let values = vec![
+        arrays::texts(ids.iter().map(|id| Some(id.as_str()))),
         text(&|e| &e.ip_address),
         text(&|e| &e.user_agent),
         text(&|e| &e.referring_url),
@@ -53,45 +48,48 @@ async fn insert_postgres(db: &DatabaseConnection, events: &[&NewEvent]) -> Resul
         text(&|e| &e.metadata),
         arrays::micros(events.iter().map(|e| Some(e.received_at))),
     ];
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
+    let result = db
+        .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             SQL,
             values,
         ))
         .await?;
-    rows.iter()
-        .map(|row| row.try_get::<i64>("", "id"))
-        .collect()
+    Ok(result.rows_affected())
 }
 
-/// SQLite: one insert per event in one transaction (SQLite serializes writers anyway, and its
-/// `RETURNING` order is unspecified for multi-row inserts).
-async fn insert_sqlite(db: &DatabaseConnection, events: &[&NewEvent]) -> Result<Vec<i64>, DbErr> {
-    const SQL: &str = "INSERT INTO events (ip_address, user_agent, referring_url, advertiser_id,
-        metadata, received_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id";
-    let txn = db.begin().await?;
-    let mut ids = Vec::with_capacity(events.len());
-    for e in events {
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
+/// SQLite: multi-row inserts of up to 4,000 events (28,000 parameters, under SQLite's 32,766),
+/// each one statement: the writer's batches (`events.max_batch`) fit one.
+async fn insert_sqlite<C: ConnectionTrait>(db: &C, events: &[&NewEvent]) -> Result<u64, DbErr> {
+    let mut inserted = 0;
+    for chunk in events.chunks(4_000) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO events (event_id, ip_address, user_agent, referring_url, advertiser_id,
+             metadata, received_at) VALUES {rows} ON CONFLICT (event_id) DO NOTHING"
+        );
+        let mut values = Vec::with_capacity(chunk.len() * 7);
+        for e in chunk {
+            values.extend([
+                Value::from(e.id.to_string()),
+                Value::from(e.ip_address.as_str()),
+                Value::from(e.user_agent.as_str()),
+                Value::from(e.referring_url.as_str()),
+                Value::from(e.advertiser_id.as_str()),
+                Value::from(e.metadata.as_str()),
+                Value::from(e.received_at),
+            ]);
+        }
+        inserted += db
+            .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Sqlite,
-                SQL,
-                [
-                    Value::from(e.ip_address.as_str()),
-                    Value::from(e.user_agent.as_str()),
-                    Value::from(e.referring_url.as_str()),
-                    Value::from(e.advertiser_id.as_str()),
-                    Value::from(e.metadata.as_str()),
-                    Value::from(e.received_at),
-                ],
+                sql,
+                values,
             ))
             .await?
-            .ok_or_else(|| DbErr::RecordNotInserted)?;
-        ids.push(row.try_get::<i64>("", "id")?);
+            .rows_affected();
     }
-    txn.commit().await?;
-    Ok(ids)
+    Ok(inserted)
 }
 
 /// What `events(where: …)` may filter on.

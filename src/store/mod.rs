@@ -5,6 +5,7 @@ pub mod events;
 pub mod filter;
 pub mod hosts;
 pub mod invariants;
+pub mod kafka_offsets;
 pub mod keyset;
 pub mod leases;
 pub mod nul;

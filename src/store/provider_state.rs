@@ -28,6 +28,7 @@ pub async fn set_checkpoint<C: ConnectionTrait>(
         last_tick_at: Set(None),
         checkpoint: Set(checkpoint),
         checkpoint_run_id: Set(Some(run_id)),
+        paused: sea_orm::ActiveValue::NotSet,
         updated_at: Set(chrono::Utc::now()),
     };
     provider_state::Entity::insert(state)
@@ -36,6 +37,44 @@ pub async fn set_checkpoint<C: ConnectionTrait>(
                 .update_columns([
                     provider_state::Column::Checkpoint,
                     provider_state::Column::CheckpointRunId,
+                    provider_state::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether the provider is paused (a `kafka` provider no replica consumes).
+pub async fn paused<C: ConnectionTrait>(db: &C, provider: &str) -> Result<bool, DbErr> {
+    Ok(provider_state::Entity::find_by_id(provider.to_string())
+        .one(db)
+        .await?
+        .is_some_and(|s| s.paused))
+}
+
+/// Pauses or resumes the provider.
+pub async fn set_paused<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    paused: bool,
+) -> Result<(), DbErr> {
+    let state = provider_state::ActiveModel {
+        provider: Set(provider.to_string()),
+        lease_owner: Set(None),
+        lease_expires_at: Set(None),
+        last_tick_at: Set(None),
+        checkpoint: Set(None),
+        checkpoint_run_id: Set(None),
+        paused: Set(paused),
+        updated_at: Set(chrono::Utc::now()),
+    };
+    provider_state::Entity::insert(state)
+        .on_conflict(
+            OnConflict::column(provider_state::Column::Provider)
+                .update_columns([
+                    provider_state::Column::Paused,
                     provider_state::Column::UpdatedAt,
                 ])
                 .to_owned(),

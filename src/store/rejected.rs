@@ -18,6 +18,16 @@ pub struct NewRejection {
     pub line: Option<i64>,
     pub reason: String,
     pub payload: Option<String>,
+    /// The Kafka message it came from, when the input was a topic.
+    pub message: Option<MessageAt>,
+}
+
+/// Where a message is: topic, partition and offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAt {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 /// Rows per statement: 7 parameters each, under both databases' parameter limits.
@@ -39,6 +49,12 @@ pub async fn insert<C: ConnectionTrait>(
                 .as_deref()
                 .map(|t| nul::replaced(t).into_owned())),
             line: Set(r.line),
+            message_topic: Set(r
+                .message
+                .as_ref()
+                .map(|m| nul::replaced(&m.topic).into_owned())),
+            message_partition: Set(r.message.as_ref().map(|m| m.partition)),
+            message_offset: Set(r.message.as_ref().map(|m| m.offset)),
             reason: Set(nul::replaced(&r.reason).into_owned()),
             payload: Set(r.payload.as_deref().map(|t| nul::replaced(t).into_owned())),
             created_at: Set(now),

@@ -127,6 +127,23 @@ pub async fn finish<C: ConnectionTrait>(
     Ok(())
 }
 
+/// What a run still working is struggling with (a broker unreachable), or `None` once it is
+/// past it.
+pub async fn set_problem<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    problem: Option<String>,
+) -> Result<(), DbErr> {
+    use ingest_run::Column as R;
+    ingest_run::Entity::update_many()
+        .col_expr(R::Error, Expr::value(problem))
+        .filter(R::Id.eq(id))
+        .filter(R::Status.eq(RunStatus::Running))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A provider's most recent run.
 pub async fn last_for(
     db: &DatabaseConnection,

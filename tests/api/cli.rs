@@ -319,5 +319,5 @@ fn providers_schema_prints_the_provider_file_schema() {
         .iter()
         .filter_map(|kind| kind["properties"]["kind"]["const"].as_str())
         .collect();
-    assert_eq!(kinds, ["http", "file", "push"]);
+    assert_eq!(kinds, ["http", "file", "push", "kafka"]);
 }

@@ -188,7 +188,7 @@ async fn readme_example_is_stored_before_204(backend: Backend) {
         data,
         json!({
             "events": { "nodes": [{
-                "id": event.id.to_string(),
+                "id": event.event_id.clone(),
                 "ipAddress": "192.168.1.1",
                 "userAgent": "Mozilla/5.0",
                 "referringUrl": "https://example.com",
@@ -281,7 +281,7 @@ async fn batch_stores_good_lines_and_names_bad_ones(backend: Backend) {
         .await
         .expect("events");
     assert_eq!(stored.len(), 3);
-    let ids: Vec<String> = stored.iter().map(|e| e.id.to_string()).collect();
+    let ids: Vec<String> = stored.iter().map(|e| e.event_id.clone()).collect();
     assert_eq!(
         answer,
         json!({
@@ -473,7 +473,7 @@ async fn submit_event_mutation(backend: Backend) {
     assert_eq!(
         data,
         json!({ "submitEvent": {
-            "id": stored[0].id.to_string(), "ipAddress": "192.168.1.1",
+            "id": stored[0].event_id.clone(), "ipAddress": "192.168.1.1",
             "referringUrl": "https://example.com", "advertiserId": "12345",
             "metadata": { "key": "value" },
         } })

@@ -17,6 +17,7 @@ mod graphql_abuse;
 mod graphql_api;
 mod health;
 mod hosts;
+mod kafka;
 mod mock_provider;
 mod products;
 mod provider_faults;

@@ -2,6 +2,7 @@
 //! SQLite file, or a fresh PostgreSQL database) and talk to it over HTTP.
 
 pub mod browser;
+pub mod kafka;
 pub mod mock_provider;
 pub mod postgres;
 

@@ -250,7 +250,7 @@ fn the_shipped_files_load_as_they_are() {
     let files = shipped();
     assert_eq!(
         files.len(),
-        6,
+        7,
         "{:?}",
         files.iter().map(|f| &f.0).collect::<Vec<_>>()
     );

@@ -1,0 +1,495 @@
+//! `kafka` providers on both databases, against librdkafka's mock cluster: JSON and Avro
+//! messages over three partitions land exactly once, a poison message is rejected with its
+//! offset, lag shows in GraphQL and `/metrics`, and `cancelIngest`/`triggerIngest` pause and
+//! resume consumption.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use apache_avro::Schema;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+
+use crate::common::kafka::{FAST_GROUP, MockKafka, produce};
+use crate::common::{Backend, TestApp, wait_for, write_provider};
+
+const SCHEMA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/data/patients/patient_avro_schema.avsc"
+);
+
+/// The `i`-th test patient, as the Avro schema's record.
+fn patient(i: usize) -> Value {
+    let institution = ["north", "south", "east"][i % 3];
+    json!({
+        "id": format!("p-{i:05}"),
+        "age": (i % 90) as i32,
+        "institution": institution,
+        "activity": format!("activity {}", i % 7),
+        "comment": if i.is_multiple_of(5) { "follow up" } else { "" },
+        "extracted_ts": i as f64 + 0.5,
+    })
+}
+
+fn avro(schema: &Schema, value: &Value, confluent: bool) -> Vec<u8> {
+    let mut record = apache_avro::types::Record::new(schema).expect("a record schema");
+    for name in ["id", "institution", "activity", "comment"] {
+        record.put(name, value[name].as_str().expect("text"));
+    }
+    record.put("age", value["age"].as_i64().expect("age") as i32);
+    record.put("extracted_ts", value["extracted_ts"].as_f64().expect("ts"));
+    let avro = apache_avro::types::Value::from(record);
+    let datum = apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        .build()
+        .expect("writer")
+        .write_value_to_vec(avro)
+        .expect("encode");
+    if confluent {
+        let mut framed = vec![0, 0, 0, 0, 42];
+        framed.extend(datum);
+        framed
+    } else {
+        datum
+    }
+}
+
+/// A `record` provider consuming `topic` in `format`, mapping the patient's fields and where
+/// the message was.
+fn patients_provider(dir: &Path, name: &str, brokers: &str, topic: &str, format: &str) {
+    let schema = if format == "avro" {
+        std::fs::copy(SCHEMA, dir.join("patient.avsc")).expect("copy the schema");
+        "schema = \"patient.avsc\"\n"
+    } else {
+        ""
+    };
+    write_provider(
+        dir,
+        name,
+        &format!(
+            "entity = \"record\"\ndataset = \"{name}\"\nkey = \"id\"\n\
+             [source]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ntopics = [\"{topic}\"]\n\
+             format = \"{format}\"\n{schema}max_wait_ms = 50\n{FAST_GROUP}\
+             [fields]\nid = \"$.value.id\"\nage = \"$.value.age\"\n\
+             institution = \"$.value.institution\"\nextracted_ts = \"$.value.extracted_ts\"\n\
+             message_key = \"$.key\"\npartition = \"$.partition\"\n"
+        ),
+    );
+}
+
+async fn record_count(app: &TestApp, dataset: &str) -> u64 {
+    entity::record::Entity::find()
+        .filter(entity::record::Column::Dataset.eq(dataset))
+        .count(&app.db)
+        .await
+        .expect("count records")
+}
+
+/// Every record of `dataset`, by key.
+async fn records(app: &TestApp, dataset: &str) -> BTreeMap<String, Value> {
+    entity::record::Entity::find()
+        .filter(entity::record::Column::Dataset.eq(dataset))
+        .all(&app.db)
+        .await
+        .expect("records")
+        .into_iter()
+        .map(|r| (r.key, r.data))
+        .collect()
+}
+
+const N: usize = 300;
+
+async fn json_and_avro_messages_land_exactly_once(backend: Backend) {
+    let kafka = MockKafka::start();
+    let brokers = kafka.brokers();
+    kafka.create_topic("patients-json", 3);
+    kafka.create_topic("patients-avro", 3);
+    let dir = tempfile::tempdir().expect("dir");
+    patients_provider(
+        dir.path(),
+        "patients-json",
+        &brokers,
+        "patients-json",
+        "json",
+    );
+    patients_provider(
+        dir.path(),
+        "patients-avro",
+        &brokers,
+        "patients-avro",
+        "avro",
+    );
+
+    let schema =
+        Schema::parse_str(&std::fs::read_to_string(SCHEMA).expect("schema")).expect("avsc");
+    let mut json_messages = Vec::new();
+    let mut avro_messages = Vec::new();
+    for i in 0..N {
+        let p = patient(i);
+        let key = p["id"].as_str().expect("id").to_string();
+        let partition = (i % 3) as i32;
+        json_messages.push((partition, key.clone(), p.to_string().into_bytes()));
+        avro_messages.push((partition, key, avro(&schema, &p, i % 2 == 0)));
+    }
+    // A poison message in partition 1, after the first 20 of that partition: offset 20.
+    json_messages.insert(3 * 20 + 1, (1, "poison".into(), b"{not json".to_vec()));
+    produce(&brokers, "patients-json", &json_messages).await;
+    produce(&brokers, "patients-avro", &avro_messages).await;
+
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    for dataset in ["patients-json", "patients-avro"] {
+        wait_for(
+            &format!("{N} {dataset} records"),
+            Duration::from_secs(60),
+            async || record_count(&app, dataset).await >= N as u64,
+        )
+        .await;
+    }
+    // Exactly N each, every value as produced.
+    for dataset in ["patients-json", "patients-avro"] {
+        let stored = records(&app, dataset).await;
+        assert_eq!(stored.len(), N, "{dataset}");
+        for i in 0..N {
+            let p = patient(i);
+            let key = p["id"].as_str().expect("id");
+            assert_eq!(
+                stored[key],
+                json!({
+                    "id": key, "age": p["age"], "institution": p["institution"],
+                    "extracted_ts": p["extracted_ts"], "message_key": key,
+                    "partition": i % 3,
+                }),
+                "{dataset} {key}"
+            );
+        }
+    }
+
+    // The poison message is rejected with where it was; the rest of its partition landed.
+    let rejected = app
+        .query(
+            "{ rejectedRecords(first: 10) { nodes { provider reason message { topic partition offset } } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = &rejected["rejectedRecords"]["nodes"];
+    assert_eq!(nodes.as_array().map(Vec::len), Some(1), "{rejected}");
+    assert_eq!(nodes[0]["provider"], "patients-json");
+    assert!(
+        nodes[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("value: not JSON"),
+        "{rejected}"
+    );
+    assert_eq!(
+        nodes[0]["message"],
+        json!({"topic": "patients-json", "partition": 1, "offset": 20})
+    );
+
+    // Stored offsets are the partitions' ends; once the owner has seen the high watermarks,
+    // the lag is zero in GraphQL and in /metrics.
+    let query = "{ providers { name kind paused partitions { topic partition storedOffset highWatermark lag owner } } }";
+    wait_for(
+        "lag 0 on every partition",
+        Duration::from_secs(30),
+        async || {
+            let data = app.query(query, json!({})).await;
+            data["providers"].as_array().is_some_and(|providers| {
+                providers.iter().all(|p| {
+                    p["partitions"].as_array().is_some_and(|parts| {
+                        parts.len() == 3 && parts.iter().all(|part| part["lag"] == json!(0))
+                    })
+                })
+            })
+        },
+    )
+    .await;
+    let data = app.query(query, json!({})).await;
+    for provider in data["providers"].as_array().expect("providers") {
+        assert_eq!(provider["kind"], "KAFKA");
+        assert_eq!(provider["paused"], false);
+        let offsets: Vec<i64> = provider["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .map(|p| p["storedOffset"].as_i64().expect("stored offset"))
+            .collect();
+        let expected = if provider["name"] == "patients-json" {
+            vec![100, 101, 100]
+        } else {
+            vec![100, 100, 100]
+        };
+        assert_eq!(offsets, expected, "{provider}");
+        assert!(provider["partitions"][0]["owner"].is_string(), "{provider}");
+    }
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    for partition in 0..3 {
+        let line = format!(
+            "kafka_consumer_lag{{provider=\"patients-json\",topic=\"patients-json\",partition=\"{partition}\"}} 0"
+        );
+        assert!(metrics.contains(&line), "{line} missing from /metrics");
+    }
+
+    // Each provider's consumer is one long-lived run whose counters advanced with its batches.
+    let runs = app
+        .query(
+            "{ ingestRuns(first: 10) { nodes { provider trigger status fetched inserted rejected } } }",
+            json!({}),
+        )
+        .await;
+    let mut seen: Vec<(String, String, String, i64, i64, i64)> = runs["ingestRuns"]["nodes"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(|r| {
+            (
+                r["provider"].as_str().unwrap_or_default().to_string(),
+                r["trigger"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_str().unwrap_or_default().to_string(),
+                r["fetched"].as_i64().unwrap_or_default(),
+                r["inserted"].as_i64().unwrap_or_default(),
+                r["rejected"].as_i64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let n = N as i64;
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "patients-avro".into(),
+                "consumer".into(),
+                "RUNNING".into(),
+                n,
+                n,
+                0
+            ),
+            (
+                "patients-json".into(),
+                "consumer".into(),
+                "RUNNING".into(),
+                n + 1,
+                n,
+                1
+            ),
+        ]
+    );
+}
+on_both_databases!(json_and_avro_messages_land_exactly_once);
+
+/// `cancelIngest` on the consumer's run pauses the provider: nothing more is consumed until
+/// `triggerIngest` resumes it, from where it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_pauses_and_trigger_resumes_a_kafka_provider() {
+    let kafka = MockKafka::start();
+    let brokers = kafka.brokers();
+    kafka.create_topic("patients-json", 3);
+    let dir = tempfile::tempdir().expect("dir");
+    patients_provider(dir.path(), "patients", &brokers, "patients-json", "json");
+    let batch = |range: std::ops::Range<usize>| -> Vec<(i32, String, Vec<u8>)> {
+        range
+            .map(|i| {
+                let p = patient(i);
+                (
+                    (i % 3) as i32,
+                    p["id"].as_str().unwrap_or_default().to_string(),
+                    p.to_string().into_bytes(),
+                )
+            })
+            .collect()
+    };
+    produce(&brokers, "patients-json", &batch(0..30)).await;
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| s.providers_dir = providers).await;
+    wait_for("30 records", Duration::from_secs(60), async || {
+        record_count(&app, "patients").await == 30
+    })
+    .await;
+    let run = app
+        .query("{ providers { lastRun { id status } } }", json!({}))
+        .await["providers"][0]["lastRun"]
+        .clone();
+    assert_eq!(run["status"], "RUNNING");
+    app.query(
+        "mutation($id: ID!) { cancelIngest(id: $id) { id } }",
+        json!({"id": run["id"]}),
+    )
+    .await;
+    wait_for(
+        "the consumer to stop",
+        Duration::from_secs(20),
+        async || {
+            let data = app
+                .query("{ providers { paused lastRun { status } } }", json!({}))
+                .await;
+            data["providers"][0]["paused"] == true
+                && data["providers"][0]["lastRun"]["status"] == "CANCELLED"
+        },
+    )
+    .await;
+    produce(&brokers, "patients-json", &batch(30..40)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        record_count(&app, "patients").await,
+        30,
+        "a paused provider consumed"
+    );
+
+    let resumed = app
+        .query(
+            "mutation { triggerIngest(provider: \"patients\") { alreadyRunning run { trigger status } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        resumed["triggerIngest"]["alreadyRunning"], false,
+        "{resumed}"
+    );
+    wait_for(
+        "the 10 produced while paused",
+        Duration::from_secs(60),
+        async || record_count(&app, "patients").await == 40,
+    )
+    .await;
+    let data = app.query("{ providers { paused } }", json!({})).await;
+    assert_eq!(data["providers"][0]["paused"], false);
+}
+
+/// A `tributary serve` process on `database_url` with the providers in `providers`.
+fn serve(database_url: &str, providers: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("TRIBUTARY_PROVIDERS_DIR", providers)
+        .env("TRIBUTARY_LISTEN", "127.0.0.1:0")
+        .env("TRIBUTARY_SAMPLE_DATA", "false")
+        .env("TRIBUTARY_SCHEDULER__LEASE_TTL_SECS", "5")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tributary serve")
+}
+
+fn sigkill(child: &mut std::process::Child) {
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
+
+/// Two `serve` replicas share a 6-partition topic that keeps receiving messages; 20 times one
+/// of them is SIGKILLed at a random moment and started again (its partitions move to the
+/// other, then back); at the end one is killed for good and the other takes every partition.
+/// Every message is stored once: the rows are exact, and the runs' counters add up to the
+/// messages produced (a message written twice would be counted twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_and_rebalances_store_every_message_once() {
+    let kafka = MockKafka::start();
+    let brokers = kafka.brokers();
+    kafka.create_topic("patients", 6);
+    let dir = tempfile::tempdir().expect("dir");
+    patients_provider(dir.path(), "patients", &brokers, "patients", "json");
+    // The test's own server (no providers) migrates the database and answers queries.
+    let empty = tempfile::tempdir().expect("dir");
+    let none = empty.path().to_path_buf();
+    let app = TestApp::spawn_with(Backend::Postgres, move |s| s.providers_dir = none).await;
+
+    // Messages keep arriving, 100 every 100 ms, over all partitions, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producing = tokio::spawn({
+        let brokers = brokers.clone();
+        let stop = stop.clone();
+        async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch: Vec<(i32, String, Vec<u8>)> = (n..n + 100)
+                    .map(|i| {
+                        let p = patient(i);
+                        let key = p["id"].as_str().unwrap_or_default().to_string();
+                        ((i % 6) as i32, key, p.to_string().into_bytes())
+                    })
+                    .collect();
+                produce(&brokers, "patients", &batch).await;
+                n += 100;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            n
+        }
+    });
+
+    let mut replicas = [
+        serve(&app.database_url, dir.path()),
+        serve(&app.database_url, dir.path()),
+    ];
+    for kill in 0..20 {
+        let before = record_count(&app, "patients").await;
+        wait_for(
+            "consumption to go on",
+            Duration::from_secs(60),
+            async || record_count(&app, "patients").await > before,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..1_500))).await;
+        let victim = &mut replicas[kill % 2];
+        sigkill(victim);
+        *victim = serve(&app.database_url, dir.path());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let produced = producing.await.expect("producer") as u64;
+    sigkill(&mut replicas[0]);
+
+    wait_for(
+        &format!("{produced} records"),
+        Duration::from_secs(120),
+        async || record_count(&app, "patients").await >= produced,
+    )
+    .await;
+    let stored = records(&app, "patients").await;
+    assert_eq!(stored.len() as u64, produced);
+    for i in 0..produced as usize {
+        let p = patient(i);
+        let key = p["id"].as_str().expect("id");
+        assert_eq!(stored[key]["age"], p["age"], "{key}");
+        assert_eq!(stored[key]["partition"], json!(i % 6), "{key}");
+    }
+    // Every message counted once across all the runs the kills cut short.
+    let runs = entity::ingest_run::Entity::find()
+        .filter(entity::ingest_run::Column::Provider.eq("patients"))
+        .all(&app.db)
+        .await
+        .expect("runs");
+    assert!(runs.len() >= 22, "{} consumer runs", runs.len());
+    let fetched: i64 = runs.iter().map(|r| r.fetched).sum();
+    let inserted: i64 = runs.iter().map(|r| r.inserted).sum();
+    assert_eq!((fetched, inserted), (produced as i64, produced as i64));
+    // The survivor owns all six partitions, each stored to its end.
+    let per_partition: Vec<i64> = (0..6)
+        .map(|p| (0..produced).filter(|i| i % 6 == p).count() as i64)
+        .collect();
+    assert_eq!(wait_owner_of_all(&app, 6).await, per_partition);
+    sigkill(&mut replicas[1]);
+}
+
+/// Waits until one replica owns all `n` partitions and returns their stored offsets.
+async fn wait_owner_of_all(app: &TestApp, n: usize) -> Vec<i64> {
+    let mut offsets = Vec::new();
+    wait_for(
+        "one owner of every partition",
+        Duration::from_secs(60),
+        async || {
+            let rows = entity::kafka_offset::Entity::find()
+                .order_by_asc(entity::kafka_offset::Column::Partition)
+                .all(&app.db)
+                .await
+                .expect("offsets");
+            let mut owners: Vec<_> = rows.iter().map(|r| r.owner.clone()).collect();
+            owners.sort();
+            owners.dedup();
+            offsets = rows.iter().map(|r| r.next_offset.unwrap_or(-1)).collect();
+            rows.len() == n && owners.len() == 1
+        },
+    )
+    .await;
+    offsets
+}
