@@ -493,3 +493,212 @@ async fn wait_owner_of_all(app: &TestApp, n: usize) -> Vec<i64> {
     .await;
     offsets
 }
+
+/// The shipped template that lands the sink's topic in `events`, pointed at `brokers`.
+fn events_provider(dir: &Path, brokers: &str) {
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/providers/templates/events-kafka.toml.example"
+    ))
+    .expect("the events-kafka template");
+    write_provider(
+        dir,
+        "events-kafka",
+        &format!(
+            "{}\n{FAST_GROUP}",
+            template.replace("${KAFKA_BROKERS}", brokers)
+        ),
+    );
+}
+
+fn event(id: usize) -> String {
+    json!({
+        "ip_address": "192.168.1.1",
+        "user_agent": "Mozilla/5.0",
+        "referring_url": "https://example.com",
+        "advertiser_id": "12345",
+        "metadata": { "id": format!("e-{id}") },
+    })
+    .to_string()
+}
+
+async fn submit(app: &TestApp, body: String) -> reqwest::Response {
+    app.client
+        .post(format!("{}/submit", app.address))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST /submit")
+}
+
+/// Events accepted with `events.sink = "kafka"` (`/submit`, `/submit/batch`, `submitEvent`) are
+/// in the broker before the answer, and the shipped provider lands each in `events` once,
+/// keyed by the id the answer gave.
+async fn events_through_kafka_land_once(backend: Backend) {
+    let kafka = MockKafka::start();
+    let brokers = kafka.brokers();
+    kafka.create_topic("events", 3);
+    let dir = tempfile::tempdir().expect("dir");
+    events_provider(dir.path(), &brokers);
+    let providers = dir.path().to_path_buf();
+    let sink_brokers = brokers.clone();
+    let app = TestApp::spawn_with(backend, move |s| {
+        s.providers_dir = providers;
+        s.events.sink = tributary::settings::EventSink::Kafka;
+        s.events.kafka.brokers = sink_brokers;
+    })
+    .await;
+
+    for i in 0..40 {
+        assert_eq!(submit(&app, event(i)).await.status(), 204);
+    }
+    let lines: Vec<String> = (40..60).map(event).collect();
+    let batch = app
+        .client
+        .post(format!("{}/submit/batch", app.address))
+        .body(lines.join("\n"))
+        .send()
+        .await
+        .expect("POST /submit/batch");
+    assert_eq!(batch.status(), 200);
+    let answer: Value = batch.json().await.expect("JSON");
+    let batch_ids: Vec<String> = answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            r["id"]
+                .as_str()
+                .expect("an id for each stored line")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(batch_ids.len(), 20);
+    let submitted = app
+        .query(
+            r#"mutation { submitEvent(input: { ipAddress: "10.0.0.1", userAgent: "curl",
+                referringUrl: "https://example.com/x", advertiserId: "7",
+                metadata: { id: "e-mutation" } }) { id } }"#,
+            json!({}),
+        )
+        .await;
+    let mutation_id = submitted["submitEvent"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    wait_for("61 events", Duration::from_secs(60), async || {
+        crate::common::stored_event_ids(&app.database_url)
+            .await
+            .len()
+            == 61
+    })
+    .await;
+    let ids = crate::common::stored_event_ids(&app.database_url).await;
+    assert!(ids.values().all(|n| *n == 1), "{ids:?}");
+    let mut expected: Vec<String> = (0..60).map(|i| format!("e-{i}")).collect();
+    expected.push("e-mutation".into());
+    expected.sort();
+    assert_eq!(ids.keys().cloned().collect::<Vec<_>>(), expected);
+    // The ids the answers gave are the stored ids.
+    let stored: Vec<String> = entity::event::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    for id in batch_ids.iter().chain([&mutation_id]) {
+        assert!(stored.contains(id), "{id} not stored");
+    }
+}
+on_both_databases!(events_through_kafka_land_once);
+
+/// With the Kafka sink, `/submit` does not need PostgreSQL: it keeps answering 204 while the
+/// database is down, and every acknowledged event is stored once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_keeps_accepting_while_postgres_is_down() {
+    use crate::common::postgres::PrivateCluster;
+    let kafka = MockKafka::start();
+    let brokers = kafka.brokers();
+    kafka.create_topic("events", 3);
+    let dir = tempfile::tempdir().expect("dir");
+    events_provider(dir.path(), &brokers);
+    let cluster = std::sync::Arc::new(PrivateCluster::start());
+    let providers = dir.path().to_path_buf();
+    let sink_brokers = brokers.clone();
+    let app = TestApp::spawn_at(cluster.url(), None, move |s| {
+        s.providers_dir = providers;
+        s.database.acquire_timeout_secs = 2;
+        s.events.sink = tributary::settings::EventSink::Kafka;
+        s.events.kafka.brokers = sink_brokers;
+    })
+    .await;
+    let mut accepted = 0;
+    for i in 0..30 {
+        if submit(&app, event(i)).await.status() == 204 {
+            accepted += 1;
+        }
+    }
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.stop_immediate())
+        .await
+        .expect("stop");
+    for i in 30..60 {
+        let status = submit(&app, event(i)).await.status();
+        assert_eq!(status, 204, "event {i} with PostgreSQL down");
+        accepted += 1;
+    }
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.start_again())
+        .await
+        .expect("start");
+    assert_eq!(accepted, 60);
+    wait_for(
+        "60 events after the restart",
+        Duration::from_secs(120),
+        async || {
+            crate::common::stored_event_ids(&app.database_url)
+                .await
+                .len()
+                == 60
+        },
+    )
+    .await;
+    let ids = crate::common::stored_event_ids(&app.database_url).await;
+    assert!(ids.values().all(|n| *n == 1), "{ids:?}");
+}
+
+/// With the broker unreachable, an event is never acknowledged: 503 with `Retry-After`, within
+/// the acknowledgement bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submit_answers_503_when_the_broker_is_unreachable() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let brokers = format!("127.0.0.1:{}", closed.local_addr().expect("address").port());
+    drop(closed);
+    let app = TestApp::spawn_with(Backend::Sqlite, move |s| {
+        s.events.sink = tributary::settings::EventSink::Kafka;
+        s.events.kafka.brokers = brokers;
+        s.events.kafka.ack_timeout_ms = 1_000;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let response = submit(&app, event(1)).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("retry-after").is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let body = response.text().await.expect("body");
+    assert!(body.to_lowercase().contains("broker"), "{body}");
+    assert_eq!(
+        crate::common::stored_event_ids(&app.database_url)
+            .await
+            .len(),
+        0
+    );
+}
