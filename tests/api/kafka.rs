@@ -702,3 +702,68 @@ async fn submit_answers_503_when_the_broker_is_unreachable() {
         0
     );
 }
+
+/// End to end against a separate broker process (tansu): 300 JSON messages over 3 partitions
+/// land exactly once in PostgreSQL, and events acknowledged through the Kafka sink are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_separate_broker_process_carries_messages_exactly_once() {
+    let broker = crate::common::kafka::Tansu::start();
+    broker.create_topic("patients", 3);
+    broker.create_topic("events", 3);
+    let brokers = broker.brokers.clone();
+    let dir = tempfile::tempdir().expect("dir");
+    patients_provider(dir.path(), "patients", &brokers, "patients", "json");
+    events_provider(dir.path(), &brokers);
+    let messages: Vec<(i32, String, Vec<u8>)> = (0..N)
+        .map(|i| {
+            let p = patient(i);
+            (
+                (i % 3) as i32,
+                p["id"].as_str().unwrap_or_default().to_string(),
+                p.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    produce(&brokers, "patients", &messages).await;
+    let providers = dir.path().to_path_buf();
+    let sink_brokers = brokers.clone();
+    let app = TestApp::spawn_with(Backend::Postgres, move |s| {
+        s.providers_dir = providers;
+        s.events.sink = tributary::settings::EventSink::Kafka;
+        s.events.kafka.brokers = sink_brokers;
+    })
+    .await;
+    for i in 0..20 {
+        assert_eq!(submit(&app, event(i)).await.status(), 204);
+    }
+    wait_for(
+        &format!("{N} records"),
+        Duration::from_secs(90),
+        async || record_count(&app, "patients").await >= N as u64,
+    )
+    .await;
+    let stored = records(&app, "patients").await;
+    assert_eq!(stored.len(), N);
+    for i in 0..N {
+        let p = patient(i);
+        let key = p["id"].as_str().expect("id");
+        assert_eq!(stored[key]["institution"], p["institution"], "{key}");
+    }
+    let offsets: Vec<Option<i64>> = entity::kafka_offset::Entity::find()
+        .filter(entity::kafka_offset::Column::Provider.eq("patients"))
+        .order_by_asc(entity::kafka_offset::Column::Partition)
+        .all(&app.db)
+        .await
+        .expect("offsets")
+        .into_iter()
+        .map(|o| o.next_offset)
+        .collect();
+    assert_eq!(offsets, vec![Some(100); 3]);
+    wait_for("20 events", Duration::from_secs(90), async || {
+        crate::common::stored_event_ids(&app.database_url)
+            .await
+            .len()
+            == 20
+    })
+    .await;
+}

