@@ -12,13 +12,14 @@ use crate::entities::EntityKind;
 use crate::hosts::HostRules;
 use crate::import;
 use crate::ingest;
-use crate::providers::Provider;
 use crate::providers::load::load_dir;
+use crate::providers::{Provider, Source};
 use crate::settings::Settings;
 use crate::sources::outbound::Outbound;
 use crate::startup::Application;
 use crate::store::runs::{self, RunMode, RunTrigger};
 use crate::store::{invariants, leases};
+use crate::task::AbortOnDrop;
 use crate::{db, graphql, telemetry};
 
 #[derive(Debug, Parser)]
@@ -234,17 +235,35 @@ async fn run_ingest(
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let cancel = ingest::Cancel::default();
+    // Ctrl-C stops at the next batch boundary: what was committed stays (a `kafka` provider
+    // consumes until then).
+    let _stop = {
+        let cancel = cancel.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        }))
+    };
     let started = std::time::Instant::now();
+    let consumer = matches!(provider.def.source, Source::Kafka(_));
     // Never beside a server's run of the same provider; a run a killed process left behind
-    // is closed as interrupted (this run resumes from its checkpoint).
-    let lease = leases::hold(db, &provider.name).await?;
+    // is closed as interrupted (this run resumes from its checkpoint). A `kafka` provider is
+    // consumed by every server at once: this process joins its consumer group beside them.
+    let lease = if consumer {
+        None
+    } else {
+        Some(leases::hold(db, &provider.name).await?)
+    };
     let summary = async {
-        runs::interrupt_unfinished(
-            db,
-            &provider.name,
-            "the process running it stopped; the next run resumes from its checkpoint",
-        )
-        .await?;
+        if !consumer {
+            runs::interrupt_unfinished(
+                db,
+                &provider.name,
+                "the process running it stopped; the next run resumes from its checkpoint",
+            )
+            .await?;
+        }
         let progress = |p: ingest::Progress| {
             bar.set_message(format!(
                 "{} pages, {} records, {} rejected",
@@ -263,7 +282,9 @@ async fn run_ingest(
         ingest::run(&ctx, RunTrigger::Cli).await
     }
     .await;
-    lease.release().await;
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     bar.finish_and_clear();
     let s = summary?;
     println!(

@@ -21,6 +21,7 @@ use crate::providers::{Provider, Source};
 use crate::sources::outbound::Outbound;
 use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};
 use crate::store::{leases, provider_state};
+use crate::task::AbortOnDrop;
 
 const INTERRUPTED_STOPPED: &str =
     "the server running it stopped; the next run resumes from its checkpoint";
@@ -718,13 +719,4 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "tributary".to_string())
-}
-
-/// Stops a spawned task when its owner is done with it, however it ends (aborted included).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

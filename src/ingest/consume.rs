@@ -12,12 +12,13 @@ use sea_orm::TransactionTrait;
 use tokio::sync::mpsc;
 
 use super::write::{Batch, Item, write_batch};
-use super::{AbortOnDrop, IngestError, Prepared, RunContext, RunSummary};
+use super::{IngestError, Prepared, RunContext, RunSummary};
 use crate::kafka::LastError;
 use crate::providers::Source;
 use crate::sources::kafka::{Consumer, Delivered, Positions};
 use crate::store::kafka_offsets::{self, Partition};
 use crate::store::runs;
+use crate::task::AbortOnDrop;
 
 /// How often the consumer re-reads the stored offsets (for assignments), records which
 /// partitions it owns with their high watermarks, and shows a broker problem on the run.

@@ -25,6 +25,7 @@ use crate::sources::outbound::Outbound;
 use crate::store::provider_state;
 use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};
 use crate::store::upsert::UpsertCounts;
+use crate::task::AbortOnDrop;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,15 +292,6 @@ async fn fetch_pages(
         if sender.send(fetched).await.is_err() || failed {
             return;
         }
-    }
-}
-
-/// Stops a spawned task when the run is done with it, however the run ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
