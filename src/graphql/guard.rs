@@ -180,11 +180,23 @@ impl Executor for GuardedSchema {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         match self.admit(request) {
-            Ok((request, chosen)) => Executor::execute_stream(
-                &self.schema,
-                request.data(OperationDb(chosen)),
-                session_data,
-            ),
+            Ok((request, chosen)) => {
+                // An answer that found its replica unreachable stops further reads going
+                // there; a stream cannot be answered again from the primary.
+                let slot = chosen.slot;
+                let replicas = self.replicas.clone();
+                Executor::execute_stream(
+                    &self.schema,
+                    request.data(OperationDb(chosen)),
+                    session_data,
+                )
+                .inspect(move |response| {
+                    if slot != 0 && unavailable(response) {
+                        replicas.report_unavailable(slot);
+                    }
+                })
+                .boxed()
+            }
             Err(error) => stream::once(async move { Response::from_errors(vec![error]) }).boxed(),
         }
     }
