@@ -1,5 +1,7 @@
 //! The database connection: connecting to PostgreSQL or SQLite, applying migrations, and telling
-//! whether the schema is current.
+//! whether the schema is current. Read replicas: [`replicas`].
+
+pub mod replicas;
 
 use std::time::Duration;
 

@@ -387,6 +387,49 @@ pub struct DatabaseSettings {
     /// then answers 503 with `Retry-After`, GraphQL an `UNAVAILABLE` error.
     #[serde(default = "default_acquire_timeout_secs")]
     pub acquire_timeout_secs: u64,
+    /// PostgreSQL streaming replicas of `database_url`, as written in the settings: checked and
+    /// parsed into [`DatabaseSettings::replica_urls`] when the settings are loaded. Kept secret
+    /// (a URL may hold a password).
+    #[serde(default, rename = "replica_urls")]
+    replica_url_texts: Vec<SecretString>,
+    /// PostgreSQL streaming replicas of `database_url` (`postgres://…` each). GraphQL queries
+    /// and the reads of subscriptions go to a healthy one; mutations, ingestion, leases and
+    /// `/submit` always go to `database_url`. Empty (the default): everything reads the primary.
+    #[serde(skip)]
+    pub replica_urls: Vec<DatabaseUrl>,
+    /// Seconds a replica may lag behind the primary and still answer queries; one further
+    /// behind (or down) is skipped and the primary answers instead.
+    #[serde(default = "default_max_replica_lag_secs")]
+    pub max_replica_lag_secs: u64,
+}
+
+impl DatabaseSettings {
+    /// Parses `replica_urls` once, naming the entry that is not a PostgreSQL URL; replicas of
+    /// anything but a PostgreSQL primary are refused.
+    fn parse_replica_urls(&mut self, primary: DatabaseKind) -> Result<(), SettingsError> {
+        let mut parsed = Vec::with_capacity(self.replica_url_texts.len());
+        for (i, text) in self.replica_url_texts.iter().enumerate() {
+            let key = format!("database.replica_urls[{i}]");
+            let url = DatabaseUrl::parse(text.expose_secret())
+                .ok()
+                .filter(|url| url.kind() == DatabaseKind::Postgres)
+                .ok_or_else(|| {
+                    SettingsError::invalid(
+                        &key,
+                        "not a postgres:// URL; expected postgres://user:password@host:port/database",
+                    )
+                })?;
+            parsed.push(url);
+        }
+        if !parsed.is_empty() && primary != DatabaseKind::Postgres {
+            return Err(SettingsError::invalid(
+                "database.replica_urls",
+                "replicas need a PostgreSQL primary, but database_url is SQLite",
+            ));
+        }
+        self.replica_urls = parsed;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -471,6 +514,11 @@ fn default_acquire_timeout_secs() -> u64 {
     // of an outage before its own timeout.
     3
 }
+fn default_max_replica_lag_secs() -> u64 {
+    // Long enough that a replica busy replaying a large batch keeps serving; short enough that
+    // a client rarely reads data visibly older than what it just wrote elsewhere.
+    10
+}
 fn default_max_depth() -> usize {
     // GraphiQL's schema query (graphql-js `getIntrospectionQuery`) is 15 fields deep; with 12
     // GraphiQL showed no schema. Complexity still bounds what deep data queries cost.
@@ -509,6 +557,9 @@ impl Default for DatabaseSettings {
             max_connections: default_max_connections(),
             connect_timeout_secs: default_connect_timeout_secs(),
             acquire_timeout_secs: default_acquire_timeout_secs(),
+            replica_url_texts: Vec::new(),
+            replica_urls: Vec::new(),
+            max_replica_lag_secs: default_max_replica_lag_secs(),
         }
     }
 }
@@ -568,7 +619,9 @@ impl Settings {
     }
 
     fn from_figment(figment: Figment) -> Result<Self, SettingsError> {
-        let settings: Settings = figment.extract()?;
+        let mut settings: Settings = figment.extract()?;
+        let primary = settings.database_kind();
+        settings.database.parse_replica_urls(primary)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -585,6 +638,12 @@ impl Settings {
             return Err(SettingsError::invalid(
                 "database.acquire_timeout_secs",
                 "expected a number of seconds from 1 to 300",
+            ));
+        }
+        if !(1..=3600).contains(&self.database.max_replica_lag_secs) {
+            return Err(SettingsError::invalid(
+                "database.max_replica_lag_secs",
+                "expected a number of seconds from 1 to 3600",
             ));
         }
         if self.graphql.max_depth == 0 || self.graphql.max_complexity == 0 {
@@ -977,6 +1036,54 @@ mod tests {
             jail.set_env("TRIBUTARY_DATABASE__ACQUIRE_TIMEOUT_SECS", "7");
             let s = Settings::load(None).expect("valid");
             assert_eq!(s.database.acquire_timeout_secs, 7);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn replica_urls_are_checked_and_never_echoed() {
+        Jail::expect_with(|jail| {
+            let s = Settings::load(None).expect("valid");
+            assert!(s.database.replica_urls.is_empty());
+            assert_eq!(s.database.max_replica_lag_secs, 10);
+            jail.set_env("DATABASE_URL", "postgres://app:pw@primary/t");
+            jail.set_env(
+                "TRIBUTARY_DATABASE__REPLICA_URLS",
+                "[\"postgres://app:pw@r1/t\", \"mysql://app:hunter2@r2/t\"]",
+            );
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `database.replica_urls[1]`: not a postgres:// URL; expected postgres://user:password@host:port/database"
+            );
+            jail.set_env(
+                "TRIBUTARY_DATABASE__REPLICA_URLS",
+                "[\"postgres://app:pw@r1/t\", \"postgresql://app:s3cret@r2:6543/t\"]",
+            );
+            jail.set_env("TRIBUTARY_DATABASE__MAX_REPLICA_LAG_SECS", "2");
+            let s = Settings::load(None).expect("valid");
+            let described: Vec<String> = s
+                .database
+                .replica_urls
+                .iter()
+                .map(crate::db::describe)
+                .collect();
+            assert_eq!(described, ["postgres r1:5432/t", "postgres r2:6543/t"]);
+            assert_eq!(s.database.max_replica_lag_secs, 2);
+            assert!(!format!("{s:?}").contains("s3cret"));
+            jail.set_env("TRIBUTARY_DATABASE__MAX_REPLICA_LAG_SECS", "0");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `database.max_replica_lag_secs`: expected a number of seconds from 1 to 3600"
+            );
+            jail.set_env("TRIBUTARY_DATABASE__MAX_REPLICA_LAG_SECS", "5");
+            jail.set_env("DATABASE_URL", "sqlite://t.db");
+            let err = Settings::load(None).expect_err("rejected").to_string();
+            assert_eq!(
+                err,
+                "invalid setting `database.replica_urls`: replicas need a PostgreSQL primary, but database_url is SQLite"
+            );
             Ok(())
         });
     }

@@ -17,6 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Policy;
+use crate::db::replicas::Replicas;
 use crate::events::kafka::KafkaSink;
 use crate::events::sink::Sink;
 use crate::events::writer::{EventWriter, WriterTask};
@@ -30,7 +31,10 @@ use crate::{db, graphiql, metrics, routes, sample, scheduler};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: every write, and every read outside GraphQL queries and subscriptions.
     pub db: DatabaseConnection,
+    /// The primary and the read replicas (`database.replica_urls`), for GraphQL and `/readyz`.
+    pub replicas: Replicas,
     pub schema: GuardedSchema,
     pub metrics: PrometheusHandle,
     pub policy: Policy,
@@ -46,6 +50,7 @@ pub struct Application {
     router: Router,
     local_addr: SocketAddr,
     db: DatabaseConnection,
+    replicas: Replicas,
     /// Where the data lives, for the startup log line (never the password).
     database: String,
     runner: Runner,
@@ -102,8 +107,9 @@ impl Application {
                 (Sink::Kafka(sink), None)
             }
         };
+        let replicas = Replicas::connect(&settings, db.clone()).await?;
         let schema = graphql::build(
-            db.clone(),
+            replicas.clone(),
             facts,
             &settings.graphql,
             runner.clone(),
@@ -112,6 +118,7 @@ impl Application {
         );
         let state = AppState {
             db: db.clone(),
+            replicas: replicas.clone(),
             schema: schema.clone(),
             metrics,
             policy,
@@ -129,6 +136,7 @@ impl Application {
             router,
             local_addr,
             db,
+            replicas,
             database: db::describe(&settings.database_url),
             runner,
             run_schedules: settings.scheduler.enabled,
@@ -170,6 +178,18 @@ impl Application {
             "listening: GraphiQL at http://{}/graphql",
             self.local_addr
         );
+        if self.replicas.any() {
+            let names: Vec<String> = self
+                .replicas
+                .report()
+                .into_iter()
+                .map(|replica| replica.database)
+                .collect();
+            tracing::info!(
+                replicas = %names.join(", "),
+                "GraphQL queries read from these replicas while they are healthy"
+            );
+        }
         let mut scheduler = if self.run_schedules {
             Some(
                 scheduler::start(self.runner.clone())
@@ -186,6 +206,9 @@ impl Application {
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "could not check for interrupted runs"),
         }
+        // Read replicas are checked every second; until a check finds one healthy, reads go
+        // to the primary.
+        let replica_checks = tokio::spawn(self.replicas.clone().watch());
         let watcher = {
             let runner = self.runner.clone();
             tokio::spawn(async move { runner.watch_interrupted().await })
@@ -211,6 +234,7 @@ impl Application {
             let _ = scheduler.shutdown().await;
         }
         watcher.abort();
+        replica_checks.abort();
         consumers.abort();
         self.runner.shutdown(self.shutdown_grace).await;
         // In-flight requests have had their answers; store whatever is still queued.

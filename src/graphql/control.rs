@@ -7,15 +7,16 @@ use async_graphql::futures_util::Stream;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
 use croner::parser::{CronParser, Seconds, Year};
 use entity::{kafka_offset, rejected_record};
-use sea_orm::DatabaseConnection;
 
 use super::connection::{Page, PageArgs, list};
+use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, optional};
 use super::runs::IngestRun;
 use super::runs::{IngestMode, IngestStatus};
 use super::scalars::DateTime;
 use crate::auth::{Caller, Policy};
+use crate::db::replicas::Replicas;
 use crate::providers::{EntityKind, Provider};
 use crate::runner::{Runner, RunnerError};
 use crate::store::rejected::{self, RejectionFilter};
@@ -79,19 +80,19 @@ impl ProviderInfo {
     }
     /// The replica running it now, if any.
     async fn lease_holder(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         Ok(leases::holder(db, &self.0.name).await?)
     }
     /// A paused `kafka` provider is consumed by no replica (`cancelIngest` pauses it,
     /// `triggerIngest` resumes it).
     async fn paused(&self, ctx: &Context<'_>) -> ApiResult<bool> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         Ok(provider_state::paused(db, &self.0.name).await?)
     }
     /// For a `kafka` provider: each partition it has consumed or owns, in topic and partition
     /// order.
     async fn partitions(&self, ctx: &Context<'_>) -> ApiResult<Vec<KafkaPartition>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         Ok(kafka_offsets::list(db, &self.0.name)
             .await?
             .into_iter()
@@ -99,12 +100,12 @@ impl ProviderInfo {
             .collect())
     }
     async fn last_run(&self, ctx: &Context<'_>) -> ApiResult<Option<IngestRun>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         Ok(runs::last_for(db, &self.0.name).await?.map(IngestRun))
     }
     /// Rows it owns: dataset records for `record` providers, stored raw payloads otherwise.
     async fn row_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let n = match self.0.def.entity {
             EntityKind::Record => records::count_of_provider(db, &self.0.name).await?,
             _ => raw::count_of_provider(db, &self.0.name).await?,
@@ -254,7 +255,7 @@ impl ControlQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<IngestRun>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = RunFilter {
             provider: w.provider,
@@ -294,7 +295,7 @@ impl ControlQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<RejectedRecord>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = RejectionFilter {
             provider: w.provider,
@@ -387,7 +388,7 @@ impl ControlMutation {
     async fn cancel_ingest(&self, ctx: &Context<'_>, id: ID) -> ApiResult<IngestRun> {
         require_admin(ctx)?;
         let run_id = parse_id("id", &id)?;
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let run = runs::get(db, run_id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no ingest run with id {run_id}")))?;
@@ -430,26 +431,30 @@ impl ControlSubscription {
                 return Err(ApiError::bad_input("give exactly one of `id` and `provider`").into());
             }
         };
-        let db = runner.db().clone();
+        // Reads go to a healthy replica, chosen again for each read so that one lost
+        // mid-subscription is left; the read of a run's final state goes to the primary, so
+        // the last state sent is the final one even when the replica lags.
+        let replicas = ctx.data_unchecked::<Replicas>().clone();
         let mut events = runner.subscribe();
         Ok(async_stream::stream! {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 // Which run to report now, and whether it has ended.
-                let changed: Option<i64> = tokio::select! {
+                let changed: Option<(i64, bool)> = tokio::select! {
                     event = events.recv() => match event {
-                        Ok(e) if run_id == Some(e.run_id) || provider.as_deref() == Some(e.provider.as_str()) => Some(e.run_id),
+                        Ok(e) if run_id == Some(e.run_id) || provider.as_deref() == Some(e.provider.as_str()) => Some((e.run_id, e.finished)),
                         Ok(_) => None,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => run_id,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => run_id.map(|id| (id, false)),
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     },
                     _ = tick.tick() => match (run_id, &provider) {
-                        (Some(id), _) => Some(id),
-                        (None, Some(p)) => runner.active_run(p),
+                        (Some(id), _) => Some((id, false)),
+                        (None, Some(p)) => runner.active_run(p).map(|id| (id, false)),
                         _ => None,
                     },
                 };
-                let Some(changed) = changed else { continue };
+                let Some((changed, finished)) = changed else { continue };
+                let db = if finished { replicas.writer() } else { replicas.reader() }.db;
                 let Ok(Some(run)) = runs::get(&db, changed).await else { continue };
                 let ended = !run.status.is_unfinished();
                 yield IngestRun(run);

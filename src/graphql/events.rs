@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
 use entity::event;
-use sea_orm::DatabaseConnection;
 
 use super::connection::{Page, PageArgs, list};
 use super::control::require_admin;
+use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, StringFilterInput, optional};
 use super::scalars::DateTime;
@@ -88,7 +88,7 @@ impl EventQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<Event>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = EventFilter {
             advertiser_id: optional(

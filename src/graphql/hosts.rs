@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
 use async_graphql::{
     Context, Enum, ID, InputObject, Interface, Json, MergedObject, Object, SimpleObject,
 };
@@ -13,6 +13,7 @@ use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
 use super::connection::{Page, PageArgs, list};
+use super::db::{db, loader};
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, SortDirection, StringFilterInput, optional};
 use super::scalars::DateTime;
@@ -155,7 +156,7 @@ impl HostOwn {
     }
     /// Every tool's report of this host, by provider then external id.
     async fn observations(&self, ctx: &Context<'_>) -> ApiResult<Vec<HostObservation>> {
-        let loader = ctx.data_unchecked::<DataLoader<ObservationLoader>>();
+        let loader = loader::<ObservationLoader>(ctx);
         let found = loader
             .load_one(self.0.id)
             .await
@@ -223,7 +224,7 @@ impl ObservationOwn {
     }
     /// The payload as the provider sent it; null when the provider keeps no raw payloads.
     async fn raw(&self, ctx: &Context<'_>) -> ApiResult<Option<Json<serde_json::Value>>> {
-        let loader = ctx.data_unchecked::<DataLoader<RawLoader>>();
+        let loader = loader::<RawLoader>(ctx);
         let found = loader
             .load_one((self.0.provider.clone(), self.0.external_id.clone()))
             .await
@@ -268,7 +269,7 @@ impl HostConflict {
 }
 
 async fn load_host(ctx: &Context<'_>, id: i64) -> ApiResult<Option<Host>> {
-    let loader = ctx.data_unchecked::<DataLoader<HostLoader>>();
+    let loader = loader::<HostLoader>(ctx);
     Ok(loader
         .load_one(id)
         .await
@@ -380,7 +381,7 @@ pub struct HostQuery;
 impl HostQuery {
     /// One host by id; null when unknown.
     async fn host(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Host>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         Ok(store::get(db, parse_id(&id, "id")?).await?.map(Host::new))
     }
 
@@ -397,7 +398,7 @@ impl HostQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<Host>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let rules = ctx.data_unchecked::<Runner>().host_rules();
         let w = filter.unwrap_or_default();
         let ip =
@@ -479,7 +480,7 @@ impl HostQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<HostConflict>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let host = host.map(|id| parse_id(&id, "host")).transpose()?;
         let order = store::conflict_order();
         let args = PageArgs {

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod control;
+pub mod db;
 pub mod error;
 pub mod events;
 pub mod filters;
@@ -19,11 +20,11 @@ pub mod server;
 pub mod tokens;
 pub mod transfers;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription, Schema, SchemaBuilder};
-use sea_orm::DatabaseConnection;
 
+use crate::db::replicas::Replicas;
 use crate::settings::GraphqlSettings;
+use db::Loaders;
 pub use guard::GuardedSchema;
 pub use server::ServerFacts;
 
@@ -61,21 +62,22 @@ fn builder() -> SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot> {
     .register_output_type::<async_graphql::Json<serde_json::Value>>()
 }
 
-/// The schema a server runs, with its data and limits.
+/// The schema a server runs, with its data and limits. Resolvers read through the database
+/// the guard chooses for each operation (`db::db`), never a connection of their own.
 pub fn build(
-    db: DatabaseConnection,
+    replicas: Replicas,
     facts: ServerFacts,
     limits: &GraphqlSettings,
     runner: crate::runner::Runner,
     policy: crate::auth::Policy,
     events: crate::events::sink::Sink,
 ) -> GuardedSchema {
-    let tokens = DataLoader::new(tokens::TokenLoader { db: db.clone() }, tokio::spawn);
-    let host_loader = DataLoader::new(hosts::HostLoader { db: db.clone() }, tokio::spawn);
-    let observations = DataLoader::new(hosts::ObservationLoader { db: db.clone() }, tokio::spawn);
-    let raws = DataLoader::new(hosts::RawLoader { db: db.clone() }, tokio::spawn);
+    let tokens = Loaders::new(&replicas, |db| tokens::TokenLoader { db });
+    let host_loader = Loaders::new(&replicas, |db| hosts::HostLoader { db });
+    let observations = Loaders::new(&replicas, |db| hosts::ObservationLoader { db });
+    let raws = Loaders::new(&replicas, |db| hosts::RawLoader { db });
     let mut builder = builder()
-        .data(db)
+        .data(replicas.clone())
         .data(tokens)
         .data(host_loader)
         .data(observations)
@@ -93,6 +95,7 @@ pub fn build(
     }
     GuardedSchema::new(
         builder.finish(),
+        replicas,
         limits.max_query_bytes,
         limits.max_nesting,
         limits.introspection,

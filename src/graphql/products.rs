@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, Enum, InputObject, Object};
 use entity::{product, product_count};
-use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
 use super::connection::{Page, PageArgs, list};
+use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::filters::{
     DateTimeFilterInput, IntFilterInput, SortDirection, StringFilterInput, optional,
@@ -96,7 +96,7 @@ pub struct ProductQuery;
 impl ProductQuery {
     /// One product by SKU; null when unknown.
     async fn product(&self, ctx: &Context<'_>, sku: String) -> ApiResult<Option<Product>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         Ok(products::get(db, &sku).await?.map(Product))
     }
 
@@ -113,7 +113,7 @@ impl ProductQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<Product>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = ProductFilter {
             sku: optional(w.sku, "where.sku", StringFilterInput::into_store)?,
@@ -170,7 +170,7 @@ impl ProductQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<ProductCount>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = CountFilter {
             name: optional(w.name, "where.name", StringFilterInput::into_store)?,

@@ -2,9 +2,9 @@
 
 use async_graphql::{Context, InputObject, Json, Object};
 use entity::record;
-use sea_orm::DatabaseConnection;
 
 use super::connection::{Page, PageArgs, list};
+use super::db::db;
 use super::error::ApiResult;
 use super::filters::{StringFilterInput, optional};
 use super::scalars::DateTime;
@@ -58,7 +58,7 @@ impl RecordQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<Record>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let w = filter.unwrap_or_default();
         let key = optional(w.key, "where.key", StringFilterInput::into_store)?;
         let order = records::order();

@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, Enum, ID, Object};
 use entity::ingest_run;
-use sea_orm::DatabaseConnection;
 
+use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::scalars::DateTime;
 use crate::store::runs;
@@ -107,7 +107,7 @@ pub struct RunQuery;
 impl RunQuery {
     /// One run by id; null when there is none.
     async fn ingest_run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<IngestRun>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let number: i64 = id.parse().map_err(|_| {
             ApiError::bad_input(format!(
                 "`id` must be a run id such as \"42\", got {:?}",

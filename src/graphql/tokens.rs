@@ -9,6 +9,7 @@ use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
 use super::connection::{Page, PageArgs, list};
+use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::filters::{BytesFilterInput, SortDirection, StringFilterInput, optional};
 use super::scalars::{BigInt, Bytes, DateTime};
@@ -57,7 +58,7 @@ impl Token {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<Transfer>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let mut filter = filter.unwrap_or_default().into_store()?;
         filter.token = BytesFilter {
             eq: Some(self.0.address.clone()),
@@ -125,7 +126,7 @@ pub struct TokenQuery;
 impl TokenQuery {
     /// One token by contract address; null when unknown.
     async fn token(&self, ctx: &Context<'_>, address: Bytes) -> ApiResult<Option<Token>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         Ok(tokens::get(db, &address.0).await?.map(Token))
     }
 
@@ -142,7 +143,7 @@ impl TokenQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<Token>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = TokenFilter {
             address: optional(w.address, "where.address", BytesFilterInput::into_store)?,

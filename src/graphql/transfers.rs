@@ -1,13 +1,13 @@
 //! ERC-20 transfers over GraphQL: the list with filters and keyset pages, and the aggregates
 //! beside it (`transferStats`, `transferVolume`) so frontends never page to count.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use entity::transfer;
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
 
 use super::connection::{Page, PageArgs, list};
+use super::db::{db, loader};
 use super::error::{ApiError, ApiResult};
 use super::filters::{
     BigIntFilterInput, BytesFilterInput, DateTimeFilterInput, IntFilterInput, SortDirection,
@@ -27,9 +27,7 @@ impl Transfer {
     }
     /// The token contract, when Tributary knows it (loaded in one batch per page).
     async fn token(&self, ctx: &Context<'_>) -> ApiResult<Option<Token>> {
-        let loader = ctx
-            .data::<DataLoader<TokenLoader>>()
-            .map_err(|e| ApiError::Internal(e.message))?;
+        let loader = loader::<TokenLoader>(ctx);
         Ok(loader
             .load_one(self.0.token_address.clone())
             .await
@@ -213,7 +211,7 @@ impl TransferQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<Page<Transfer>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let filter = filter.unwrap_or_default().into_store()?;
         page(
             db,
@@ -236,7 +234,7 @@ impl TransferQuery {
         ctx: &Context<'_>,
         #[graphql(name = "where")] filter: Option<TransferWhere>,
     ) -> ApiResult<TransferStats> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let filter = filter.unwrap_or_default().into_store()?;
         let s = transfers::stats(db, &filter).await?;
         Ok(TransferStats {
@@ -257,7 +255,7 @@ impl TransferQuery {
         #[graphql(name = "where")] filter: Option<TransferWhere>,
         interval: VolumeInterval,
     ) -> ApiResult<Vec<VolumeBucket>> {
-        let db = ctx.data_unchecked::<DatabaseConnection>();
+        let db = db(ctx);
         let filter = filter.unwrap_or_default().into_store()?;
         let interval = match interval {
             VolumeInterval::Hour => Interval::Hour,

@@ -1,4 +1,6 @@
-//! `/healthz` (the process answers) and `/readyz` (the database answers and its schema is current).
+//! `/healthz` (the process answers) and `/readyz` (the database answers and its schema is
+//! current; with read replicas, how each one is doing — a replica never makes the server not
+//! ready, since the primary answers whatever a replica cannot).
 
 use axum::Json;
 use axum::extract::State;
@@ -15,14 +17,17 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match readiness(&state).await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+    let (status, mut body) = match readiness(&state).await {
+        Ok(()) => (StatusCode::OK, json!({ "status": "ready" })),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "reason": reason })),
-        )
-            .into_response(),
+            json!({ "status": "not ready", "reason": reason }),
+        ),
+    };
+    if state.replicas.any() {
+        body["replicas"] = json!(state.replicas.report());
     }
+    (status, Json(body)).into_response()
 }
 
 async fn readiness(state: &AppState) -> Result<(), String> {

@@ -22,6 +22,7 @@ mod mock_provider;
 mod products;
 mod provider_faults;
 mod providers;
+mod read_replicas;
 mod replicas;
 mod security;
 mod transfers;

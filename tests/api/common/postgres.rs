@@ -335,6 +335,55 @@ impl PrivateCluster {
     fn try_start() -> Result<PrivateCluster, String> {
         let bin = find_bin_dir().ok_or("no `initdb` found")?;
         let (dir, as_root) = init_cluster(&bin)?;
+        Self::supervise_and_start(bin, dir, as_root)
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R`: a hot standby that follows
+    /// it), started on its own port. `initdb --auth=trust` already lets loopback clients
+    /// replicate, and PostgreSQL's defaults (`wal_level=replica`, `max_wal_senders=10`) serve
+    /// a standby.
+    pub fn start_standby(&self) -> PrivateCluster {
+        self.try_start_standby()
+            .unwrap_or_else(|why| panic!("cannot start a standby of the private cluster: {why}"))
+    }
+
+    fn try_start_standby(&self) -> Result<PrivateCluster, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("tributary-pg-standby-")
+            .tempdir()
+            .map_err(|e| format!("temporary directory: {e}"))?
+            .keep();
+        if self.as_root {
+            chown_to_postgres(&dir)?;
+        }
+        let output = run_as(self.as_root, &self.bin.join("pg_basebackup"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-R", "-X", "stream", "--checkpoint=fast", "--no-sync"])
+            .output()
+            .map_err(|e| format!("cannot run pg_basebackup: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "pg_basebackup failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Self::supervise_and_start(self.bin.clone(), dir, self.as_root)
+    }
+
+    fn supervise_and_start(
+        bin: PathBuf,
+        dir: PathBuf,
+        as_root: bool,
+    ) -> Result<PrivateCluster, String> {
         let port = free_port()?;
         let script = r#"
             cat >/dev/null
