@@ -119,6 +119,7 @@ entity = "transfer"
 kind = "kafka"
 brokers = "$BROKER"
 topics = ["transfers"]
+batch_size = ${BATCH:-5000}
 [source.properties]
 "session.timeout.ms" = "6000"
 "heartbeat.interval.ms" = "500"

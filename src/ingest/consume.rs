@@ -5,14 +5,17 @@
 //! a crash or while a rebalance moves its partition, is never stored twice.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sea_orm::TransactionTrait;
 use tokio::sync::mpsc;
 
-use super::write::{Batch, Item, write_batch};
+use super::write::{MappedBatch, Written, map_items, write_mapped};
 use super::{IngestError, Prepared, RunContext, RunSummary};
+use crate::entities::{Entity, Visit};
 use crate::kafka::LastError;
 use crate::providers::Source;
 use crate::sources::kafka::{Consumer, Delivered, Positions};
@@ -26,6 +29,51 @@ const HOUSEKEEPING: Duration = Duration::from_secs(2);
 
 /// Runs until cancelled: `Ok(false)`.
 pub async fn consume(
+    ctx: &RunContext<'_>,
+    prepared: Arc<Prepared>,
+    run_id: i64,
+    summary: &mut RunSummary,
+) -> Result<bool, IngestError> {
+    let entity = prepared.provider.def.entity;
+    entity
+        .visit(Consume {
+            ctx,
+            prepared,
+            run_id,
+            summary,
+        })
+        .await
+}
+
+struct Consume<'a, 'b> {
+    ctx: &'a RunContext<'b>,
+    prepared: Arc<Prepared>,
+    run_id: i64,
+    summary: &'a mut RunSummary,
+}
+
+type ConsumeFuture<'a> = Pin<Box<dyn Future<Output = Result<bool, IngestError>> + Send + 'a>>;
+
+impl<'a, 'b: 'a> Visit for Consume<'a, 'b> {
+    type Output = ConsumeFuture<'a>;
+    fn visit<E: Entity>(self) -> ConsumeFuture<'a> {
+        Box::pin(consume_as::<E>(
+            self.ctx,
+            self.prepared,
+            self.run_id,
+            self.summary,
+        ))
+    }
+}
+
+/// One message, mapped to the provider's entity kind.
+struct Mapped<R> {
+    partition: Partition,
+    offset: i64,
+    batch: MappedBatch<R>,
+}
+
+async fn consume_as<E: Entity>(
     ctx: &RunContext<'_>,
     prepared: Arc<Prepared>,
     run_id: i64,
@@ -78,15 +126,30 @@ pub async fn consume(
     );
     tracing::info!(provider = %name, %group, topics = ?source.topics, "consuming");
 
-    // Messages are received and decoded on their own task while the batch before is written:
-    // one batch waits at most, so a slow database slows consumption and memory stays bounded.
-    let (sender, mut batches) = mpsc::channel::<Vec<Delivered>>(1);
+    // Messages are received, decoded and mapped on their own task while the batch before is
+    // written: one batch waits at most, so a slow database slows consumption and memory stays
+    // bounded.
+    let keep_raw = prepared.provider.keep_raw();
+    let (sender, mut batches) = mpsc::channel::<Vec<Mapped<E::Record>>>(1);
     let cancel = ctx.cancel.clone();
     let receiver = AbortOnDrop(tokio::spawn({
         let consumer = consumer.clone();
+        let prepared = prepared.clone();
         async move {
             while !cancel.is_cancelled() {
-                let batch = consumer.next_batch(Duration::from_millis(500)).await;
+                let delivered = consumer.next_batch(Duration::from_millis(500)).await;
+                let batch = delivered
+                    .into_iter()
+                    .map(|message: Delivered| {
+                        let mut batch = MappedBatch::default();
+                        map_items::<E>(&prepared, message.items, keep_raw, &mut batch);
+                        Mapped {
+                            partition: message.partition,
+                            offset: message.offset,
+                            batch,
+                        }
+                    })
+                    .collect();
                 if sender.send(batch).await.is_err() {
                     return;
                 }
@@ -98,7 +161,8 @@ pub async fn consume(
     let mut problem: Option<String> = None;
     while let Some(batch) = batches.recv().await {
         if !batch.is_empty() {
-            let (written, next) = commit(ctx, &prepared, run_id, &owner, batch).await?;
+            let (written, next) =
+                commit::<E>(ctx, &prepared, run_id, &owner, keep_raw, batch).await?;
             consumer.commit(&next);
             positions.set_stored(next);
             if let Some(written) = written {
@@ -162,13 +226,14 @@ async fn observe(
 
 /// One batch in one transaction, fenced by the stored offsets. Returns what was written (none
 /// when every message had been stored already) and the partitions' next offsets.
-async fn commit(
+async fn commit<E: Entity>(
     ctx: &RunContext<'_>,
     prepared: &Prepared,
     run_id: i64,
     owner: &str,
-    batch: Vec<Delivered>,
-) -> Result<(Option<super::write::Written>, HashMap<Partition, i64>), IngestError> {
+    keep_raw: bool,
+    batch: Vec<Mapped<E::Record>>,
+) -> Result<(Option<Written>, HashMap<Partition, i64>), IngestError> {
     let name = &prepared.provider.name;
     let mut partitions: Vec<Partition> = batch.iter().map(|d| d.partition.clone()).collect();
     partitions.sort();
@@ -177,31 +242,22 @@ async fn commit(
     runs::lock_for_batch(&txn, run_id).await?;
     let stored = kafka_offsets::lock(&txn, name, &partitions).await?;
     let mut next: HashMap<Partition, i64> = stored.clone();
-    let mut items: Vec<Item> = Vec::new();
+    let mut merged = MappedBatch::default();
     let mut kept = 0usize;
-    for delivered in batch {
-        let expected = next.get(&delivered.partition).copied().unwrap_or(i64::MIN);
-        if delivered.offset < expected {
+    for message in batch {
+        let expected = next.get(&message.partition).copied().unwrap_or(i64::MIN);
+        if message.offset < expected {
             continue; // stored before (or earlier in this batch)
         }
-        next.insert(delivered.partition, delivered.offset + 1);
-        items.extend(delivered.items);
+        next.insert(message.partition, message.offset + 1);
+        merged.append(message.batch);
         kept += 1;
     }
     if kept == 0 {
         txn.rollback().await?;
         return Ok((None, next));
     }
-    let written = write_batch(
-        &txn,
-        prepared,
-        run_id,
-        Batch {
-            items,
-            renormalize: false,
-        },
-    )
-    .await?;
+    let written = write_mapped::<E, _>(&txn, prepared, run_id, merged, keep_raw).await?;
     for (partition, offset) in &next {
         if stored.get(partition) != Some(offset) {
             kafka_offsets::advance(&txn, name, partition, *offset, owner).await?;

@@ -92,12 +92,47 @@ async fn write<E: Entity, C: ConnectionTrait>(
     run_id: i64,
     batch: Batch,
 ) -> Result<Written, DbErr> {
-    runs::lock_for_batch(db, run_id).await?;
-    let provider = &prepared.provider.name;
     let keep_raw = prepared.provider.keep_raw() && !batch.renormalize;
-    let mut rejections = Vec::new();
-    let mut mapped: Vec<Mapped<E::Record>> = Vec::new();
-    for item in batch.items {
+    let mut mapped = MappedBatch::default();
+    map_items::<E>(prepared, batch.items, keep_raw, &mut mapped);
+    write_mapped::<E, C>(db, prepared, run_id, mapped, keep_raw).await
+}
+
+/// A batch's records mapped to the entity kind's records, and its rejections: the CPU part of
+/// a batch, which a source may do before the transaction (the Kafka source does it while the
+/// batch before is written).
+pub struct MappedBatch<R> {
+    mapped: Vec<Mapped<R>>,
+    rejections: Vec<NewRejection>,
+}
+
+impl<R> Default for MappedBatch<R> {
+    fn default() -> Self {
+        MappedBatch {
+            mapped: Vec::new(),
+            rejections: Vec::new(),
+        }
+    }
+}
+
+impl<R> MappedBatch<R> {
+    /// Appends `other`'s records and rejections after this batch's.
+    pub fn append(&mut self, other: MappedBatch<R>) {
+        self.mapped.extend(other.mapped);
+        self.rejections.extend(other.rejections);
+    }
+}
+
+/// Maps raw items into `out`: each record or its rejection. `keep_raw` keeps each record's
+/// raw payload beside it.
+pub fn map_items<E: Entity>(
+    prepared: &Prepared,
+    items: Vec<Item>,
+    keep_raw: bool,
+    out: &mut MappedBatch<E::Record>,
+) {
+    let MappedBatch { mapped, rejections } = out;
+    for item in items {
         let raw = match item {
             Item::Raw(raw) => raw,
             Item::Rejected {
@@ -111,7 +146,11 @@ async fn write<E: Entity, C: ConnectionTrait>(
                 continue;
             }
         };
-        if let Some(path) = nul::in_json(&raw) {
+        // What is stored is checked: the raw payload when it is kept or is the record itself,
+        // else the mapped fields (in `map_one`).
+        if stored_whole(prepared, keep_raw)
+            && let Some(path) = nul::in_json(&raw)
+        {
             rejections.push(rejection(
                 prepared,
                 None,
@@ -148,6 +187,21 @@ async fn write<E: Entity, C: ConnectionTrait>(
             },
         }
     }
+}
+
+/// Writes a mapped batch in the caller's transaction: only the last record of each external id,
+/// payloads identical to the stored ones skipped, then records, payloads, rejections and the
+/// run's counters.
+pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
+    db: &C,
+    prepared: &Prepared,
+    run_id: i64,
+    batch: MappedBatch<E::Record>,
+    keep_raw: bool,
+) -> Result<Written, DbErr> {
+    runs::lock_for_batch(db, run_id).await?;
+    let provider = &prepared.provider.name;
+    let MappedBatch { mapped, rejections } = batch;
     let fetched = (mapped.len() + rejections.len()) as u64;
 
     // A later record with the same external id replaces an earlier one of the batch: only the
@@ -234,6 +288,11 @@ fn map_one<E: Entity>(
     raw: &Json,
 ) -> Result<(String, E::Record), (Option<String>, String)> {
     let fields = prepared.fields(raw).map_err(|e| (None, e))?;
+    if !prepared.provider.def.fields.is_empty()
+        && let Some(path) = nul::in_fields(&fields)
+    {
+        return Err((None, format!("{path}: {}", nul::REASON)));
+    }
     let key = prepared.key(&fields, raw);
     if E::NEEDS_KEY && key.is_none() {
         let name = prepared.provider.def.key.as_deref().unwrap_or("key");
@@ -247,6 +306,12 @@ fn map_one<E: Entity>(
     })?;
     let external_id = key.unwrap_or_else(|| E::key(&record).into_owned());
     Ok((external_id, record))
+}
+
+/// Whether the raw payload itself is stored: kept as the raw payload, or, with no `fields`, as
+/// the record.
+fn stored_whole(prepared: &Prepared, keep_raw: bool) -> bool {
+    keep_raw || prepared.provider.def.fields.is_empty()
 }
 
 /// A scalar JSON value as text, for an id.

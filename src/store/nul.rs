@@ -41,6 +41,16 @@ pub fn in_json(value: &Json) -> Option<String> {
     }
 }
 
+/// The first mapped field (with the path inside it) holding a NUL character, if any.
+pub fn in_fields(fields: &serde_json::Map<String, Json>) -> Option<String> {
+    fields.iter().find_map(|(name, value)| {
+        if name.contains('\0') {
+            return Some(name.replace('\0', "\\u0000"));
+        }
+        in_json(value).map(|path| format!("{name}{}", &path[1..]))
+    })
+}
+
 /// Whether JSON text holds a NUL character in a string or key.
 pub fn in_json_text(text: &str) -> bool {
     // Only an escape can put one in valid JSON text.
