@@ -28,6 +28,12 @@ pub const OWNED: &[(&str, &str)] = &[
     ("queue.buffering.max.messages", ""),
 ];
 
+/// Settings Tributary picks unless `events.kafka.properties` sets them. Every request waits for
+/// its event's acknowledgement, so the time a message lingers for a batch is added to every
+/// answer: librdkafka's 5 ms default held 128 connections to 19,600 req/s here, 1 ms to
+/// 25,400 (messages still batch while a request is in flight).
+const DEFAULTS: &[(&str, &str)] = &[("linger.ms", "1")];
+
 #[derive(Clone)]
 pub struct KafkaSink {
     inner: Arc<Inner>,
@@ -67,7 +73,12 @@ impl KafkaSink {
                 _ => (*key, *value),
             })
             .collect();
-        let config = client_config(&kafka.brokers, &kafka.properties, &owned, "events.kafka")?;
+        let mut config = client_config(&kafka.brokers, &kafka.properties, &owned, "events.kafka")?;
+        for (name, value) in DEFAULTS {
+            if !kafka.properties.0.contains_key(*name) {
+                config.set(*name, *value);
+            }
+        }
         let last_error = Arc::new(LastError::default());
         let producer = config
             .create_with_context(ProducerContext {
