@@ -14,11 +14,33 @@ use sea_orm::{
 /// A topic and partition.
 pub type Partition = (String, i32);
 
-fn placeholder(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_string(),
-    }
+/// Runs `sql`, written with `?` placeholders (numbered `$1…` for PostgreSQL).
+async fn execute<C: ConnectionTrait, const N: usize>(
+    db: &C,
+    sql: &str,
+    values: [Value; N],
+) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            let mut n = 0;
+            sql.split('?')
+                .enumerate()
+                .map(|(i, part)| {
+                    if i == 0 {
+                        part.to_string()
+                    } else {
+                        n += 1;
+                        format!("${n}{part}")
+                    }
+                })
+                .collect()
+        }
+        _ => sql.to_string(),
+    };
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await?;
+    Ok(())
 }
 
 /// The stored next offsets of `partitions` (those never stored are absent).
@@ -53,25 +75,17 @@ pub async fn lock<C: ConnectionTrait>(
     let backend = db.get_database_backend();
     let now = Utc::now();
     for (topic, partition) in partitions {
-        let p = |n| placeholder(backend, n);
-        let sql = format!(
-            "INSERT INTO kafka_offsets (provider, topic, partition, updated_at) VALUES ({}, {}, {}, {}) \
+        execute(
+            db,
+            "INSERT INTO kafka_offsets (provider, topic, partition, updated_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (provider, topic, partition) DO NOTHING",
-            p(1),
-            p(2),
-            p(3),
-            p(4)
-        );
-        db.execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
             [
                 Value::from(provider),
                 Value::from(topic.as_str()),
                 Value::from(*partition),
                 Value::from(now),
             ],
-        ))
+        )
         .await?;
     }
     if backend == DbBackend::Postgres {
@@ -107,23 +121,11 @@ pub async fn advance<C: ConnectionTrait>(
     next: i64,
     owner: &str,
 ) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    let p = |n| placeholder(backend, n);
-    let sql = format!(
-        "UPDATE kafka_offsets SET next_offset = {}, owner = {}, owner_seen_at = {}, updated_at = {} \
-         WHERE provider = {} AND topic = {} AND partition = {}",
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5),
-        p(6),
-        p(7)
-    );
     let now = Utc::now();
-    db.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
+    execute(
+        db,
+        "UPDATE kafka_offsets SET next_offset = ?, owner = ?, owner_seen_at = ?, updated_at = ? \
+         WHERE provider = ? AND topic = ? AND partition = ?",
         [
             Value::from(next),
             Value::from(owner),
@@ -133,9 +135,8 @@ pub async fn advance<C: ConnectionTrait>(
             Value::from(partition.0.as_str()),
             Value::from(partition.1),
         ],
-    ))
-    .await?;
-    Ok(())
+    )
+    .await
 }
 
 /// Records that `owner` consumes the partition and its high watermark when last seen, leaving
@@ -147,25 +148,13 @@ pub async fn observe<C: ConnectionTrait>(
     high_watermark: Option<i64>,
     owner: &str,
 ) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    let p = |n| placeholder(backend, n);
-    let sql = format!(
+    let now = Utc::now();
+    execute(
+        db,
         "INSERT INTO kafka_offsets (provider, topic, partition, high_watermark, owner, owner_seen_at, updated_at) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}) ON CONFLICT (provider, topic, partition) DO UPDATE SET \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, topic, partition) DO UPDATE SET \
          high_watermark = COALESCE(excluded.high_watermark, kafka_offsets.high_watermark), \
          owner = excluded.owner, owner_seen_at = excluded.owner_seen_at",
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5),
-        p(6),
-        p(7)
-    );
-    let now = Utc::now();
-    db.execute_raw(Statement::from_sql_and_values(
-        backend,
-        sql,
         [
             Value::from(provider),
             Value::from(partition.0.as_str()),
@@ -175,9 +164,8 @@ pub async fn observe<C: ConnectionTrait>(
             Value::from(now),
             Value::from(now),
         ],
-    ))
-    .await?;
-    Ok(())
+    )
+    .await
 }
 
 /// Every partition of the provider, in topic and partition order.

@@ -22,28 +22,19 @@ pub async fn set_checkpoint<C: ConnectionTrait>(
     checkpoint: Option<Json>,
 ) -> Result<(), DbErr> {
     let state = provider_state::ActiveModel {
-        provider: Set(provider.to_string()),
-        lease_owner: Set(None),
-        lease_expires_at: Set(None),
-        last_tick_at: Set(None),
         checkpoint: Set(checkpoint),
         checkpoint_run_id: Set(Some(run_id)),
-        paused: sea_orm::ActiveValue::NotSet,
-        updated_at: Set(chrono::Utc::now()),
+        ..new_row(provider)
     };
-    provider_state::Entity::insert(state)
-        .on_conflict(
-            OnConflict::column(provider_state::Column::Provider)
-                .update_columns([
-                    provider_state::Column::Checkpoint,
-                    provider_state::Column::CheckpointRunId,
-                    provider_state::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec(db)
-        .await?;
-    Ok(())
+    upsert(
+        db,
+        state,
+        [
+            provider_state::Column::Checkpoint,
+            provider_state::Column::CheckpointRunId,
+        ],
+    )
+    .await
 }
 
 /// Whether the provider is paused (a `kafka` provider no replica consumes).
@@ -61,22 +52,37 @@ pub async fn set_paused<C: ConnectionTrait>(
     paused: bool,
 ) -> Result<(), DbErr> {
     let state = provider_state::ActiveModel {
+        paused: Set(paused),
+        ..new_row(provider)
+    };
+    upsert(db, state, [provider_state::Column::Paused]).await
+}
+
+/// The provider's row as a first insert makes it: no lease, no checkpoint, not paused.
+fn new_row(provider: &str) -> provider_state::ActiveModel {
+    provider_state::ActiveModel {
         provider: Set(provider.to_string()),
         lease_owner: Set(None),
         lease_expires_at: Set(None),
         last_tick_at: Set(None),
         checkpoint: Set(None),
         checkpoint_run_id: Set(None),
-        paused: Set(paused),
+        paused: Set(false),
         updated_at: Set(chrono::Utc::now()),
-    };
+    }
+}
+
+/// Inserts `state`, or, when the provider has a row, updates `columns` (and `updated_at`).
+async fn upsert<C: ConnectionTrait, const N: usize>(
+    db: &C,
+    state: provider_state::ActiveModel,
+    columns: [provider_state::Column; N],
+) -> Result<(), DbErr> {
     provider_state::Entity::insert(state)
         .on_conflict(
             OnConflict::column(provider_state::Column::Provider)
-                .update_columns([
-                    provider_state::Column::Paused,
-                    provider_state::Column::UpdatedAt,
-                ])
+                .update_columns(columns)
+                .update_column(provider_state::Column::UpdatedAt)
                 .to_owned(),
         )
         .exec(db)
