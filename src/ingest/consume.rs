@@ -109,9 +109,7 @@ async fn consume_as<E: Entity>(
         .clone()
         .unwrap_or_else(|| format!("tributary-{name}"));
     let positions = Arc::new(Positions::default());
-    positions.set_stored(
-        kafka_offsets::next_offsets(ctx.db, &name, &all_partitions(ctx, &name).await?).await?,
-    );
+    positions.set_stored(kafka_offsets::stored(ctx.db, &name).await?);
     let last_error = Arc::new(LastError::default());
     let consumer = Arc::new(
         Consumer::new(
@@ -188,15 +186,6 @@ async fn consume_as<E: Entity>(
     Ok(false)
 }
 
-/// Every partition the provider has a row for.
-async fn all_partitions(ctx: &RunContext<'_>, name: &str) -> Result<Vec<Partition>, IngestError> {
-    Ok(kafka_offsets::list(ctx.db, name)
-        .await?
-        .into_iter()
-        .map(|row| (row.topic, row.partition))
-        .collect())
-}
-
 /// Records the owned partitions with their high watermarks (and lag metrics), and re-reads
 /// the stored offsets of all, for the next assignment.
 async fn observe(
@@ -210,8 +199,7 @@ async fn observe(
         let high = positions.high_watermark(partition);
         kafka_offsets::observe(ctx.db, name, partition, high, owner).await?;
     }
-    let all = all_partitions(ctx, name).await?;
-    let stored = kafka_offsets::next_offsets(ctx.db, name, &all).await?;
+    let stored = kafka_offsets::stored(ctx.db, name).await?;
     for partition in &assigned {
         if let (Some(high), Some(next)) =
             (positions.high_watermark(partition), stored.get(partition))

@@ -13,7 +13,7 @@ use super::filter::{RangeFilter, TextFilter};
 use super::keyset::{KeyValue, Page, PageRequest, SortOrder};
 use crate::events::NewEvent;
 
-/// Stores `events` in one statement (PostgreSQL) or one statement per event (SQLite), in the
+/// Stores `events` in one statement (PostgreSQL) or one per 4,000 events (SQLite), in the
 /// caller's transaction or committed when this returns. An event whose id is already stored is
 /// skipped (a Kafka message delivered twice): the count is of rows inserted.
 pub async fn insert<C: ConnectionTrait>(db: &C, events: &[&NewEvent]) -> Result<u64, DbErr> {

@@ -43,11 +43,10 @@ async fn execute<C: ConnectionTrait, const N: usize>(
     Ok(())
 }
 
-/// The stored next offsets of `partitions` (those never stored are absent).
-pub async fn next_offsets<C: ConnectionTrait>(
+/// The stored next offset of every partition of the provider (those never stored are absent).
+pub async fn stored<C: ConnectionTrait>(
     db: &C,
     provider: &str,
-    partitions: &[Partition],
 ) -> Result<HashMap<Partition, i64>, DbErr> {
     let rows = kafka_offset::Entity::find()
         .filter(kafka_offset::Column::Provider.eq(provider))
@@ -55,11 +54,7 @@ pub async fn next_offsets<C: ConnectionTrait>(
         .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|row| {
-            let key = (row.topic, row.partition);
-            let next = row.next_offset?;
-            partitions.contains(&key).then_some((key, next))
-        })
+        .filter_map(|row| Some(((row.topic, row.partition), row.next_offset?)))
         .collect())
 }
 
@@ -110,7 +105,9 @@ pub async fn lock<C: ConnectionTrait>(
         }
         return Ok(stored);
     }
-    next_offsets(db, provider, partitions).await
+    let mut stored = stored(db, provider).await?;
+    stored.retain(|partition, _| partitions.contains(partition));
+    Ok(stored)
 }
 
 /// Stores `next` as the partition's next offset, consumed by `owner`.
