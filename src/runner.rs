@@ -189,8 +189,7 @@ impl Runner {
                 _ => Err(RunnerError::ElsewhereRunning(provider.name.clone())),
             };
         }
-        let lease = provider.name.clone();
-        let (run, already_running) = self.start(provider, mode, trigger, lease).await?;
+        let (run, already_running) = self.start(provider, mode, trigger).await?;
         Ok(Triggered {
             run,
             already_running,
@@ -230,11 +229,9 @@ impl Runner {
             });
         }
         // The consumer's own lease says it is alive, so recovery leaves its run alone.
-        let lease = consumer_lease(&provider.name, self.instance());
+        let lease = self.lease_of(&provider);
         leases::claim(&self.inner.db, &lease, self.instance(), self.ttl(), None).await?;
-        let (run, already_running) = self
-            .start(provider, RunMode::Incremental, trigger, lease)
-            .await?;
+        let (run, already_running) = self.start(provider, RunMode::Incremental, trigger).await?;
         Ok(Triggered {
             run,
             already_running,
@@ -334,9 +331,8 @@ impl Runner {
             metrics::counter!("scheduler_ticks_skipped_total", "provider" => provider.name.clone(), "reason" => "elsewhere").increment(1);
             return Ok(None);
         }
-        let lease = provider.name.clone();
         let (run, already_running) = self
-            .start(provider, RunMode::Incremental, RunTrigger::Schedule, lease)
+            .start(provider, RunMode::Incremental, RunTrigger::Schedule)
             .await?;
         if already_running {
             metrics::counter!("scheduler_ticks_skipped_total", "provider" => run.provider.clone(), "reason" => "running").increment(1);
@@ -459,8 +455,8 @@ impl Runner {
         };
         for (provider, run_id) in aborted {
             let lease = match self.provider(&provider) {
-                Some(p) if is_consumer(p) => consumer_lease(&provider, self.instance()),
-                _ => provider.clone(),
+                Some(p) => self.lease_of(p),
+                None => provider.clone(),
             };
             let marked = runs::finish(
                 &self.inner.db,
@@ -480,6 +476,16 @@ impl Runner {
         }
     }
 
+    /// The lease a run of `provider` on this replica holds: the provider's own, or, for a
+    /// `kafka` provider consumed on every replica at once, this replica's consumer lease.
+    fn lease_of(&self, provider: &Provider) -> String {
+        if is_consumer(provider) {
+            consumer_lease(&provider.name, self.instance())
+        } else {
+            provider.name.clone()
+        }
+    }
+
     fn ttl(&self) -> chrono::Duration {
         chrono::Duration::from_std(self.inner.lease_ttl).unwrap_or(chrono::Duration::seconds(30))
     }
@@ -492,14 +498,15 @@ impl Runner {
     }
 
     /// Records the run as queued and starts it on its own task, or returns the run of the
-    /// provider this replica already works on (`true`). The caller holds `lease`.
+    /// provider this replica already works on (`true`). The caller holds its lease
+    /// ([`Runner::lease_of`]).
     async fn start(
         &self,
         provider: Provider,
         mode: RunMode,
         trigger: RunTrigger,
-        lease: String,
     ) -> Result<(ingest_run::Model, bool), RunnerError> {
+        let lease = self.lease_of(&provider);
         // Held until the run's task is spawned: `shutdown` holds it while it waits for the
         // tasks, so a run is either spawned before and waited for, or never queued; and two
         // starts of one provider (a tick and a trigger at once) see each other's run.
