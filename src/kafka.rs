@@ -59,7 +59,7 @@ pub fn client_config(
 }
 
 /// The last error a client reported (a broker unreachable, authentication refused), and when:
-/// what the provider's status and `/readyz` show while the client retries on its own.
+/// what a `kafka` provider's running run shows as its error while the client retries.
 #[derive(Debug, Default)]
 pub struct LastError(Mutex<Option<(String, Instant)>>);
 
@@ -67,12 +67,6 @@ impl LastError {
     pub fn set(&self, error: String) {
         if let Ok(mut last) = self.0.lock() {
             *last = Some((error, Instant::now()));
-        }
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut last) = self.0.lock() {
-            *last = None;
         }
     }
 

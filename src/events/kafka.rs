@@ -44,7 +44,6 @@ struct Inner {
     topic: String,
     capacity: usize,
     retry_after_secs: u64,
-    last_error: Arc<LastError>,
 }
 
 /// An event as a message value: the `events` row's fields, `metadata` as the object it is.
@@ -79,11 +78,10 @@ impl KafkaSink {
                 config.set(*name, *value);
             }
         }
-        let last_error = Arc::new(LastError::default());
         let producer = config
             .create_with_context(ProducerContext {
                 what: "events.kafka".into(),
-                last_error: last_error.clone(),
+                last_error: Arc::new(LastError::default()),
             })
             .map_err(|e| format!("events.kafka: {e}"))?;
         Ok(KafkaSink {
@@ -92,18 +90,12 @@ impl KafkaSink {
                 topic: kafka.topic.clone(),
                 capacity: settings.queue_capacity,
                 retry_after_secs: settings.retry_after_secs,
-                last_error,
             }),
         })
     }
 
     pub fn retry_after_secs(&self) -> u64 {
         self.inner.retry_after_secs
-    }
-
-    /// The broker error reported in the last `within`, for `/readyz`.
-    pub fn recent_error(&self, within: Duration) -> Option<String> {
-        self.inner.last_error.recent(within)
     }
 
     /// Produces every event and waits for the broker's acknowledgements.
@@ -145,7 +137,6 @@ impl KafkaSink {
                 Err(_) => return Err(SubmitError::ShuttingDown),
             }
         }
-        inner.last_error.clear();
         Ok(())
     }
 

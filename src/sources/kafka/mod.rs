@@ -283,8 +283,4 @@ impl Consumer {
             tracing::debug!(%error, "could not commit offsets to Kafka (lag tools only)");
         }
     }
-
-    pub fn positions(&self) -> &Arc<Positions> {
-        &self.consumer.context().positions
-    }
 }
