@@ -4,9 +4,13 @@
 //! streaming upsert would rewrite every key that repeats across batches twice, and move its
 //! `updated_at`).
 //!
-//! Memory follows the rows, compactly: the keys' text in one buffer plus 24 bytes per row
-//! (about 22 MB for 500,000 products), sorted once and searched by binary search.
+//! The pass sorts the keys once to find each one's last row, then keeps only what the second
+//! pass asks in row order: one bit per row (is it its key's last?) and a hash of each row's key,
+//! to notice a file that changed between the passes. The second pass's look-ups are then two
+//! array reads (a binary search over the keys cost 40% of a products import's CPU), and memory
+//! is 8 bytes and a bit per row (about 4 MB for 500,000 products).
 
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::io::Read;
 
 use super::read;
@@ -15,16 +19,11 @@ use crate::formats::{FileError, Format, Row};
 
 #[derive(Debug, Default)]
 pub struct LastRows {
-    keys: String,
-    /// Sorted by key, one entry per key: the last row's.
-    entries: Vec<Entry>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    start: usize,
-    len: usize,
-    ordinal: u64,
+    /// Bit `i % 64` of word `i / 64`: record row `i` is its key's last.
+    last: Vec<u64>,
+    /// Record row `i`'s key, hashed.
+    hashes: Vec<u64>,
+    keys: usize,
 }
 
 /// What to do with one row of the second pass.
@@ -35,6 +34,11 @@ pub enum Fate {
     Superseded,
 }
 
+/// Fixed keys: the two passes must hash alike.
+fn hash(key: &str) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
 impl LastRows {
     /// Reads the whole file once, each row as the import reads it (a row the import rejects is
     /// not taken for a key's last). A file-level error is returned as the import would report it.
@@ -42,50 +46,59 @@ impl LastRows {
         reader: R,
         format: Format,
     ) -> Result<Self, FileError> {
-        let mut last = LastRows::default();
-        let mut ordinal = 0u64;
+        // Every key's text in one buffer, and (start, length) per row, in row order.
+        let mut text = String::new();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         for row in read::rows::<E, String, R>(reader, format, |fields| E::import_key(fields))? {
             if let Row::Record { record: key, .. } = row? {
-                last.entries.push(Entry {
-                    start: last.keys.len(),
-                    len: key.len(),
-                    ordinal,
-                });
-                last.keys.push_str(&key);
-                ordinal += 1;
+                spans.push((text.len(), key.len()));
+                text.push_str(&key);
             }
         }
-        let keys = &last.keys;
-        let key = |e: &Entry| &keys[e.start..e.start + e.len];
-        // By key, the last row first; then keep that one of each key.
-        last.entries
-            .sort_unstable_by(|a, b| key(a).cmp(key(b)).then(b.ordinal.cmp(&a.ordinal)));
-        last.entries.dedup_by(|later, kept| key(later) == key(kept));
-        last.entries.shrink_to_fit();
-        Ok(last)
+        let key = |row: usize| {
+            let (start, len) = spans[row];
+            &text[start..start + len]
+        };
+        let hashes: Vec<u64> = (0..spans.len()).map(|row| hash(key(row))).collect();
+        // By key, the last row first; the first of each key's run is its last row.
+        let mut order: Vec<usize> = (0..spans.len()).collect();
+        order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)).then(b.cmp(&a)));
+        let mut last = vec![0u64; spans.len().div_ceil(64)];
+        let mut keys = 0;
+        let mut previous: Option<&str> = None;
+        for row in order {
+            let this = key(row);
+            if previous != Some(this) {
+                last[row / 64] |= 1 << (row % 64);
+                keys += 1;
+                previous = Some(this);
+            }
+        }
+        Ok(LastRows { last, hashes, keys })
     }
 
     /// How many distinct keys the file has.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.keys
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.keys == 0
     }
 
     /// The fate of the `ordinal`-th record row (rejections are not counted) of the same file.
     pub fn fate(&self, ordinal: u64, key: &str) -> Fate {
-        let found = self
-            .entries
-            .binary_search_by(|e| self.keys[e.start..e.start + e.len].cmp(key))
-            .ok()
-            .map(|i| self.entries[i]);
-        match found {
-            Some(e) if e.ordinal == ordinal => Fate::Write,
-            Some(_) => Fate::Superseded,
+        let row = ordinal as usize;
+        match self.hashes.get(row) {
+            Some(&h) if h == hash(key) => {
+                if self.last[row / 64] & (1 << (row % 64)) != 0 {
+                    Fate::Write
+                } else {
+                    Fate::Superseded
+                }
+            }
             // The file changed between the passes: write what this pass read.
-            None => Fate::Write,
+            _ => Fate::Write,
         }
     }
 }
@@ -119,5 +132,9 @@ mod tests {
                 Fate::Write,
             ]
         );
+        // Rows the first pass did not see, or saw with another key: the file changed, and
+        // what the second pass reads is written.
+        assert_eq!(last.fate(5, "s4"), Fate::Write);
+        assert_eq!(last.fate(0, "s9"), Fate::Write);
     }
 }
