@@ -21,6 +21,7 @@ use sea_orm::{ConnectionTrait, DbErr};
 
 pub use self::fields::{Address, Field, Fields, Scalar, TxHash};
 use crate::hosts::HostRules;
+use crate::store::first_load;
 use crate::store::upsert::UpsertCounts;
 
 /// One kind of record.
@@ -73,16 +74,23 @@ pub trait Entity: Send + Sync + 'static {
         Self::from_fields(fields, None).map(|record| Self::key(&record).into_owned())
     }
 
-    /// Starts a bulk import that is one transaction (`ImportRules::one_transaction`): a
-    /// writer may then defer work to [`Entity::finish_bulk`].
-    fn begin_bulk<C: ConnectionTrait>(db: &C) -> impl Future<Output = Result<(), DbErr>> + Send {
-        let _ = db;
+    /// Starts a bulk import that is one transaction (`ImportRules::one_transaction`, or a
+    /// first load): a writer may then defer work to [`Entity::finish_bulk`].
+    fn begin_bulk<C: ConnectionTrait>(
+        db: &C,
+        first_load: bool,
+    ) -> impl Future<Output = Result<(), DbErr>> + Send {
+        let _ = (db, first_load);
         async { Ok(()) }
     }
 
-    /// Ends a bulk import's transaction's deferred work, before it commits.
-    fn finish_bulk<C: ConnectionTrait>(db: &C) -> impl Future<Output = Result<(), DbErr>> + Send {
-        let _ = db;
+    /// Ends a bulk import's transaction's deferred work, before it commits (for a first load,
+    /// before the tables' indexes are built again).
+    fn finish_bulk<C: ConnectionTrait>(
+        db: &C,
+        first_load: bool,
+    ) -> impl Future<Output = Result<(), DbErr>> + Send {
+        let _ = (db, first_load);
         async { Ok(()) }
     }
 }
@@ -99,6 +107,10 @@ pub struct Target<'a> {
     pub host_rules: &'a HostRules,
     /// Part of a bulk import that is one transaction (see [`Entity::begin_bulk`]).
     pub bulk: bool,
+    /// Part of a first load (see [`ImportRules::first_load`]): the table held no row when the
+    /// import took it, no one else writes it, and its unique constraints are built at the end,
+    /// so records are inserted without conflict handling.
+    pub first_load: bool,
 }
 
 /// How `tributary import` reads a kind's canonical files.
@@ -114,6 +126,9 @@ pub struct ImportRules {
     pub last_row_first: bool,
     /// On PostgreSQL the whole import is one transaction.
     pub one_transaction: bool,
+    /// On PostgreSQL, an import that finds these tables empty is one transaction that loads
+    /// them with their indexes built at the end (`store::first_load`); empty: never.
+    pub first_load: &'static [first_load::Table],
     /// Batches the reader may have ready ahead of the writer.
     pub read_ahead: usize,
     /// Tables whose planner statistics are refreshed after an import.

@@ -50,6 +50,7 @@ impl Entity for Product {
         // `product_counts` then moves once per name, at the end (a third of the time).
         one_transaction: true,
         // The reader is far faster than the writer; one batch ahead keeps memory lower.
+        first_load: products::FIRST_LOAD,
         read_ahead: 1,
         tables: &["products", "product_counts"],
     });
@@ -83,7 +84,9 @@ impl Entity for Product {
         target: &Target<'_>,
         records: Vec<ProductRecord>,
     ) -> Result<UpsertCounts, DbErr> {
-        let counts = if target.bulk {
+        let counts = if target.first_load {
+            Counts::Recount
+        } else if target.bulk {
             Counts::Deferred
         } else {
             Counts::Immediate
@@ -91,11 +94,17 @@ impl Entity for Product {
         products::upsert_with(db, target.provider, &records, counts).await
     }
 
-    async fn begin_bulk<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    async fn begin_bulk<C: ConnectionTrait>(db: &C, first_load: bool) -> Result<(), DbErr> {
+        if first_load {
+            return Ok(());
+        }
         products::defer_counts(db).await
     }
 
-    async fn finish_bulk<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
+    async fn finish_bulk<C: ConnectionTrait>(db: &C, first_load: bool) -> Result<(), DbErr> {
+        if first_load {
+            return products::count_all_names(db).await;
+        }
         products::apply_deferred_counts(db).await
     }
 }

@@ -59,6 +59,7 @@ impl Entity for Token {
         etl_type: Some("token"),
         last_row_first: false,
         one_transaction: false,
+        first_load: &[],
         read_ahead: 2,
         tables: &["tokens"],
     });

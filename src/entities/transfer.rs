@@ -57,6 +57,7 @@ impl Entity for Transfer {
         etl_type: Some("token_transfer"),
         last_row_first: false,
         one_transaction: false,
+        first_load: transfers::FIRST_LOAD,
         read_ahead: 2,
         tables: &["transfers"],
     });
@@ -86,10 +87,14 @@ impl Entity for Transfer {
 
     async fn write<C: ConnectionTrait>(
         db: &C,
-        _target: &Target<'_>,
+        target: &Target<'_>,
         records: Vec<TransferRecord>,
     ) -> Result<UpsertCounts, DbErr> {
-        transfers::upsert(db, &records).await
+        if target.first_load {
+            transfers::insert_new(db, &records).await
+        } else {
+            transfers::upsert(db, &records).await
+        }
     }
 }
 

@@ -26,10 +26,10 @@ use self::last_rows::{Fate, LastRows};
 use crate::entities::{Entity, EntityKind, ImportRules, Target, Visit};
 use crate::formats::{FileError, Format, Row};
 use crate::hosts::HostRules;
-use crate::store::leases;
 use crate::store::rejected::{self, NewRejection};
 use crate::store::runs::{self, BatchProgress, RunMode, RunStatus, RunTrigger};
 use crate::store::upsert::UpsertCounts;
+use crate::store::{first_load, leases};
 
 /// Where an import stands, for progress displays.
 #[derive(Debug, Clone, Copy, Default)]
@@ -290,21 +290,33 @@ async fn import_held<E: Entity, P: Fn(Progress) + Send + Sync>(
         elapsed: Duration::ZERO,
     };
     let host_rules = HostRules::default();
+    let mut failure: Option<ImportError> = None;
+    // The whole import's transaction, when it is one: on PostgreSQL, for the kinds that ask,
+    // and for a first load into an empty table.
+    let mut whole = None;
+    let mut loading = None;
+    if db.get_database_backend() == DbBackend::Postgres
+        && (rules.one_transaction || !rules.first_load.is_empty())
+    {
+        let txn = db.begin().await?;
+        if !rules.first_load.is_empty() {
+            loading = first_load::begin(&txn, rules.first_load).await?;
+        }
+        if rules.one_transaction || loading.is_some() {
+            E::begin_bulk(&txn, loading.is_some()).await?;
+            whole = Some(txn);
+        } else {
+            txn.rollback().await?;
+        }
+    }
     let target = |bulk: bool| Target {
         provider,
         run_id,
         dataset: provider,
         host_rules: &host_rules,
         bulk,
+        first_load: bulk && loading.is_some(),
     };
-    let mut failure: Option<ImportError> = None;
-    // The whole import's transaction, when it is one: on PostgreSQL, for the kinds that ask.
-    let mut whole = None;
-    if rules.one_transaction && db.get_database_backend() == DbBackend::Postgres {
-        let txn = db.begin().await?;
-        E::begin_bulk(&txn).await?;
-        whole = Some(txn);
-    }
     while let Some(message) = receiver.recv().await {
         let batch = match message {
             Ok(batch) => batch,
@@ -352,7 +364,16 @@ async fn import_held<E: Entity, P: Fn(Progress) + Send + Sync>(
             // Otherwise what was read commits, with the deferred work and the run's outcome.
             _ => {
                 let committed = async {
-                    E::finish_bulk(&txn).await?;
+                    E::finish_bulk(&txn, loading.is_some()).await?;
+                    if let Some(load) = loading {
+                        let repeated = first_load::finish(&txn, load).await?;
+                        if repeated > 0 {
+                            runs::supersede(&txn, run_id, repeated).await?;
+                            summary.counts.inserted =
+                                summary.counts.inserted.saturating_sub(repeated);
+                            summary.counts.superseded += repeated;
+                        }
+                    }
                     runs::finish(
                         &txn,
                         run_id,

@@ -208,7 +208,7 @@ pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
     // last is compared with what is stored and written (else an earlier version could be
     // written while the last, equal to the stored one, is skipped).
     let mut counts = UpsertCounts::default();
-    let kept = last_wins(&mapped, |(id, _, _)| id.clone(), &mut counts);
+    let kept = last_wins(&mapped, |(id, _, _)| id.as_str(), &mut counts);
     let mut slots: Vec<Option<_>> = mapped.into_iter().map(Some).collect();
     let mapped: Vec<Mapped<E::Record>> = kept.into_iter().filter_map(|i| slots[i].take()).collect();
 
@@ -248,6 +248,7 @@ pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
         dataset: prepared.provider.def.dataset.as_deref().unwrap_or(provider),
         host_rules: &prepared.host_rules,
         bulk: false,
+        first_load: false,
     };
     if !records.is_empty() {
         counts.add(E::write(db, &target, records).await?);

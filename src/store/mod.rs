@@ -3,6 +3,7 @@
 pub mod arrays;
 pub mod events;
 pub mod filter;
+pub mod first_load;
 pub mod hosts;
 pub mod invariants;
 pub mod kafka_offsets;

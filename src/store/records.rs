@@ -31,7 +31,7 @@ pub async fn upsert<C: ConnectionTrait>(
     records: &[NewRecord],
 ) -> Result<UpsertCounts, DbErr> {
     let mut counts = UpsertCounts::default();
-    let kept = last_wins(records, |r| r.key.clone(), &mut counts);
+    let kept = last_wins(records, |r| r.key.as_str(), &mut counts);
     let backend = db.get_database_backend();
     for indices in kept.chunks(CHUNK) {
         let rows: Vec<&NewRecord> = indices.iter().map(|&i| &records[i]).collect();

@@ -109,6 +109,19 @@ pub async fn add_batch<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Moves `rows` the run counted inserted to superseded: a first load found them repeating a key
+/// a later row of the same import had (see `first_load::finish`).
+pub async fn supersede<C: ConnectionTrait>(db: &C, id: i64, rows: u64) -> Result<(), DbErr> {
+    use ingest_run::Column as R;
+    ingest_run::Entity::update_many()
+        .col_expr(R::Inserted, Expr::col(R::Inserted).sub(rows as i64))
+        .col_expr(R::Superseded, Expr::col(R::Superseded).add(rows as i64))
+        .filter(R::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Closes a run with its final status and, for a failure, the reason.
 pub async fn finish<C: ConnectionTrait>(
     db: &C,

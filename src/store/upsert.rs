@@ -75,9 +75,9 @@ pub async fn postgres_counted<C: sea_orm::ConnectionTrait>(
 
 /// Keeps the last record per key, in first-seen order, so one statement never touches a row
 /// twice (PostgreSQL refuses that). The others are counted as superseded into `counts`.
-pub fn last_wins<T, K: Hash + Eq>(
-    records: &[T],
-    key: impl Fn(&T) -> K,
+pub fn last_wins<'a, T, K: Hash + Eq>(
+    records: &'a [T],
+    key: impl Fn(&'a T) -> K,
     counts: &mut UpsertCounts,
 ) -> Vec<usize> {
     let mut position: HashMap<K, usize> = HashMap::with_capacity(records.len());

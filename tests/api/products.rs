@@ -689,3 +689,35 @@ async fn unreadable_line_ends_and_quotes_fail_naming_the_line(backend: Backend) 
     crate::common::assert_invariants(&app.db).await;
 }
 on_both_databases!(unreadable_line_ends_and_quotes_fail_naming_the_line);
+
+/// An import into the empty table is a first load: its indexes are dropped for the load and
+/// built again at the end, exactly as the migrations made them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_load_builds_every_index_again() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let indexes = || async {
+        app.db
+            .query_all_raw(Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT indexname, indexdef FROM pg_indexes
+                 WHERE tablename IN ('products', 'product_counts') ORDER BY 1",
+            ))
+            .await
+            .expect("pg_indexes")
+            .into_iter()
+            .map(|row| {
+                let name: String = row.try_get("", "indexname").expect("name");
+                let def: String = row.try_get("", "indexdef").expect("definition");
+                (name, def)
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = indexes().await;
+    assert_eq!(before.len(), 5, "{before:?}");
+    import(&app, "products_first499_twice.csv").await;
+    assert_eq!(indexes().await, before);
+    let expected = expected_from(&["products_first499_twice.csv"]);
+    assert_eq!(stored(&app).await, expected);
+    assert_counts_exact(&app, &expected).await;
+}

@@ -656,3 +656,208 @@ async fn an_empty_embedded_database_starts_with_the_sample_once() {
         assert_eq!(counts, (291, 76, 2), "start {start}");
     }
 }
+
+/// `rows` transfers in ethereum-etl's CSV, each with its own key (`0x…{i}`, log 0) and value
+/// `i`; then, when `repeat` is given, row `repeat`'s key again with the value 999999999.
+fn numbered_csv(path: &Path, rows: u64, repeat: Option<u64>) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    writeln!(
+        out,
+        "token_address,from_address,to_address,value,transaction_hash,log_index,block_number,block_timestamp"
+    )
+    .expect("write");
+    let row = |out: &mut std::io::BufWriter<std::fs::File>, key: u64, value: u64| {
+        writeln!(
+            out,
+            "{WETH},0x1b63142628311395ceafeea5667e7c9026c862ca,0xac4df82fe37ea2187bc8c011a23d743b4f39019a,{value},0x{key:064x},0,{key},{}",
+            1_683_029_999 + key
+        )
+        .expect("write");
+    };
+    for i in 0..rows {
+        row(&mut out, i, i);
+    }
+    if let Some(key) = repeat {
+        row(&mut out, key, 999_999_999);
+    }
+    out.flush().expect("flush");
+}
+
+/// The transfers table's indexes and constraints, by name, with their definitions.
+async fn transfer_indexes(app: &TestApp) -> Vec<(String, String)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    app.db
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'transfers' ORDER BY 1",
+        ))
+        .await
+        .expect("pg_indexes")
+        .into_iter()
+        .map(|row| {
+            (
+                row.try_get("", "indexname").expect("name"),
+                row.try_get("", "indexdef").expect("definition"),
+            )
+        })
+        .collect()
+}
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    app.db
+        .query_one_raw(Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .await
+        .expect(sql)
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("a bigint")
+}
+
+/// An import into the empty table builds the indexes at the end; a key repeated in a later
+/// batch (batches are 20,000 rows) ends as the last row, counted superseded, on the run too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_load_keeps_the_last_of_keys_repeated_across_batches_and_every_index() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let indexes = transfer_indexes(&app).await;
+    assert_eq!(indexes.len(), 6, "{indexes:?}");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("transfers.csv");
+    numbered_csv(&path, 25_000, Some(7));
+    let summary = import(&app, EntityKind::Transfer, &path).await;
+    assert_eq!(
+        (summary.rows, summary.counts),
+        (
+            25_001,
+            UpsertCounts {
+                inserted: 25_000,
+                updated: 0,
+                unchanged: 0,
+                superseded: 1
+            }
+        )
+    );
+    assert_eq!(scalar(&app, "SELECT count(*) FROM transfers").await, 25_000);
+    assert_eq!(
+        scalar(
+            &app,
+            &format!(
+                "SELECT value::bigint FROM transfers WHERE transaction_hash = '\\x{:064x}'",
+                7
+            )
+        )
+        .await,
+        999_999_999
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            &format!(
+                "SELECT inserted * 10 + superseded FROM ingest_runs WHERE id = {}",
+                summary.run_id
+            )
+        )
+        .await,
+        250_001
+    );
+    // Every index and the natural key are back, as the migrations made them.
+    assert_eq!(transfer_indexes(&app).await, indexes);
+    let clash = app
+        .graphql(
+            "{ transfers(where: {transactionHash: {eq: \"0x0000000000000000000000000000000000000000000000000000000000000007\"}}) { nodes { value } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        clash["data"]["transfers"]["nodes"],
+        json!([{"value": "999999999"}])
+    );
+
+    // The table is no longer empty: the same file again is upserted batch by batch.
+    let again = import(&app, EntityKind::Transfer, &path).await;
+    assert_eq!(scalar(&app, "SELECT count(*) FROM transfers").await, 25_000);
+    assert_eq!(again.counts.inserted, 0);
+}
+
+/// `tributary import` killed in the middle of a first load leaves the table as it was, empty
+/// with every index, and the next import loads the whole file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_load_killed_midway_leaves_the_table_empty_and_indexed() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let indexes = transfer_indexes(&app).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("transfers.csv");
+    numbered_csv(&path, 200_000, None);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args(["import", "transfer"])
+        .arg(&path)
+        .env("DATABASE_URL", &app.database_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tributary import");
+    // Killed once rows are going in: the load holds the table and has run an INSERT.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let inserting = scalar(
+            &app,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO transfers %'
+               AND pid IN (SELECT pid FROM pg_locks WHERE relation = 'transfers'::regclass
+                           AND mode = 'AccessExclusiveLock' AND granted)",
+        )
+        .await;
+        if inserting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import never started loading"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the import ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    // PostgreSQL rolls the load back once it sees the connection gone.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while scalar(
+        &app,
+        "SELECT count(*) FROM pg_locks WHERE relation = 'transfers'::regclass AND granted
+           AND mode = 'AccessExclusiveLock'",
+    )
+    .await
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the load was never rolled back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(scalar(&app, "SELECT count(*) FROM transfers").await, 0);
+    assert_eq!(transfer_indexes(&app).await, indexes);
+
+    let summary = import(&app, EntityKind::Transfer, &path).await;
+    assert_eq!(
+        (summary.rows, summary.counts.inserted, summary.rejected),
+        (200_000, 200_000, 0)
+    );
+    assert_eq!(
+        scalar(&app, "SELECT count(*) FROM transfers").await,
+        200_000
+    );
+    assert_eq!(transfer_indexes(&app).await, indexes);
+    // The killed run is on record as interrupted, and nothing of it was counted.
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) FROM ingest_runs WHERE provider = 'import:transfer'
+               AND status = 'interrupted' AND inserted = 0",
+        )
+        .await,
+        1
+    );
+}

@@ -43,7 +43,7 @@ pub async fn resolve<C: ConnectionTrait>(
     incoming: Vec<HostReport>,
 ) -> Result<UpsertCounts, DbErr> {
     let mut counts = UpsertCounts::default();
-    let kept = last_wins(&incoming, |o| o.external_id.clone(), &mut counts);
+    let kept = last_wins(&incoming, |o| o.external_id.as_str(), &mut counts);
     if kept.is_empty() {
         return Ok(counts);
     }
