@@ -5,8 +5,8 @@ use entity::ingest_run;
 pub use entity::ingest_run::{RunMode, RunStatus, RunTrigger};
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, Set,
 };
 
 use crate::store::keyset::{KeyValue, Page, PageRequest, SortOrder};
@@ -236,9 +236,13 @@ pub async fn list_filtered(
 
 /// Starts a batch's transaction by writing: on SQLite this takes the write lock at once, so a
 /// concurrent writer makes the batch wait (busy timeout) instead of failing later with
-/// SQLITE_BUSY_SNAPSHOT when its first read turns into a write. Harmless elsewhere.
+/// SQLITE_BUSY_SNAPSHOT when its first read turns into a write. Nothing on PostgreSQL, where
+/// it would hold the run's row for the whole batch and make an import's writers take turns.
 pub async fn lock_for_batch<C: ConnectionTrait>(db: &C, id: i64) -> Result<(), DbErr> {
     use ingest_run::Column as R;
+    if db.get_database_backend() == DbBackend::Postgres {
+        return Ok(());
+    }
     ingest_run::Entity::update_many()
         .col_expr(R::Pages, Expr::col(R::Pages))
         .filter(R::Id.eq(id))

@@ -774,10 +774,31 @@ async fn a_first_load_keeps_the_last_of_keys_repeated_across_batches_and_every_i
         json!([{"value": "999999999"}])
     );
 
-    // The table is no longer empty: the same file again is upserted batch by batch.
+    // The table is no longer empty: the same file again is upserted batch by batch, its rows
+    // split between two writers by key. Key 7's two rows stay in file order on one writer:
+    // the first sets 7 (updated), the last sets 999999999 again (updated).
     let again = import(&app, EntityKind::Transfer, &path).await;
+    assert_eq!(
+        again.counts,
+        UpsertCounts {
+            inserted: 0,
+            updated: 2,
+            unchanged: 24_999,
+            superseded: 0
+        }
+    );
     assert_eq!(scalar(&app, "SELECT count(*) FROM transfers").await, 25_000);
-    assert_eq!(again.counts.inserted, 0);
+    assert_eq!(
+        scalar(
+            &app,
+            &format!(
+                "SELECT value::bigint FROM transfers WHERE transaction_hash = '\\x{:064x}'",
+                7
+            )
+        )
+        .await,
+        999_999_999
+    );
 }
 
 /// `tributary import` killed in the middle of a first load leaves the table as it was, empty
