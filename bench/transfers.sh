@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Transfers benchmark, run by hand (never by `cargo test`).
 #
-# 1. Import: `tributary import transfer` of 1,000,000 generated transfers into PostgreSQL,
-#    against a baseline measured in the same run: `psql \copy` of the same CSV into a text
-#    staging table plus one INSERT … ON CONFLICT into an identical `transfers` table (same
-#    columns, constraints and indexes). Prints the ratio and our peak memory. Then the same
-#    file again (every row unchanged).
+# 1. Import: `tributary import transfer` of 1,000,000 generated transfers into an empty
+#    PostgreSQL database, against the limit measured in the same run: what PostgreSQL does
+#    alone for a first load of the same table (`\copy` into a staging table, one INSERT …
+#    SELECT into the table without its indexes, then the indexes built). Prints the ratio, our
+#    peak memory, and the re-load baseline beside it (`\copy` plus one INSERT … ON CONFLICT
+#    into the fully indexed table). Then the same file again (every row unchanged), as a
+#    ratio to the first import.
 # 2. Query: the `transfers` query of a frontend (one token, a 6-hour window, first: 100) from
 #    32 concurrent clients for 20 s with wrk; prints requests/s and p50/p99 latency.
 #
@@ -48,13 +50,54 @@ now() { date +%s.%N; }
 
 URL="$PGURL/tributary_bench_import"
 if [[ -z "${QUERY_ONLY:-}" ]]; then
-# --- baseline ---------------------------------------------------------------------------
+# --- the limit ---------------------------------------------------------------------------
+# What PostgreSQL does alone for a first load of the same table (made by Tributary's own
+# migrations): its indexes and unique constraint dropped, `\copy` of the CSV into a staging
+# table, one INSERT … SELECT decoding hex into the unindexed table, then every index and the
+# constraint built again, exactly as the migrations defined them.
+fresh_db tributary_bench_limit
+LIMIT_URL="$PGURL/tributary_bench_limit"
+DATABASE_URL=$LIMIT_URL "$BIN" migrate
+REBUILD="$WORK/rebuild.sql"
+psql "$LIMIT_URL" -At -v ON_ERROR_STOP=1 -c "
+  SELECT CASE WHEN c.conname IS NULL THEN pg_get_indexdef(x.indexrelid)
+              ELSE 'ALTER TABLE transfers ADD CONSTRAINT ' || quote_ident(c.conname) || ' '
+                   || pg_get_constraintdef(c.oid) END || ';'
+  FROM pg_index x LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+  WHERE x.indrelid = 'transfers'::regclass AND NOT x.indisprimary" > "$REBUILD"
+psql "$LIMIT_URL" -At -v ON_ERROR_STOP=1 -c "
+  SELECT CASE WHEN c.conname IS NULL THEN 'DROP INDEX ' || x.indexrelid::regclass::text
+              ELSE 'ALTER TABLE transfers DROP CONSTRAINT ' || quote_ident(c.conname) END || ';'
+  FROM pg_index x LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+  WHERE x.indrelid = 'transfers'::regclass AND NOT x.indisprimary" | psql "$LIMIT_URL" -q -v ON_ERROR_STOP=1
+psql "$LIMIT_URL" -q -v ON_ERROR_STOP=1 -c "CREATE UNLOGGED TABLE staging (token_address text, from_address text, to_address text, value text, transaction_hash text, log_index text, block_number text, block_timestamp text)"
+echo "==> the limit: \\copy, INSERT … SELECT into the unindexed table, build the indexes"
+t0=$(now)
+psql "$LIMIT_URL" -q -v ON_ERROR_STOP=1 -c "\\copy staging FROM '$CSV' WITH (FORMAT csv, HEADER true)"
+t1=$(now)
+psql "$LIMIT_URL" -q -v ON_ERROR_STOP=1 \
+  -c "INSERT INTO transfers (token_address, from_address, to_address, value, transaction_hash, log_index, block_number, block_timestamp)
+      SELECT decode(substr(token_address, 3), 'hex'), decode(substr(from_address, 3), 'hex'),
+             decode(substr(to_address, 3), 'hex'), value::numeric,
+             decode(substr(transaction_hash, 3), 'hex'), log_index::int, block_number::bigint,
+             to_timestamp(block_timestamp::bigint)
+      FROM staging"
+t2=$(now)
+psql "$LIMIT_URL" -q -v ON_ERROR_STOP=1 -f "$REBUILD"
+t3=$(now)
+limit=$(echo "$t3 - $t0" | bc -l)
+printf 'limit: %.2f s (copy %.2f s, insert %.2f s, indexes %.2f s)\n' "$limit" \
+  "$(echo "$t1 - $t0" | bc -l)" "$(echo "$t2 - $t1" | bc -l)" "$(echo "$t3 - $t2" | bc -l)"
+psql "$PGURL/postgres" -q -c "DROP DATABASE tributary_bench_limit"
+
+# --- the re-load baseline -----------------------------------------------------------------
+# An upsert into the fully indexed table: the right yardstick for loading into a table that
+# already has rows, not for a first load.
 fresh_db tributary_bench_baseline
 BASE_URL="$PGURL/tributary_bench_baseline"
-# The identical table: created by Tributary's own migrations.
 DATABASE_URL=$BASE_URL "$BIN" migrate
 psql "$BASE_URL" -q -v ON_ERROR_STOP=1 -c "CREATE TABLE staging (token_address text, from_address text, to_address text, value text, transaction_hash text, log_index text, block_number text, block_timestamp text)"
-echo "==> baseline: psql \\copy + INSERT … ON CONFLICT"
+echo "==> re-load baseline: psql \\copy + INSERT … ON CONFLICT into the indexed table"
 t0=$(now)
 psql "$BASE_URL" -q -v ON_ERROR_STOP=1 \
   -c "\\copy staging FROM '$CSV' WITH (FORMAT csv, HEADER true)" \
@@ -70,7 +113,8 @@ psql "$BASE_URL" -q -v ON_ERROR_STOP=1 \
         block_number = EXCLUDED.block_number, block_timestamp = EXCLUDED.block_timestamp"
 t1=$(now)
 baseline=$(echo "$t1 - $t0" | bc -l)
-printf 'baseline: %.2f s\n' "$baseline"
+printf 're-load baseline: %.2f s\n' "$baseline"
+psql "$PGURL/postgres" -q -c "DROP DATABASE tributary_bench_baseline"
 
 # --- ours -------------------------------------------------------------------------------
 fresh_db tributary_bench_import
@@ -118,7 +162,11 @@ wrk -t2 -c32 -d20s --latency -s "$LUA" "http://127.0.0.1:$PORT" | tee "$WORK/wrk
 
 echo
 echo "==> results ($ROWS transfers)"
-[[ -z "${QUERY_ONLY:-}" ]] && printf 'import:        %.2f s  (baseline %.2f s)  ratio %.2fx  (target <= 1.5x)\n' "$ours" "$baseline" "$(echo "$ours / $baseline" | bc -l)"
-[[ -z "${QUERY_ONLY:-}" ]] && printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
-[[ -z "${QUERY_ONLY:-}" ]] && printf 'second import: %.2f s (all rows unchanged)  ratio %.2fx of baseline\n' "$again" "$(echo "$again / $baseline" | bc -l)"
+if [[ -z "${QUERY_ONLY:-}" ]]; then
+  printf 'first import:  %.2f s  limit %.2f s  ratio %.2fx  (target <= 1.3x; %.2fx of the re-load baseline, %.2f s)\n' \
+    "$ours" "$limit" "$(echo "$ours / $limit" | bc -l)" "$(echo "$ours / $baseline" | bc -l)" "$baseline"
+  printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
+  printf 'second import: %.2f s (all rows unchanged)  %.2fx of the first import (target <= 0.5x)\n' \
+    "$again" "$(echo "$again / $ours" | bc -l)"
+fi
 grep -E 'Requests/sec|^ +50%|^ +99%' "$WORK/wrk.txt" | sed 's/^ */query: /'
