@@ -48,6 +48,21 @@ fingerprint() {
                 -c "SELECT md5(string_agg(name || '|' || count, E'\n' ORDER BY name)) FROM product_counts"
 }
 
+# The CSV into $1's staging table, each SKU's last row into products (with $2 as the
+# conflict clause), one GROUP BY into product_counts; further psql arguments run after.
+load_by_hand() {
+  local url=$1 conflict=$2
+  shift 2
+  psql "$url" -q -v ON_ERROR_STOP=1 \
+    -c "\\copy staging (name, sku, description) FROM '$CSV' WITH (FORMAT csv, HEADER true)" \
+    -c "INSERT INTO products (sku, name, description, provider, updated_at)
+        SELECT DISTINCT ON (sku) sku, NULLIF(name, ''), NULLIF(description, ''), 'by hand', now()
+        FROM staging ORDER BY sku, line DESC $conflict" \
+    -c "INSERT INTO product_counts (name, count)
+        SELECT name, count(*) FROM products WHERE name IS NOT NULL GROUP BY name" \
+    "$@"
+}
+
 # --- the limit ---------------------------------------------------------------------------
 # What PostgreSQL does alone for a first load of the same tables (made by Tributary's own
 # migrations): their secondary indexes dropped (the SKU, the primary key, stays), `\copy` into
@@ -64,14 +79,7 @@ psql "$LIMIT_URL" -At -v ON_ERROR_STOP=1 -c "SELECT 'DROP INDEX ' || name || ';'
 psql "$LIMIT_URL" -q -v ON_ERROR_STOP=1 -c "CREATE UNLOGGED TABLE staging (line bigserial, name text, sku text, description text)"
 echo "==> the limit: \\copy + DISTINCT ON into products + GROUP BY into counts + indexes"
 t0=$(now)
-psql "$LIMIT_URL" -q -v ON_ERROR_STOP=1 \
-  -c "\\copy staging (name, sku, description) FROM '$CSV' WITH (FORMAT csv, HEADER true)" \
-  -c "INSERT INTO products (sku, name, description, provider, updated_at)
-      SELECT DISTINCT ON (sku) sku, NULLIF(name, ''), NULLIF(description, ''), 'limit', now()
-      FROM staging ORDER BY sku, line DESC" \
-  -c "INSERT INTO product_counts (name, count)
-      SELECT name, count(*) FROM products WHERE name IS NOT NULL GROUP BY name" \
-  -f "$WORK/products-rebuild.sql"
+load_by_hand "$LIMIT_URL" "" -f "$WORK/products-rebuild.sql"
 t1=$(now)
 limit=$(echo "$t1 - $t0" | bc -l)
 printf 'limit: %.2f s\n' "$limit"
@@ -85,15 +93,8 @@ DATABASE_URL=$BASE_URL "$BIN" migrate
 psql "$BASE_URL" -q -v ON_ERROR_STOP=1 -c "CREATE TABLE staging (line bigserial, name text, sku text, description text)"
 echo "==> re-load baseline: psql \\copy + INSERT … ON CONFLICT + GROUP BY"
 t0=$(now)
-psql "$BASE_URL" -q -v ON_ERROR_STOP=1 \
-  -c "\\copy staging (name, sku, description) FROM '$CSV' WITH (FORMAT csv, HEADER true)" \
-  -c "INSERT INTO products (sku, name, description, provider, updated_at)
-      SELECT DISTINCT ON (sku) sku, NULLIF(name, ''), NULLIF(description, ''), 'baseline', now()
-      FROM staging ORDER BY sku, line DESC
-      ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
-        provider = EXCLUDED.provider, updated_at = EXCLUDED.updated_at" \
-  -c "INSERT INTO product_counts (name, count)
-      SELECT name, count(*) FROM products WHERE name IS NOT NULL GROUP BY name"
+load_by_hand "$BASE_URL" "ON CONFLICT (sku) DO UPDATE SET name = EXCLUDED.name,
+  description = EXCLUDED.description, provider = EXCLUDED.provider, updated_at = EXCLUDED.updated_at"
 t1=$(now)
 baseline=$(echo "$t1 - $t0" | bc -l)
 printf 're-load baseline: %.2f s\n' "$baseline"

@@ -704,6 +704,15 @@ async fn transfer_indexes(app: &TestApp) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The stored value of `numbered_csv`'s transfer `key`.
+async fn value_of(app: &TestApp, key: u64) -> i64 {
+    scalar(
+        app,
+        &format!("SELECT value::bigint FROM transfers WHERE transaction_hash = '\\x{key:064x}'"),
+    )
+    .await
+}
+
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
     use sea_orm::{ConnectionTrait, Statement};
     app.db
@@ -739,17 +748,7 @@ async fn a_first_load_keeps_the_last_of_keys_repeated_across_batches_and_every_i
         )
     );
     assert_eq!(scalar(&app, "SELECT count(*) FROM transfers").await, 25_000);
-    assert_eq!(
-        scalar(
-            &app,
-            &format!(
-                "SELECT value::bigint FROM transfers WHERE transaction_hash = '\\x{:064x}'",
-                7
-            )
-        )
-        .await,
-        999_999_999
-    );
+    assert_eq!(value_of(&app, 7).await, 999_999_999);
     assert_eq!(
         scalar(
             &app,
@@ -788,17 +787,7 @@ async fn a_first_load_keeps_the_last_of_keys_repeated_across_batches_and_every_i
         }
     );
     assert_eq!(scalar(&app, "SELECT count(*) FROM transfers").await, 25_000);
-    assert_eq!(
-        scalar(
-            &app,
-            &format!(
-                "SELECT value::bigint FROM transfers WHERE transaction_hash = '\\x{:064x}'",
-                7
-            )
-        )
-        .await,
-        999_999_999
-    );
+    assert_eq!(value_of(&app, 7).await, 999_999_999);
 }
 
 /// `tributary import` killed in the middle of a first load leaves the table as it was, empty
