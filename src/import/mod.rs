@@ -91,8 +91,8 @@ fn rules(kind: EntityKind) -> Result<ImportRules, ImportError> {
 /// second core.
 const POSTGRES_WRITERS: usize = 2;
 
-/// Rows per transaction (split among the writers): PostgreSQL takes large array statements well; SQLite prefers
-/// smaller transactions so readers are not held up long. (Products in batches of 50,000 were
+/// Rows per transaction (split among the writers): PostgreSQL takes large array statements
+/// well; SQLite prefers smaller transactions so readers are not held up long. (Products in batches of 50,000 were
 /// 13% faster on 500,000 rows, as fewer count rows are touched, but peaked at 233 MB.)
 fn batch_size(backend: DbBackend) -> usize {
     match backend {
@@ -334,12 +334,19 @@ async fn import_held<E: Entity, P: Fn(Progress) + Send + Sync>(
         },
         None::<ImportError>,
     ));
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let failed = || {
+        outcome
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .is_some()
+    };
     let drain = |mut receiver: mpsc::Receiver<Result<Batch<E::Record>, FileError>>| {
-        let (whole, target, outcome, stop, bytes) = (&whole, &target, &outcome, &stop, &bytes);
+        let (whole, target, outcome, failed, bytes) = (&whole, &target, &outcome, &failed, &bytes);
         async move {
             while let Some(message) = receiver.recv().await {
-                if stop.load(Ordering::Relaxed) {
+                // Another writer failed: stop here too.
+                if failed() {
                     break;
                 }
                 let written = match message {
@@ -371,7 +378,6 @@ async fn import_held<E: Entity, P: Fn(Progress) + Send + Sync>(
                     }
                     Err(error) => {
                         outcome.1.get_or_insert(error);
-                        stop.store(true, Ordering::Relaxed);
                         break;
                     }
                 }
