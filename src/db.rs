@@ -52,8 +52,8 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
         .max_connections(settings.database.max_connections)
         .connect_timeout(timeout)
         .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
-        .test_before_acquire(true)
-        .sqlx_logging(false);
+        .test_before_acquire(true);
+    log_statements(&mut options);
     let db = Database::connect(options)
         .await
         .map_err(|e| DbError::Connect {
@@ -70,6 +70,16 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
             })?;
     }
     Ok(db)
+}
+
+/// Every statement the driver runs is logged at debug level under the `sqlx::query` target,
+/// with its duration and row counts: `RUST_LOG=warn,sqlx::query=debug` shows the SQL behind a
+/// request (which is where `bench/query.sh` takes the statement it hands to pgbench). Under any
+/// other filter this costs a level check per statement.
+pub(crate) fn log_statements(options: &mut ConnectOptions) {
+    options
+        .sqlx_logging(true)
+        .sqlx_logging_level(log::LevelFilter::Debug);
 }
 
 /// A PostgreSQL URL for a server on this machine (`localhost`, `127.0.0.0/8`, `::1`) that
