@@ -14,6 +14,7 @@ pub mod parse_cache;
 pub mod products;
 pub mod query_limits;
 pub mod records;
+pub mod row;
 pub mod runs;
 pub mod scalars;
 pub mod server;

@@ -12,6 +12,7 @@ use super::connection::{Page, PageArgs, list};
 use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::filters::{BytesFilterInput, SortDirection, StringFilterInput, optional};
+use super::row::Row;
 use super::scalars::{BigInt, Bytes, DateTime};
 use super::transfers::{self as transfer_api, Transfer, TransferOrder, TransferWhere};
 use crate::store::filter::BytesFilter;
@@ -57,7 +58,7 @@ impl Token {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Page<Transfer>> {
+    ) -> ApiResult<Page<Row<Transfer>>> {
         let db = db(ctx);
         let mut filter = filter.unwrap_or_default().into_store()?;
         filter.token = BytesFilter {

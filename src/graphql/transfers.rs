@@ -1,7 +1,7 @@
 //! ERC-20 transfers over GraphQL: the list with filters and keyset pages, and the aggregates
 //! beside it (`transferStats`, `transferVolume`) so frontends never page to count.
 
-use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Object, ScalarType, SimpleObject, Value};
 use entity::transfer;
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
@@ -13,6 +13,7 @@ use super::filters::{
     BigIntFilterInput, BytesFilterInput, DateTimeFilterInput, IntFilterInput, SortDirection,
     optional,
 };
+use super::row::{Columns, Row};
 use super::scalars::{BigInt, Bytes, DateTime};
 use super::tokens::{Token, TokenLoader};
 use crate::store::transfers::{self, Interval, TransferFilter, TransferSort};
@@ -59,6 +60,26 @@ impl Transfer {
     /// Absent when the source did not say (ethereum-etl's plain CSV export).
     async fn block_timestamp(&self) -> Option<DateTime> {
         self.0.block_timestamp.map(Into::into)
+    }
+}
+
+impl Columns for Transfer {
+    fn column(&self, name: &str) -> Option<Value> {
+        let t = &self.0;
+        Some(match name {
+            "id" => ID(t.id.to_string()).to_value(),
+            "tokenAddress" => Bytes(t.token_address.clone()).to_value(),
+            "from" => Bytes(t.from_address.clone()).to_value(),
+            "to" => Bytes(t.to_address.clone()).to_value(),
+            "value" => BigInt::from_stored(&t.value).to_value(),
+            "transactionHash" => Bytes(t.transaction_hash.clone()).to_value(),
+            "logIndex" => Value::from(t.log_index),
+            "blockNumber" => Value::from(t.block_number),
+            "blockTimestamp" => t
+                .block_timestamp
+                .map_or(Value::Null, |at| DateTime::from(at).to_value()),
+            _ => return None,
+        })
     }
 }
 
@@ -150,7 +171,7 @@ pub async fn page(
     filter: TransferFilter,
     order_by: Option<Vec<TransferOrder>>,
     args: PageArgs,
-) -> ApiResult<Page<Transfer>> {
+) -> ApiResult<Page<Row<Transfer>>> {
     let sort = sort(order_by)?;
     let order = transfers::order(&sort);
     list(
@@ -158,7 +179,7 @@ pub async fn page(
         &order,
         async |request| transfers::list(db, &filter, &sort, request).await,
         |t| transfers::cursor_values(&sort, t),
-        Transfer,
+        |t| Row(Transfer(t)),
     )
     .await
 }
@@ -210,7 +231,7 @@ impl TransferQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Page<Transfer>> {
+    ) -> ApiResult<Page<Row<Transfer>>> {
         let db = db(ctx);
         let filter = filter.unwrap_or_default().into_store()?;
         page(
