@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use async_graphql::{Context, ID, InputObject, Json, Object};
+use async_graphql::{Context, ID, InputObject, Json, Object, ScalarType, Value};
 use entity::event;
 
 use super::connection::{Page, PageArgs, list};
@@ -13,6 +13,7 @@ use super::control::require_admin;
 use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::filters::{DateTimeFilterInput, StringFilterInput, optional};
+use super::row::{Columns, Row};
 use super::scalars::DateTime;
 use crate::events::sink::{Sink, SubmitError};
 use crate::events::{Fields, Invalid};
@@ -20,6 +21,22 @@ use crate::store::events::{self, EventFilter};
 
 /// One event received over HTTP.
 pub struct Event(pub event::Model);
+
+impl Columns for Event {
+    fn column(&self, name: &str) -> Option<Value> {
+        let e = &self.0;
+        Some(match name {
+            "id" => ID(e.event_id.clone()).to_value(),
+            "ipAddress" => Value::from(e.ip_address.as_str()),
+            "userAgent" => Value::from(e.user_agent.as_str()),
+            "referringUrl" => Value::from(e.referring_url.as_str()),
+            "advertiserId" => Value::from(e.advertiser_id.as_str()),
+            "metadata" => Value::from_json(e.metadata.clone()).ok()?,
+            "receivedAt" => DateTime::from(e.received_at).to_value(),
+            _ => return None,
+        })
+    }
+}
 
 #[Object]
 impl Event {
@@ -87,7 +104,7 @@ impl EventQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Page<Event>> {
+    ) -> ApiResult<Page<Row<Event>>> {
         let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = EventFilter {
@@ -119,7 +136,7 @@ impl EventQuery {
             &order,
             async |request| events::list(db, &filter, request).await,
             events::cursor_values,
-            Event,
+            |e| Row(Event(e)),
         )
         .await
     }

@@ -1,6 +1,6 @@
 //! Products and per-name product counts over GraphQL.
 
-use async_graphql::{Context, Enum, InputObject, Object};
+use async_graphql::{Context, Enum, InputObject, Object, ScalarType, Value};
 use entity::{product, product_count};
 use sea_orm::sea_query::Order;
 
@@ -10,11 +10,26 @@ use super::error::{ApiError, ApiResult};
 use super::filters::{
     DateTimeFilterInput, IntFilterInput, SortDirection, StringFilterInput, optional,
 };
+use super::row::{Columns, Row};
 use super::scalars::DateTime;
 use crate::store::products::{self, CountFilter, CountSort, ProductFilter, ProductSort};
 
 /// One product.
 pub struct Product(pub product::Model);
+
+impl Columns for Product {
+    fn column(&self, name: &str) -> Option<Value> {
+        let p = &self.0;
+        Some(match name {
+            "sku" => Value::from(p.sku.as_str()),
+            "name" => Value::from(p.name.as_deref()),
+            "description" => Value::from(p.description.as_deref()),
+            "updatedAt" => DateTime::from(p.updated_at).to_value(),
+            "provider" => Value::from(p.provider.as_str()),
+            _ => return None,
+        })
+    }
+}
 
 #[Object]
 impl Product {
@@ -40,6 +55,16 @@ impl Product {
 
 /// How many products carry one name.
 pub struct ProductCount(pub product_count::Model);
+
+impl Columns for ProductCount {
+    fn column(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "name" => Value::from(self.0.name.as_str()),
+            "count" => Value::from(self.0.count),
+            _ => return None,
+        })
+    }
+}
 
 #[Object]
 impl ProductCount {
@@ -112,7 +137,7 @@ impl ProductQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Page<Product>> {
+    ) -> ApiResult<Page<Row<Product>>> {
         let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = ProductFilter {
@@ -151,7 +176,7 @@ impl ProductQuery {
             &order,
             async |request| products::list(db, &filter, &sort, request).await,
             |p| products::cursor_values(&sort, p),
-            Product,
+            |p| Row(Product(p)),
         )
         .await
     }
@@ -169,7 +194,7 @@ impl ProductQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Page<ProductCount>> {
+    ) -> ApiResult<Page<Row<ProductCount>>> {
         let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = CountFilter {
@@ -192,7 +217,7 @@ impl ProductQuery {
             &order,
             async |request| products::list_counts(db, &filter, sort, request).await,
             |c| products::count_cursor_values(sort, c),
-            ProductCount,
+            |c| Row(ProductCount(c)),
         )
         .await
     }

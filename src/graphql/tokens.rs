@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, Enum, InputObject, Object};
+use async_graphql::{Context, Enum, InputObject, Object, ScalarType, Value};
 use entity::token;
 use sea_orm::DatabaseConnection;
 use sea_orm::sea_query::Order;
@@ -12,7 +12,7 @@ use super::connection::{Page, PageArgs, list};
 use super::db::db;
 use super::error::{ApiError, ApiResult};
 use super::filters::{BytesFilterInput, SortDirection, StringFilterInput, optional};
-use super::row::Row;
+use super::row::{Columns, Row};
 use super::scalars::{BigInt, Bytes, DateTime};
 use super::transfers::{self as transfer_api, Transfer, TransferOrder, TransferWhere};
 use crate::store::filter::BytesFilter;
@@ -20,6 +20,28 @@ use crate::store::tokens::{self, TokenFilter, TokenSort};
 
 /// One ERC-20 token contract.
 pub struct Token(pub token::Model);
+
+impl Columns for Token {
+    fn column(&self, name: &str) -> Option<Value> {
+        let t = &self.0;
+        Some(match name {
+            "address" => Bytes(t.address.clone()).to_value(),
+            "symbol" => Value::from(t.symbol.as_deref()),
+            "name" => Value::from(t.name.as_deref()),
+            "decimals" => Value::from(t.decimals),
+            "totalSupply" => Value::from(
+                t.total_supply
+                    .as_deref()
+                    .map(|s| BigInt::from_stored(s).to_value()),
+            ),
+            "blockNumber" => Value::from(t.block_number),
+            "blockTimestamp" => {
+                Value::from(t.block_timestamp.map(|at| DateTime::from(at).to_value()))
+            }
+            _ => return None,
+        })
+    }
+}
 
 #[Object]
 impl Token {
@@ -143,7 +165,7 @@ impl TokenQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> ApiResult<Page<Token>> {
+    ) -> ApiResult<Page<Row<Token>>> {
         let db = db(ctx);
         let w = filter.unwrap_or_default();
         let filter = TokenFilter {
@@ -178,7 +200,7 @@ impl TokenQuery {
             &order,
             async |request| tokens::list(db, &filter, &sort, request).await,
             |t| tokens::cursor_values(&sort, t),
-            Token,
+            |t| Row(Token(t)),
         )
         .await
     }

@@ -260,3 +260,74 @@ async fn database_errors_stay_out_of_responses(backend: Backend) {
     assert!(!message.contains("ingest_runs"), "{message}");
 }
 on_both_databases!(database_errors_stay_out_of_responses);
+
+/// List nodes that select only columns are written in one pass, others through their
+/// resolvers (forced here by an inline fragment): every list must answer the same both ways.
+async fn every_list_answers_the_same_through_columns_and_resolvers(backend: Backend) {
+    use tributary::entities::EntityKind;
+    let app = TestApp::spawn(backend).await;
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data");
+    for (kind, path) in [
+        (
+            EntityKind::Token,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample/tokens.csv").to_string(),
+        ),
+        (
+            EntityKind::Product,
+            format!("{shared}/products/products_upsert_edits.csv"),
+        ),
+    ] {
+        tributary::import::import_file(&app.db, kind, std::path::Path::new(&path), |_| {})
+            .await
+            .expect("import");
+    }
+    let example =
+        std::fs::read(format!("{shared}/submit/readme_example_request.json")).expect("example");
+    for _ in 0..3 {
+        let response = app
+            .client
+            .post(format!("{}/submit", app.address))
+            .header("content-type", "application/json")
+            .body(example.clone())
+            .send()
+            .await
+            .expect("POST /submit");
+        assert_eq!(response.status(), 204);
+    }
+    for (list, node, fields, rows) in [
+        (
+            "tokens(first: 100)",
+            "Token",
+            "address symbol name decimals totalSupply blockNumber blockTimestamp",
+            76,
+        ),
+        (
+            "products(first: 100)",
+            "Product",
+            "sku name description updatedAt provider",
+            6,
+        ),
+        ("productCounts(first: 100)", "ProductCount", "name count", 5),
+        (
+            "events(first: 100)",
+            "Event",
+            "id ipAddress userAgent referringUrl advertiserId metadata receivedAt",
+            3,
+        ),
+    ] {
+        let data = app
+            .query(
+                &format!(
+                    "{{ columns: {list} {{ nodes {{ __typename {fields} }} }}
+                        resolved: {list} {{ nodes {{ ... on {node} {{ __typename {fields} }} }} }} }}"
+                ),
+                json!({}),
+            )
+            .await;
+        let columns = data["columns"]["nodes"].as_array().expect("nodes");
+        assert_eq!(columns.len(), rows, "{list}");
+        assert_eq!(data["columns"], data["resolved"], "{list}");
+        assert!(columns.iter().all(|n| n["__typename"] == node), "{list}");
+    }
+}
+on_both_databases!(every_list_answers_the_same_through_columns_and_resolvers);
