@@ -45,15 +45,12 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
         })?;
     let mut options = ConnectOptions::new(url);
     // While the database is down, a request waits at most `acquire_timeout_secs` for a
-    // connection (the pool keeps retrying the connect until then) and fails; pooled
-    // connections broken by a restart are tested before use and replaced, so the service
-    // recovers on its own once the database answers again.
+    // connection (the pool keeps retrying the connect until then) and fails.
     options
         .max_connections(settings.database.max_connections)
         .connect_timeout(timeout)
-        .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs))
-        .test_before_acquire(true);
-    log_statements(&mut options);
+        .acquire_timeout(Duration::from_secs(settings.database.acquire_timeout_secs));
+    pool_rules(&mut options);
     let db = Database::connect(options)
         .await
         .map_err(|e| DbError::Connect {
@@ -72,14 +69,25 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
     Ok(db)
 }
 
-/// Every statement the driver runs is logged at debug level under the `sqlx::query` target,
-/// with its duration and row counts: `RUST_LOG=warn,sqlx::query=debug` shows the SQL behind a
-/// request (which is where `bench/query.sh` takes the statement it hands to pgbench). Under any
-/// other filter this costs a level check per statement.
-pub(crate) fn log_statements(options: &mut ConnectOptions) {
+/// What every pool does, the primary's and each replica's:
+///
+/// - A pooled connection idle for a second or more is tested (a round trip) before use and
+///   replaced when broken, so the service recovers on its own once a restarted database
+///   answers. Testing on every acquire doubled each query's round trips: it was 12% of the
+///   server's CPU under the `transfers` query benchmark. A busy connection broken by a
+///   restart fails its query like any other during the outage, and is replaced then.
+/// - Every statement is logged at debug level under the `sqlx::query` target, with its
+///   duration and row counts: `RUST_LOG=warn,sqlx::query=debug` shows the SQL behind a request
+///   (which is where `bench/query.sh` takes the statement it hands to pgbench). Under any
+///   other filter this costs a level check per statement. Slow statements are logged at debug
+///   too: the driver would warn about each one over a second, and a first load's index builds
+///   are meant to take longer than that.
+pub(crate) fn pool_rules(options: &mut ConnectOptions) {
     options
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(true)
-        .sqlx_logging_level(log::LevelFilter::Debug);
+        .sqlx_logging_level(log::LevelFilter::Debug)
+        .sqlx_slow_statements_logging_settings(log::LevelFilter::Debug, Duration::from_secs(1));
 }
 
 /// A PostgreSQL URL for a server on this machine (`localhost`, `127.0.0.0/8`, `::1`) that

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
-use super::{DbError, brief, describe, log_statements, loopback_without_tls};
+use super::{DbError, brief, describe, loopback_without_tls, pool_rules};
 use crate::settings::{DatabaseKind, Settings};
 
 /// How often each replica is checked.
@@ -135,9 +135,8 @@ impl Replicas {
                     .min_connections(0)
                     .connect_timeout(CHECK_TIMEOUT)
                     .acquire_timeout(acquire)
-                    .test_before_acquire(true)
                     .connect_lazy(true);
-                log_statements(&mut options);
+                pool_rules(&mut options);
                 options
             };
             let connect = async |options: ConnectOptions| {
