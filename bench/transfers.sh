@@ -8,13 +8,11 @@
 #    peak memory, and the re-load baseline beside it (`\copy` plus one INSERT … ON CONFLICT
 #    into the fully indexed table). Then the same file again (every row unchanged), as a
 #    ratio to the first import.
-# 2. Query: the `transfers` query of a frontend (one token, a 6-hour window, first: 100) from
-#    32 concurrent clients for 20 s with wrk; prints requests/s and p50/p99 latency.
+#
+# The `transfers` query over the same rows is `bench/query.sh`.
 #
 # Needs: PostgreSQL reachable at $PGURL (a role that may create databases), python3, psql,
-# wrk (apt-get install wrk), GNU time. Usage: bench/transfers.sh [ROWS]
-# QUERY_ONLY=1 skips both imports and measures the query against the database an earlier run
-# left behind.
+# GNU time, bc. Usage: bench/transfers.sh [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,9 +21,8 @@ PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
 WORK=${WORK:-/tmp/tributary-bench}
 SHARED=${SHARED:-../shared}
 BIN=${BIN:-target/release/tributary}
-PORT=${PORT:-18080}
 
-for tool in psql wrk python3 /usr/bin/time; do
+for tool in psql python3 bc /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
@@ -49,7 +46,6 @@ fresh_db() {
 now() { date +%s.%N; }
 
 URL="$PGURL/tributary_bench_import"
-if [[ -z "${QUERY_ONLY:-}" ]]; then
 # --- the limit ---------------------------------------------------------------------------
 # What PostgreSQL does alone for a first load of the same table (made by Tributary's own
 # migrations): its indexes and unique constraint dropped, `\copy` of the CSV into a staging
@@ -130,43 +126,11 @@ t0=$(now)
 DATABASE_URL=$URL "$BIN" import transfer "$CSV"
 t1=$(now)
 again=$(echo "$t1 - $t0" | bc -l)
-fi
-
-# --- query ------------------------------------------------------------------------------
-echo "==> transfers query: one token, 6-hour window, first: 100, 32 clients, 20 s"
-TOKEN=$(psql "$URL" -At -c "SELECT '0x' || encode(token_address, 'hex') FROM transfers GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
-read -r TMIN TMAX < <(psql "$URL" -At -F ' ' -c "SELECT extract(epoch FROM min(block_timestamp))::bigint, extract(epoch FROM max(block_timestamp))::bigint FROM transfers")
-DATABASE_URL=$URL TRIBUTARY_LISTEN=127.0.0.1:$PORT RUST_LOG=warn "$BIN" serve &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break
-  sleep 0.1
-done
-LUA="$WORK/transfers.lua"
-cat > "$LUA" <<LUA
--- Each request: the busiest token, a random 6-hour window inside the data.
-math.randomseed(os.time())
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local function iso(t) return os.date("!%Y-%m-%dT%H:%M:%SZ", t) end
-request = function()
-  local from = math.random($TMIN, math.max($TMIN, $TMAX - 21600))
-  local body = string.format('{"query":"query Window(\$t: Bytes!, \$from: DateTime!, \$to: DateTime!) { transfers(where: {token: {eq: \$t}, blockTimestamp: {gte: \$from, lt: \$to}}, orderBy: [{field: BLOCK_TIMESTAMP, direction: DESC}], first: 100) { nodes { id from to value blockTimestamp transactionHash } pageInfo { hasNextPage endCursor } } }","variables":{"t":"$TOKEN","from":"%s","to":"%s"}}', iso(from), iso(from + 21600))
-  return wrk.format(nil, "/graphql", nil, body)
-end
-LUA
-# One warm-up second, then the measurement.
-wrk -t2 -c32 -d1s -s "$LUA" "http://127.0.0.1:$PORT" >/dev/null
-wrk -t2 -c32 -d20s --latency -s "$LUA" "http://127.0.0.1:$PORT" | tee "$WORK/wrk.txt"
 
 echo
 echo "==> results ($ROWS transfers)"
-if [[ -z "${QUERY_ONLY:-}" ]]; then
-  printf 'first import:  %.2f s  limit %.2f s  ratio %.2fx  (target <= 1.3x; %.2fx of the re-load baseline, %.2f s)\n' \
+printf 'first import:  %.2f s  limit %.2f s  ratio %.2fx  (target <= 1.3x; %.2fx of the re-load baseline, %.2f s)\n' \
     "$ours" "$limit" "$(echo "$ours / $limit" | bc -l)" "$(echo "$ours / $baseline" | bc -l)" "$baseline"
-  printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
-  printf 'second import: %.2f s (all rows unchanged)  %.2fx of the first import (target <= 0.5x)\n' \
-    "$again" "$(echo "$again / $ours" | bc -l)"
-fi
-grep -E 'Requests/sec|^ +50%|^ +99%' "$WORK/wrk.txt" | sed 's/^ */query: /'
+printf 'peak memory:   %.0f MB (target < 200 MB)\n' "$rss_mb"
+printf 'second import: %.2f s (all rows unchanged)  %.2fx of the first import (target <= 0.5x)\n' \
+  "$again" "$(echo "$again / $ours" | bc -l)"
