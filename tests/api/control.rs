@@ -103,8 +103,13 @@ async fn a_schedule_fires_on_time(backend: Backend) {
     // Ticks at 1 s intervals over 3.5 s: three or four, never more (two only if the machine
     // stalled the scheduler for a whole second).
     assert!((2..=4).contains(&runs), "{runs} runs");
-    // One request per run (5 items fit one page).
-    assert_eq!(mock.requests("offset") as u64, runs);
+    // One request per run (5 items fit one page); the run the last tick started may not have
+    // sent its request yet when counted on a loaded machine.
+    let requests = mock.requests("offset") as u64;
+    assert!(
+        requests == runs || requests + 1 == runs,
+        "{requests} requests for {runs} runs"
+    );
     let data = app
         .query(r#"{ provider(name: "every-second") { schedule nextFireTime lastRun { status trigger fetched } rowCount } }"#, json!({}))
         .await;
