@@ -21,6 +21,26 @@ pub fn parse_decimal(text: &str) -> Result<U256, String> {
     U256::from_str_radix(digits, 10).map_err(|_| format!("{digits} exceeds 2^256-1"))
 }
 
+/// Parses a `0x` hex quantity (`0x186a0`, or a 32-byte word with leading zeros, as JSON-RPC
+/// nodes write amounts) of at most 2^256 - 1. `None` when `text` does not start with `0x`.
+pub fn parse_hex(text: &str) -> Option<Result<U256, String>> {
+    let text = text.trim();
+    let digits = text
+        .strip_prefix("0x")
+        .or_else(|| text.strip_prefix("0X"))?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(Err(format!("{text:?} is not a hex quantity")));
+    }
+    let significant = digits.trim_start_matches('0');
+    if significant.len() > 64 {
+        return Some(Err(format!("{text} exceeds 2^256-1")));
+    }
+    if significant.is_empty() {
+        return Some(Ok(U256::ZERO));
+    }
+    Some(U256::from_str_radix(significant, 16).map_err(|_| format!("{text} exceeds 2^256-1")))
+}
+
 /// The stored text form on SQLite: zero-padded to 78 digits, so text order is numeric order.
 pub fn to_fixed_width(value: U256) -> String {
     format!("{value:0>WIDTH$}")

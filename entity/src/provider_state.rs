@@ -17,6 +17,9 @@ pub struct Model {
     pub checkpoint_run_id: Option<i64>,
     /// A paused `kafka` provider is consumed by no replica until it is triggered again.
     pub paused: bool,
+    /// An incremental provider's high-water mark: the largest cursor value among its
+    /// committed records.
+    pub cursor: Option<String>,
     pub updated_at: DateTimeUtc,
 }
 

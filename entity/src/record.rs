@@ -15,6 +15,10 @@ pub struct Model {
     pub data: Json,
     pub provider: String,
     pub updated_at: DateTimeUtc,
+    /// The last run of a provider with `on_missing = "mark_deleted"` that saw the record.
+    pub seen_run_id: Option<i64>,
+    /// When a complete run of such a provider did not see it: deleted upstream.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261121_000007_host_write_path;
 mod m20261121_000008_run_superseded;
 mod m20261203_000009_run_interrupted;
 mod m20261203_000010_kafka;
+mod m20261204_000011_incremental_sync;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000008_run_superseded::Migration),
             Box::new(m20261203_000009_run_interrupted::Migration),
             Box::new(m20261203_000010_kafka::Migration),
+            Box::new(m20261204_000011_incremental_sync::Migration),
         ]
     }
 }

@@ -33,6 +33,11 @@ impl Record {
     async fn updated_at(&self) -> DateTime {
         self.0.updated_at.into()
     }
+    /// When a complete run of its provider (`on_missing = "mark_deleted"`) no longer found it
+    /// upstream; null while it is there.
+    async fn deleted_at(&self) -> Option<DateTime> {
+        self.0.deleted_at.map(Into::into)
+    }
 }
 
 #[derive(InputObject, Debug, Clone, Default)]
@@ -45,7 +50,8 @@ pub struct RecordQuery;
 
 #[Object]
 impl RecordQuery {
-    /// Records of one dataset, in key order.
+    /// Records of one dataset, in key order; those deleted upstream only with
+    /// `includeDeleted`.
     #[graphql(complexity = "PageArgs::size(first, last) * child_complexity")]
     #[allow(clippy::too_many_arguments)]
     async fn records(
@@ -53,6 +59,7 @@ impl RecordQuery {
         ctx: &Context<'_>,
         dataset: String,
         #[graphql(name = "where")] filter: Option<RecordWhere>,
+        #[graphql(default = false)] include_deleted: bool,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
@@ -71,7 +78,7 @@ impl RecordQuery {
         list(
             args,
             &order,
-            async |request| records::list(db, &dataset, &key, request).await,
+            async |request| records::list(db, &dataset, &key, include_deleted, request).await,
             records::cursor_values,
             Record,
         )

@@ -4,6 +4,7 @@
 //! its last committed batch and ends with the rows a clean run gives.
 
 mod consume;
+pub mod dry_run;
 mod prepare;
 mod write;
 
@@ -18,9 +19,11 @@ pub use self::prepare::Prepared;
 pub use self::write::Item;
 use self::write::{Batch, write_batch};
 use crate::hosts::HostRules;
+use crate::providers::definition::{HttpSource, OnMissing};
 use crate::providers::{Provider, Source};
 use crate::sources::file::FileReader;
-use crate::sources::listing::{Listing, ListingError, Position};
+use crate::sources::incremental::{Format, Mark, Step};
+use crate::sources::listing::{Checkpoint, Listing, ListingError, Since};
 use crate::sources::outbound::Outbound;
 use crate::store::provider_state;
 use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};
@@ -155,7 +158,9 @@ pub async fn run_with_id(ctx: &RunContext<'_>, run_id: i64) -> Result<RunSummary
         rejected: 0,
         error: None,
     };
-    let outcome = drive(ctx, run_id, &mut summary).await;
+    // Whether the run listed the source whole: from its start, not from a mark.
+    let mut whole = false;
+    let outcome = drive(ctx, run_id, &mut summary, &mut whole).await;
     let (status, error) = match outcome {
         Ok(true) => (RunStatus::Succeeded, None),
         Ok(false) => ctx.cancel.outcome(),
@@ -165,6 +170,14 @@ pub async fn run_with_id(ctx: &RunContext<'_>, run_id: i64) -> Result<RunSummary
     if status == RunStatus::Succeeded {
         // A complete run leaves nothing to resume: the next one starts at the beginning.
         provider_state::set_checkpoint(ctx.db, name, run_id, None).await?;
+        if whole && ctx.provider.def.on_missing == OnMissing::MarkDeleted {
+            let dataset = ctx.provider.def.dataset.as_deref().unwrap_or(name);
+            let deleted =
+                crate::store::records::mark_unseen_deleted(ctx.db, dataset, name, run_id).await?;
+            if deleted > 0 {
+                tracing::info!(provider = %name, run_id, deleted, "records no longer upstream marked deleted");
+            }
+        }
     }
     runs::finish(ctx.db, run_id, status, error.clone()).await?;
     match (&error, status) {
@@ -184,6 +197,7 @@ async fn drive(
     ctx: &RunContext<'_>,
     run_id: i64,
     summary: &mut RunSummary,
+    whole: &mut bool,
 ) -> Result<bool, IngestError> {
     let RunContext {
         db,
@@ -202,20 +216,31 @@ async fn drive(
         RunMode::Incremental => provider_state::checkpoint(db, &provider.name).await?,
         _ => None,
     };
-    let commit = |batch: Batch, next: Option<Json>| {
+    // A batch, its checkpoint and (for an incremental provider) the high-water mark when the
+    // batch raised it past `mark`, in one transaction.
+    let commit = |batch: Batch, next: Option<Json>, mark: Option<Mark>| {
         let prepared = &prepared;
         async move {
             let txn = db.begin().await?;
             let written = write_batch(&txn, prepared, run_id, batch).await?;
-            provider_state::set_checkpoint(&txn, &prepared.provider.name, run_id, next).await?;
+            let name = &prepared.provider.name;
+            provider_state::set_checkpoint(&txn, name, run_id, next).await?;
+            if let Some(raised) = &written.cursor
+                && mark.as_ref().is_none_or(|m| raised.after(m))
+            {
+                provider_state::set_cursor(&txn, name, Some(raised.stored())).await?;
+            }
             txn.commit().await?;
             Ok::<_, IngestError>(written)
         }
     };
     match &provider.def.source {
-        Source::Http(_) => {
-            let start = checkpoint.and_then(|c| serde_json::from_value::<Position>(c).ok());
-            let listing = prepared.listing(start)?;
+        Source::Http(source) => {
+            let resume = checkpoint.and_then(Checkpoint::read);
+            *whole =
+                resume.is_none() && (source.incremental.is_none() || ctx.mode == RunMode::Full);
+            let (since, mut mark) = incremental_start(ctx, source, resume.as_ref()).await?;
+            let listing = prepared.listing(resume.map(|c| c.at), since)?;
             // The next page is fetched while this one is written: one page waits at most, so
             // memory stays bounded and a slow database slows the fetching.
             let (sender, mut pages) = mpsc::channel(1);
@@ -223,7 +248,12 @@ async fn drive(
             while let Some(fetched) = pages.recv().await {
                 let (items, next) = fetched?;
                 let batch = prepared.batch_items(items);
-                let written = commit(batch, next).await?;
+                let written = commit(batch, next, mark.clone()).await?;
+                if let Some(raised) = &written.cursor
+                    && mark.as_ref().is_none_or(|m| raised.after(m))
+                {
+                    mark = Some(raised.clone());
+                }
                 summary.add(&written);
                 on_progress(summary.progress());
                 if cancel.is_cancelled() {
@@ -236,13 +266,14 @@ async fn drive(
             let skip = checkpoint
                 .and_then(|c| c.get("records").and_then(Json::as_u64))
                 .unwrap_or(0);
+            *whole = skip == 0;
             let mut reader = FileReader::open(provider, source, skip, ctx.outbound)
                 .await
                 .map_err(IngestError::Provider)?;
             while let Some(chunk) = reader.next_chunk().await.map_err(IngestError::Provider)? {
                 let batch = prepared.batch_items(chunk.items);
                 let next = Some(serde_json::json!({ "records": chunk.consumed }));
-                let written = commit(batch, next).await?;
+                let written = commit(batch, next, None).await?;
                 summary.add(&written);
                 on_progress(summary.progress());
                 if cancel.is_cancelled() {
@@ -277,7 +308,7 @@ async fn fetch_pages(
                     let next = page
                         .next
                         .as_ref()
-                        .and_then(|p| serde_json::to_value(p).ok());
+                        .and_then(|p| serde_json::to_value(listing.checkpoint(p)).ok());
                     Ok((items, next))
                 }
                 Err(error) => Err(IngestError::from(ListingError::AtPage {
@@ -293,6 +324,59 @@ async fn fetch_pages(
             return;
         }
     }
+}
+
+/// Where an incremental listing starts, and the mark the run raises: a resumed run asks from
+/// where the run it continues asked; an `INCREMENTAL` run from the stored mark less
+/// `lookback` (from `initial` when there is none); a `FULL` run from `initial`, and it sets
+/// the mark anew.
+async fn incremental_start(
+    ctx: &RunContext<'_>,
+    source: &HttpSource,
+    resume: Option<&Checkpoint>,
+) -> Result<(Option<Since>, Option<Mark>), IngestError> {
+    let Some(inc) = &source.incremental else {
+        return Ok((None, None));
+    };
+    let bad = |key: &str, e: String| IngestError::Provider(format!("{key}: {e}"));
+    let initial = Mark::of_config(&inc.initial);
+    let kind = initial.kind();
+    let format = Format::of_config(inc.format.as_deref(), kind)
+        .map_err(|e| bad("source.incremental.format", e))?;
+    let stored = match ctx.mode {
+        RunMode::Full => None,
+        _ => match provider_state::cursor(ctx.db, &ctx.provider.name).await? {
+            Some(text) => Some(Mark::parse(kind, &text).map_err(|e| {
+                bad(
+                    "stored cursor",
+                    format!("{e}; set it with resetProviderCursor"),
+                )
+            })?),
+            None => None,
+        },
+    };
+    let resumed = resume
+        .and_then(|c| c.since.as_deref())
+        .map(|text| Mark::parse(kind, text).map_err(|e| bad("checkpoint", e)))
+        .transpose()?;
+    let start = match (resumed, &stored) {
+        (Some(resumed), _) => resumed,
+        (None, Some(mark)) => match &inc.lookback {
+            Some(lookback) => {
+                let step = Step::of_config(lookback, kind)
+                    .map_err(|e| bad("source.incremental.lookback", e))?;
+                mark.moved(&step, -1)
+            }
+            None => mark.clone(),
+        },
+        (None, None) => initial,
+    };
+    let since = Since {
+        mark: start,
+        format,
+        param: inc.param.clone(),
+    };
+    Ok((Some(since), stored))
 }
 
 /// Rebuilds entity rows from stored raw payloads, without calling the provider.

@@ -13,9 +13,11 @@ use crate::hosts::HostRules;
 use crate::providers::Provider;
 use crate::providers::definition::{HttpMethod, Parse, Source};
 use crate::providers::env::{expand_provider, process_env, secret_query_params};
+use crate::sources::filter::RecordFilter;
 use crate::sources::http::{Client, FetchError, Request};
+use crate::sources::incremental::{Kind, Mark};
 use crate::sources::json;
-use crate::sources::listing::{BodyFormat, Listing, ListingError, Position, parse_path};
+use crate::sources::listing::{BodyFormat, Listing, ListingError, Position, Since, parse_path};
 use crate::sources::outbound::Outbound;
 use crate::store::rejected::MessageAt;
 use crate::transform::path::FieldPath;
@@ -38,6 +40,11 @@ pub struct Prepared {
     secret_params: Vec<String>,
     /// Raw records are Kafka message envelopes.
     kafka: bool,
+    /// `skip` and `keep`: applied by an HTTP listing before `follow`, by every other kind
+    /// when its records are mapped.
+    pub filter: RecordFilter,
+    /// Incremental sync: where each record's cursor is, and its kind.
+    pub cursor: Option<(FieldPath, Kind)>,
 }
 
 impl Prepared {
@@ -86,7 +93,25 @@ impl Prepared {
             }
             _ => None,
         };
+        let filter = RecordFilter::of(&provider)?;
+        let cursor = match &def.source {
+            Source::Http(http) => match &http.incremental {
+                Some(inc) => Some((
+                    FieldPath::parse(&inc.cursor).map_err(|e| {
+                        format!(
+                            "source.incremental.cursor: bad JSONPath `{}`: {e}",
+                            inc.cursor
+                        )
+                    })?,
+                    Mark::of_config(&inc.initial).kind(),
+                )),
+                None => None,
+            },
+            _ => None,
+        };
         Ok(Prepared {
+            filter,
+            cursor,
             provider,
             host_rules: host_rules.clone(),
             mapper,
@@ -99,8 +124,13 @@ impl Prepared {
         })
     }
 
-    /// The listing of the provider's HTTP source, from `start` (the checkpoint) or the top.
-    pub fn listing(&self, start: Option<Position>) -> Result<Listing, ListingError> {
+    /// The listing of the provider's HTTP source, from `start` (the checkpoint) or the top;
+    /// `since` where an incremental one starts.
+    pub fn listing(
+        &self,
+        start: Option<Position>,
+        since: Option<Since>,
+    ) -> Result<Listing, ListingError> {
         let Source::Http(source) = &self.provider.def.source else {
             return Err(ListingError::Invalid(
                 "source: not an http source".to_string(),
@@ -115,7 +145,8 @@ impl Prepared {
             source.retry.clone(),
             self.secret_params.clone(),
             &self.outbound,
-        )?;
+        )?
+        .with_auth(source.auth.as_ref())?;
         let base = Request {
             method: source.method,
             url,
@@ -127,7 +158,16 @@ impl Prepared {
             (None, Parse::Csv(_)) => BodyFormat::Csv,
             _ => BodyFormat::Json,
         };
-        Listing::new(client, source, base, source.query.clone(), format, start)
+        Listing::new(
+            client,
+            source,
+            base,
+            source.query.clone(),
+            format,
+            start,
+            self.filter.clone(),
+            since,
+        )
     }
 
     /// With `follow`: each listed record is replaced by the document at its URL, fetched
@@ -246,6 +286,19 @@ impl Prepared {
             _ => return None,
         };
         Some(self.text.as_ref()?.records(text))
+    }
+
+    /// Whether `record` (as its source listed it) passes `skip` and `keep` here: HTTP
+    /// listings have applied them already.
+    pub fn passes_filter(&self, record: &Json) -> bool {
+        matches!(self.provider.def.source, Source::Http(_)) || self.filter.passes(record)
+    }
+
+    /// The record's incremental cursor value, when the provider has one.
+    pub fn cursor_of(&self, record: &Json) -> Option<Result<Mark, String>> {
+        let (path, kind) = self.cursor.as_ref()?;
+        let value = path.find(record).unwrap_or(Json::Null);
+        Some(Mark::of_record(*kind, &value).map_err(|e| format!("source.incremental.cursor: {e}")))
     }
 
     /// The message a raw record of a Kafka source came from, read off its envelope.

@@ -10,6 +10,8 @@ use serde_json::Value as Json;
 
 use super::Prepared;
 use crate::entities::{Entity, Target, Visit};
+use crate::providers::definition::OnMissing;
+use crate::sources::incremental::Mark;
 use crate::store::nul;
 use crate::store::raw::{self, NewRaw};
 use crate::store::rejected::{self, NewRejection};
@@ -35,11 +37,13 @@ pub struct Batch {
 }
 
 /// What one batch did.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Written {
     pub fetched: u64,
     pub counts: UpsertCounts,
     pub rejected: u64,
+    /// The largest incremental cursor value among the batch's records.
+    pub cursor: Option<Mark>,
 }
 
 /// Writes `batch` for the provider's entity kind, in the caller's transaction.
@@ -95,7 +99,18 @@ async fn write<E: Entity, C: ConnectionTrait>(
     let keep_raw = prepared.provider.keep_raw() && !batch.renormalize;
     let mut mapped = MappedBatch::default();
     map_items::<E>(prepared, batch.items, keep_raw, &mut mapped);
-    write_mapped::<E, C>(db, prepared, run_id, mapped, keep_raw).await
+    // Every record a fetched batch holds, written or unchanged, was seen upstream (a
+    // renormalized one was only read back from storage).
+    let seen: Option<Vec<String>> = (prepared.provider.def.on_missing == OnMissing::MarkDeleted
+        && !batch.renormalize)
+        .then(|| mapped.mapped.iter().map(|(id, _, _)| id.clone()).collect());
+    let written = write_mapped::<E, C>(db, prepared, run_id, mapped, keep_raw).await?;
+    if let Some(keys) = seen {
+        let provider = &prepared.provider;
+        let dataset = provider.def.dataset.as_deref().unwrap_or(&provider.name);
+        crate::store::records::mark_seen(db, dataset, run_id, &keys).await?;
+    }
+    Ok(written)
 }
 
 /// A batch's records mapped to the entity kind's records, and its rejections: the CPU part of
@@ -104,6 +119,8 @@ async fn write<E: Entity, C: ConnectionTrait>(
 pub struct MappedBatch<R> {
     mapped: Vec<Mapped<R>>,
     rejections: Vec<NewRejection>,
+    /// The largest incremental cursor value among the mapped records.
+    cursor: Option<Mark>,
 }
 
 impl<R> Default for MappedBatch<R> {
@@ -111,6 +128,7 @@ impl<R> Default for MappedBatch<R> {
         MappedBatch {
             mapped: Vec::new(),
             rejections: Vec::new(),
+            cursor: None,
         }
     }
 }
@@ -120,6 +138,16 @@ impl<R> MappedBatch<R> {
     pub fn append(&mut self, other: MappedBatch<R>) {
         self.mapped.extend(other.mapped);
         self.rejections.extend(other.rejections);
+        if let Some(cursor) = other.cursor {
+            raise(&mut self.cursor, cursor);
+        }
+    }
+}
+
+/// `mark` raised to `value` when `value` is past it.
+fn raise(mark: &mut Option<Mark>, value: Mark) {
+    if mark.as_ref().is_none_or(|m| value.after(m)) {
+        *mark = Some(value);
     }
 }
 
@@ -131,9 +159,14 @@ pub fn map_items<E: Entity>(
     keep_raw: bool,
     out: &mut MappedBatch<E::Record>,
 ) {
-    let MappedBatch { mapped, rejections } = out;
+    let MappedBatch {
+        mapped,
+        rejections,
+        cursor,
+    } = out;
     for item in items {
         let raw = match item {
+            Item::Raw(raw) if !prepared.passes_filter(&raw) => continue,
             Item::Raw(raw) => raw,
             Item::Rejected {
                 reason,
@@ -168,7 +201,7 @@ pub fn map_items<E: Entity>(
             )),
             Some(records) => {
                 for record in records {
-                    match map_one::<E>(prepared, &record) {
+                    match map_one::<E>(prepared, &record, cursor) {
                         Ok((external_id, row)) => {
                             mapped.push((external_id, keep_raw.then(|| raw.clone()), row))
                         }
@@ -179,7 +212,7 @@ pub fn map_items<E: Entity>(
                 }
             }
             // The payload is the record: kept as it is, without a copy.
-            None => match map_one::<E>(prepared, &raw) {
+            None => match map_one::<E>(prepared, &raw, cursor) {
                 Ok((external_id, row)) => mapped.push((external_id, keep_raw.then_some(raw), row)),
                 Err((external_id, reason)) => {
                     rejections.push(rejection(prepared, external_id, reason, &raw))
@@ -201,7 +234,11 @@ pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
 ) -> Result<Written, DbErr> {
     runs::lock_for_batch(db, run_id).await?;
     let provider = &prepared.provider.name;
-    let MappedBatch { mapped, rejections } = batch;
+    let MappedBatch {
+        mapped,
+        rejections,
+        cursor,
+    } = batch;
     let fetched = (mapped.len() + rejections.len()) as u64;
 
     // A later record with the same external id replaces an earlier one of the batch: only the
@@ -266,6 +303,7 @@ pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
         fetched,
         counts,
         rejected: rejections.len() as u64,
+        cursor,
     };
     runs::add_batch(
         db,
@@ -283,11 +321,13 @@ pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
 
 /// One raw record into the kind's record and its external id: the provider's `key` field when
 /// it declares one, else the record's natural key. On failure, the reason (and the id when
-/// known).
-fn map_one<E: Entity>(
+/// known). An incremental provider's record needs a cursor value, which raises `cursor`.
+pub(crate) fn map_one<E: Entity>(
     prepared: &Prepared,
     raw: &Json,
+    cursor: &mut Option<Mark>,
 ) -> Result<(String, E::Record), (Option<String>, String)> {
+    let value = prepared.cursor_of(raw).transpose().map_err(|e| (None, e))?;
     let fields = prepared.fields(raw).map_err(|e| (None, e))?;
     if !prepared.provider.def.fields.is_empty()
         && let Some(path) = nul::in_fields(&fields)
@@ -306,6 +346,9 @@ fn map_one<E: Entity>(
         (id, error)
     })?;
     let external_id = key.unwrap_or_else(|| E::key(&record).into_owned());
+    if let Some(value) = value {
+        raise(cursor, value);
+    }
     Ok((external_id, record))
 }
 

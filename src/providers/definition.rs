@@ -38,6 +38,24 @@ pub struct ProviderFile {
     /// Entity field = where its value comes from.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
+    /// Records to leave out: one matching any rule is dropped, whatever the source kind.
+    #[serde(default)]
+    pub skip: Vec<RecordRule>,
+    /// Records to keep: one that fails any rule is dropped, whatever the source kind.
+    #[serde(default)]
+    pub keep: Vec<RecordRule>,
+    /// What a complete run does with stored records it did not see: `keep` them (default), or
+    /// `mark_deleted` (kept, with `deletedAt`, and left out of lists unless asked for).
+    #[serde(default)]
+    pub on_missing: OnMissing,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    #[default]
+    Keep,
+    MarkDeleted,
 }
 
 /// Where records come from.
@@ -78,9 +96,14 @@ pub struct HttpSource {
     /// top-level array is its elements, anything else one record.
     #[serde(default = "default_records_path")]
     pub records: String,
-    /// Records to leave out, by a field of the raw record.
+    /// JSONPath to an error in a JSON answer (`$.error` for JSON-RPC): an answer where it finds
+    /// a non-null value fails the run with that value, instead of counting as a page of no
+    /// records.
+    pub error: Option<String>,
+    /// Records to leave out: the same rules as the top-level `skip`, accepted here too for
+    /// files written before filters applied to every source kind.
     #[serde(default)]
-    pub skip: Vec<SkipRule>,
+    pub skip: Vec<RecordRule>,
     #[serde(default)]
     pub pagination: Pagination,
     /// Fetch a URL taken from each record and use that body as the record.
@@ -103,6 +126,147 @@ pub struct HttpSource {
     #[serde(default = "default_max_pages")]
     #[schemars(range(min = 1))]
     pub max_pages: u64,
+    /// How requests prove who is asking: sent with every request of the source, `follow`
+    /// requests included. Strings expand `${VAR}` and are never logged or shown.
+    pub auth: Option<Auth>,
+    /// Fetch only what changed since the last run, by a cursor field of the records.
+    pub incremental: Option<Incremental>,
+}
+
+/// Incremental sync: the largest cursor value among committed records (the high-water mark)
+/// is stored with each page, and the next run asks only for records from it (less
+/// `lookback`) on.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    /// JSONPath into each record (as the source lists it) to its cursor: a timestamp, an
+    /// integer (a JSON number, decimal text or a `0x` hex quantity) or a text.
+    pub cursor: String,
+    /// Query parameter that carries the mark. Absent: write `${cursor}` into the URL, a query
+    /// value or a body string, or let `window` pagination start from the mark.
+    pub param: Option<String>,
+    /// Where the first run (and a `FULL` run) starts. Its type is the cursor's: an integer, a
+    /// timestamp (RFC 3339 text) or any other text.
+    pub initial: CursorValue,
+    /// Re-read this much before the mark (writes that arrive late): a duration such as `1h`
+    /// or `30m` for timestamps, an integer for integers. Not for text cursors.
+    pub lookback: Option<CursorValue>,
+    /// How the mark is written into a request: for timestamps a strftime format (default
+    /// RFC 3339) or `epoch` / `epoch_ms`; for integers `decimal` (default) or `hex`.
+    pub format: Option<String>,
+}
+
+/// An integer, or a text (a timestamp, a duration or any text, by context).
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum CursorValue {
+    Integer(i64),
+    Text(String),
+}
+
+/// A filter on a field of each record as the source lists it (before `follow`, `[parse]` and
+/// `fields`). The rule matches when any of the conditions given holds.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRule {
+    /// JSONPath into the record.
+    pub field: String,
+    /// The field's text starts with this.
+    pub starts_with: Option<String>,
+    /// The field's text (a number or boolean as written in JSON) is this.
+    pub equals: Option<String>,
+    /// The field's text is one of these.
+    #[serde(rename = "in")]
+    pub one_of: Option<Vec<String>>,
+    /// The field is an array of this many elements (an integer, or a list of allowed counts).
+    pub length: Option<Lengths>,
+}
+
+/// One count, or any of several.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Lengths {
+    One(u64),
+    Any(Vec<u64>),
+}
+
+impl Lengths {
+    pub fn allows(&self, n: u64) -> bool {
+        match self {
+            Lengths::One(one) => *one == n,
+            Lengths::Any(any) => any.contains(&n),
+        }
+    }
+}
+
+/// Source authentication, by `kind`. Its `Debug` shows no secret: only the kind and the keys
+/// that say where credentials go.
+#[derive(Clone, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token, usually `${VAR}`.
+        token: String,
+    },
+    /// HTTP Basic authentication (`Authorization: Basic …`).
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password, usually `${VAR}`.
+        password: String,
+    },
+    /// One header carrying a key, such as `X-Api-Key`.
+    Header {
+        /// The header's name.
+        name: String,
+        /// The header's value, usually `${VAR}`.
+        value: String,
+    },
+    /// OAuth2 client credentials grant (RFC 6749 §4.4): a token from `token_url`, sent as
+    /// `Authorization: Bearer …`, renewed shortly before it expires and once on a 401.
+    Oauth2ClientCredentials {
+        /// The authorization server's token endpoint (http or https).
+        token_url: String,
+        /// The client id.
+        client_id: String,
+        /// The client secret, usually `${VAR}`.
+        client_secret: String,
+        /// Scopes asked for; none by default.
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// The `audience` parameter some servers require (the API the token is for).
+        audience: Option<String>,
+    },
+}
+
+impl Auth {
+    /// The `kind` as written in a provider file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Auth::Bearer { .. } => "bearer",
+            Auth::Basic { .. } => "basic",
+            Auth::Header { .. } => "header",
+            Auth::Oauth2ClientCredentials { .. } => "oauth2_client_credentials",
+        }
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("Auth");
+        out.field("kind", &self.kind());
+        match self {
+            Auth::Header { name, .. } => {
+                out.field("name", name);
+            }
+            Auth::Oauth2ClientCredentials { scopes, .. } => {
+                out.field("scopes", scopes);
+            }
+            Auth::Bearer { .. } | Auth::Basic { .. } => {}
+        }
+        out.finish_non_exhaustive()
+    }
 }
 
 /// A Kafka source. Each message becomes one record (or, for `csv` and `text`, one per row or
@@ -175,18 +339,6 @@ pub enum HttpMethod {
     Post,
 }
 
-/// Leave out records whose `field` (a JSONPath into the raw record) matches.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SkipRule {
-    /// JSONPath into the raw record.
-    pub field: String,
-    /// The field's text starts with this.
-    pub starts_with: Option<String>,
-    /// The field's text is this.
-    pub equals: Option<String>,
-}
-
 /// How to ask for the next page and recognise the last one.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -241,6 +393,51 @@ pub enum Pagination {
         /// JSONPath to the next page's URL in the body.
         next_path: Option<String>,
     },
+    /// Consecutive ranges `[from, to)` of `step`, from `start` (or the incremental mark) to
+    /// `end`: one request per range, with `${window.from}`, `${window.to}` and
+    /// `${window.last}` (`to` less one unit: 1, or one second) in the URL, query values or
+    /// body strings. Each finished range is checkpointed.
+    Window(Box<Window>),
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    /// The size of a range: an integer (block numbers, ids), or a duration such as `1h`,
+    /// `15m`, `1d` (timestamps).
+    pub step: CursorValue,
+    /// Where the first range starts: an integer, or an RFC 3339 timestamp. Absent: the
+    /// incremental mark (less `lookback`), or `incremental.initial`.
+    pub start: Option<CursorValue>,
+    /// Where the last range ends (exclusive).
+    pub end: WindowEnd,
+    /// How bounds are written: `decimal` (default for integers), `hex` (`0x` quantity),
+    /// `epoch`, `epoch_ms`, or a strftime format (default RFC 3339 for timestamps).
+    pub format: Option<String>,
+}
+
+/// Where a window listing ends.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum WindowEnd {
+    /// An integer, an RFC 3339 timestamp, or `now` (the run's start).
+    Value(CursorValue),
+    /// Asked of the provider when the run starts: the answer at `path` is the last value to
+    /// fetch (so ranges run through it).
+    Head(Head),
+}
+
+/// A request for the end of a window listing, e.g. a chain's latest block.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// Request URL; default the source's `url`. `${VAR}` expands.
+    pub url: Option<String>,
+    /// JSON body; with one the request is a POST. Strings expand `${VAR}`.
+    pub body: Option<serde_json::Value>,
+    /// JSONPath to the value in the answer: an integer (a number, decimal text or `0x` hex
+    /// quantity) or a timestamp.
+    pub path: String,
 }
 
 impl Default for Pagination {
@@ -369,20 +566,28 @@ pub enum FieldSpec {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldTable {
-    /// JSONPath, key or capture name. Absent: the value comes from `transforms` (`default`)
-    /// alone.
+    /// JSONPath, key or capture name. Absent: the value comes from `paths`, or from
+    /// `transforms` (`default`) alone.
     pub path: Option<String>,
+    /// Several paths instead of `path`: the value is the first of them that is present and not
+    /// null (an ERC-721 token id in a fourth topic, else an ERC-20 amount in `data`).
+    pub paths: Option<Vec<String>>,
     /// Steps applied to the value, in order.
     #[serde(default)]
     pub transforms: Vec<Transform>,
 }
 
 impl FieldSpec {
-    /// Where the value comes from (absent: from a `default` transform alone), and its steps.
-    pub fn parts(&self) -> (Option<&str>, &[Transform]) {
+    /// Where the value comes from (the first path that gives one; none: from a `default`
+    /// transform alone), and its steps.
+    pub fn parts(&self) -> (Vec<&str>, &[Transform]) {
         match self {
-            FieldSpec::Path(path) => (Some(path), &[]),
-            FieldSpec::Full(table) => (table.path.as_deref(), &table.transforms),
+            FieldSpec::Path(path) => (vec![path.as_str()], &[]),
+            FieldSpec::Full(table) => {
+                let mut paths: Vec<&str> = table.path.iter().map(String::as_str).collect();
+                paths.extend(table.paths.iter().flatten().map(String::as_str));
+                (paths, &table.transforms)
+            }
         }
     }
 }
@@ -391,7 +596,7 @@ impl FieldSpec {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Transform {
-    /// `"trim"`, `"lowercase"`, `"int"`, `"uint256"`, `"hex"`, `"mac"`, `"ip"`,
+    /// `"trim"`, `"lowercase"`, `"int"`, `"uint256"`, `"hex"`, `"address"`, `"mac"`, `"ip"`,
     /// `"timestamp"`, `"redact"`, `"sha256"`.
     Name(TransformName),
     /// `{ int = { default = 0 } }`, `{ timestamp = { format = "%m/%d/%Y %H:%M:%S" } }`,
@@ -409,6 +614,9 @@ pub enum TransformName {
     Int,
     Uint256,
     Hex,
+    // An Ethereum address as lower-case `0x…`; from a 32-byte word (a log topic), its last 20
+    // bytes. (A doc comment here would turn the schema's `enum` into a `oneOf`.)
+    Address,
     Mac,
     Ip,
     Timestamp,

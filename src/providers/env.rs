@@ -3,7 +3,7 @@
 //! run takes an expanded copy of its provider ([`expand_provider`]) and reads everything from it.
 
 use super::Provider;
-use super::definition::{FieldSpec, Source, Transform, TransformWith};
+use super::definition::{FieldSpec, Pagination, Source, Transform, TransformWith, WindowEnd};
 use super::load::LoadError;
 use super::shape::child;
 use super::validate::is_http_url;
@@ -26,6 +26,13 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
                 return Err("`${` without a closing `}`".to_string());
             };
             let name = &after[..end];
+            if crate::sources::incremental::REQUEST_VARS.contains(&name) {
+                // Filled in per request (`${cursor}`, `${window.from}`, …), not from the
+                // environment.
+                out.push_str(&tail[..end + 3]);
+                rest = &after[end + 1..];
+                continue;
+            }
             if !valid_var_name(name) {
                 return Err(
                     "`${…}` must hold a variable name: letters, digits and `_`, not starting with a digit"
@@ -47,9 +54,9 @@ pub fn expand_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<St
 }
 
 /// A copy of `provider` with `${VAR}` expanded in the request URL, header values, query
-/// values, body strings and `sha256` keys. Called when a run starts; the copy holds secrets,
-/// so it is dropped when the run ends and never logged. An unset variable is an error naming
-/// the file, the key and the variable.
+/// values, body strings, `source.auth` strings and `sha256` keys. Called when a run starts;
+/// the copy holds secrets, so it is dropped when the run ends and never logged. An unset
+/// variable is an error naming the file, the key and the variable.
 pub fn expand_provider(
     provider: &Provider,
     env: &dyn Fn(&str) -> Option<String>,
@@ -78,6 +85,21 @@ pub fn expand_provider(
         if let Some(body) = &mut http.body {
             expand_json(body, "source.body", env).map_err(|(key, m)| fail(key, m))?;
         }
+        if let Some(auth) = &mut http.auth {
+            expand_auth(auth, env).map_err(|(key, m)| fail(key, m))?;
+        }
+        if let Pagination::Window(window) = &mut http.pagination
+            && let WindowEnd::Head(head) = &mut window.end
+        {
+            if let Some(url) = &mut head.url {
+                *url = expand_env(url, env)
+                    .map_err(|m| fail("source.pagination.end.url".to_string(), m))?;
+            }
+            if let Some(body) = &mut head.body {
+                expand_json(body, "source.pagination.end.body", env)
+                    .map_err(|(key, m)| fail(key, m))?;
+            }
+        }
     }
     if let Source::Kafka(kafka) = &mut out.def.source {
         kafka.brokers =
@@ -105,6 +127,50 @@ pub fn expand_provider(
         }
     }
     Ok(out)
+}
+
+/// `${VAR}` in every string of `source.auth`; the token URL must still be an http(s) URL.
+fn expand_auth(
+    auth: &mut super::definition::Auth,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    use super::definition::Auth;
+    let one = |text: &mut String, key: &str| -> Result<(), (String, String)> {
+        *text = expand_env(text, env).map_err(|m| (format!("source.auth.{key}"), m))?;
+        Ok(())
+    };
+    match auth {
+        Auth::Bearer { token } => one(token, "token")?,
+        Auth::Basic { username, password } => {
+            one(username, "username")?;
+            one(password, "password")?;
+        }
+        Auth::Header { value, .. } => one(value, "value")?,
+        Auth::Oauth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            audience,
+        } => {
+            one(token_url, "token_url")?;
+            if !is_http_url(token_url) {
+                return Err((
+                    "source.auth.token_url".to_string(),
+                    "after `${…}` expansion, not an http:// or https:// URL".to_string(),
+                ));
+            }
+            one(client_id, "client_id")?;
+            one(client_secret, "client_secret")?;
+            for (i, scope) in scopes.iter_mut().enumerate() {
+                one(scope, &format!("scopes[{i}]"))?;
+            }
+            if let Some(audience) = audience {
+                one(audience, "audience")?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn expand_json(
@@ -172,6 +238,117 @@ mod tests {
     use super::*;
 
     #[test]
+    fn expand_provider_expands_every_auth_string() {
+        use crate::providers::definition::Auth;
+        use crate::providers::load::fixtures::{good, http};
+        let provider = good(&http(
+            "[source.auth]\nkind = \"oauth2_client_credentials\"\ntoken_url = \"${AUTH_BASE}/token\"\nclient_id = \"${CLIENT_ID}\"\nclient_secret = \"${CLIENT_SECRET}\"\nscopes = [\"${SCOPE}\", \"write\"]\naudience = \"${AUDIENCE}\"",
+            "",
+        ));
+        let env = |name: &str| match name {
+            "AUTH_BASE" => Some("https://auth.example.com".to_string()),
+            "CLIENT_ID" => Some("tributary".to_string()),
+            "CLIENT_SECRET" => Some("s3cr3t".to_string()),
+            "SCOPE" => Some("read".to_string()),
+            "AUDIENCE" => Some("https://api.example.com".to_string()),
+            _ => None,
+        };
+        let expanded = expand_provider(&provider, &env).expect("all variables set");
+        let Source::Http(source) = &expanded.def.source else {
+            panic!("an http source");
+        };
+        let Some(Auth::Oauth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            audience,
+        }) = &source.auth
+        else {
+            panic!("oauth2 client credentials");
+        };
+        assert_eq!(
+            (
+                token_url.as_str(),
+                client_id.as_str(),
+                client_secret.as_str()
+            ),
+            ("https://auth.example.com/token", "tributary", "s3cr3t")
+        );
+        assert_eq!(scopes, &["read", "write"]);
+        assert_eq!(audience.as_deref(), Some("https://api.example.com"));
+        // Debug output of the expanded source shows no secret.
+        assert!(!format!("{source:?}").contains("s3cr3t"));
+
+        let error = |unset: &str| {
+            let env = |name: &str| if name == unset { None } else { env(name) };
+            let error = expand_provider(&provider, &env).expect_err("a variable is unset");
+            assert!(!error.to_string().contains("s3cr3t"), "{error}");
+            format!("{}: {}", error.key, error.message)
+        };
+        assert_eq!(
+            error("CLIENT_SECRET"),
+            "source.auth.client_secret: environment variable `CLIENT_SECRET` is not set"
+        );
+        assert_eq!(
+            error("SCOPE"),
+            "source.auth.scopes[0]: environment variable `SCOPE` is not set"
+        );
+        assert_eq!(
+            error("AUDIENCE"),
+            "source.auth.audience: environment variable `AUDIENCE` is not set"
+        );
+        assert_eq!(
+            error("AUTH_BASE"),
+            "source.auth.token_url: environment variable `AUTH_BASE` is not set"
+        );
+        let not_a_url = |name: &str| match name {
+            "AUTH_BASE" => Some("auth.example.com".to_string()),
+            _ => env(name),
+        };
+        let error = expand_provider(&provider, &not_a_url).expect_err("not a URL");
+        assert_eq!(
+            format!("{}: {}", error.key, error.message),
+            "source.auth.token_url: after `${…}` expansion, not an http:// or https:// URL"
+        );
+
+        for (table, key) in [
+            ("kind = \"bearer\"\ntoken = \"${T}\"", "token"),
+            (
+                "kind = \"basic\"\nusername = \"${T}\"\npassword = \"p\"",
+                "username",
+            ),
+            (
+                "kind = \"basic\"\nusername = \"u\"\npassword = \"${T}\"",
+                "password",
+            ),
+            (
+                "kind = \"header\"\nname = \"X-Api-Key\"\nvalue = \"${T}\"",
+                "value",
+            ),
+        ] {
+            let provider = good(&http(&format!("[source.auth]\n{table}"), ""));
+            let error = expand_provider(&provider, &|_| None).expect_err("T is unset");
+            assert_eq!(error.key, format!("source.auth.{key}"));
+            let expanded =
+                expand_provider(&provider, &|_| Some("s3cr3t".to_string())).expect("T is set");
+            let Source::Http(source) = &expanded.def.source else {
+                panic!("an http source");
+            };
+            let shown = format!("{source:?}");
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            let value = match source.auth.as_ref() {
+                Some(Auth::Bearer { token }) => token,
+                Some(Auth::Basic { username, .. }) if key == "username" => username,
+                Some(Auth::Basic { password, .. }) => password,
+                Some(Auth::Header { value, .. }) => value,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(value, "s3cr3t");
+        }
+    }
+
+    #[test]
     fn expand_env_replaces_variables_and_never_shows_values() {
         let env = |name: &str| match name {
             "SILK_TOKEN" => Some("s3cr3t".to_string()),
@@ -206,6 +383,11 @@ mod tests {
             Err("`${` without a closing `}`".to_string())
         );
         assert!(expand_env("${}", &env).is_err());
+        // Request variables are left for each request to fill in.
+        assert_eq!(
+            expand_env("from=${window.from}&since=${cursor}", &env).as_deref(),
+            Ok("from=${window.from}&since=${cursor}")
+        );
         assert!(expand_env("${A-B}", &env).is_err());
     }
 }

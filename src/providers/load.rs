@@ -307,7 +307,13 @@ mod tests {
         let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            ["crowdstrike", "qualys", "sample-tokens", "sample-transfers"]
+            [
+                "crowdstrike",
+                "ethereum-transfers-rpc",
+                "qualys",
+                "sample-tokens",
+                "sample-transfers"
+            ]
         );
         for provider in providers.iter().filter(|p| p.name.starts_with("sample-")) {
             let Source::File(file) = &provider.def.source else {
@@ -395,7 +401,10 @@ mod tests {
             names,
             [
                 "products-csv",
+                "events-by-range",
+                "tickets",
                 "kafka-transfers",
+                "crm-contacts",
                 "crowdstrike-hosts",
                 "slack-users",
                 "patients",

@@ -564,7 +564,8 @@ mod tests {
         texts
             .iter()
             .filter_map(|text| toml::from_str::<toml::Table>(text).ok())
-            .filter(|table| table.contains_key("source"))
+            // Whole files only: a snippet such as `[source.auth]` alone is not one.
+            .filter(|table| table.contains_key("source") && table.contains_key("entity"))
             .collect()
     }
 
@@ -848,13 +849,13 @@ mod tests {
         assert_eq!(
             problems(&format!("bogus = 1\n{PUSH_TOKEN}")),
             [
-                "bogus: unknown key; expected one of `dataset`, `enabled`, `entity`, `fields`, `keep_raw`, `key`, `name`, `parse`, `schedule`, `source`"
+                "bogus: unknown key; expected one of `dataset`, `enabled`, `entity`, `fields`, `keep`, `keep_raw`, `key`, `name`, `on_missing`, `parse`, `schedule`, `skip`, `source`"
             ]
         );
         assert_eq!(
             problems(&http("method = \"POST\"\nheader = { a = \"b\" }", "")),
             [
-                "source.header: unknown key; expected one of `kind`, `body`, `concurrency`, `follow`, `headers`, `max_pages`, `method`, `pagination`, `query`, `rate_limit`, `records`, `retry`, `skip`, `timeout_secs`, `url`"
+                "source.header: unknown key; expected one of `kind`, `auth`, `body`, `concurrency`, `error`, `follow`, `headers`, `incremental`, `max_pages`, `method`, `pagination`, `query`, `rate_limit`, `records`, `retry`, `skip`, `timeout_secs`, `url`"
             ]
         );
         assert_eq!(
@@ -894,7 +895,9 @@ mod tests {
         // A misspelt `transforms` would otherwise drop the transforms without a word.
         assert_eq!(
             problems(&PUSH_TOKEN.replace("transforms", "transform")),
-            ["fields.address.transform: unknown key; expected one of `path`, `transforms`"]
+            [
+                "fields.address.transform: unknown key; expected one of `path`, `paths`, `transforms`"
+            ]
         );
         assert_eq!(
             problems(
@@ -977,7 +980,7 @@ mod tests {
         assert_eq!(
             problems(&PUSH_TOKEN.replace("[\"hex\"]", "[\"hexx\"]")),
             [
-                "fields.address.transforms[0]: expected one of `trim`, `lowercase`, `int`, `uint256`, `hex`, `mac`, `ip`, `timestamp`, `redact`, `sha256` (found `hexx`)"
+                "fields.address.transforms[0]: expected one of `trim`, `lowercase`, `int`, `uint256`, `hex`, `address`, `mac`, `ip`, `timestamp`, `redact`, `sha256` (found `hexx`)"
             ]
         );
         assert_eq!(
@@ -986,7 +989,7 @@ mod tests {
         );
         assert_eq!(
             problems(&PUSH_TOKEN.replace("{ path = \"address\", transforms = [\"hex\"] }", "3")),
-            ["fields.address: expected a string or a table with `path`, `transforms`"]
+            ["fields.address: expected a string or a table with `path`, `paths`, `transforms`"]
         );
         assert_eq!(
             problems(&http(
@@ -1048,7 +1051,7 @@ mod tests {
                 ""
             )),
             [
-                "source.skip[0]: expected `starts_with` or `equals` (or both: either one matching skips)",
+                "source.skip[0]: expected `equals`, `in`, `starts_with` or `length` (the rule matches when any one holds)",
                 "source.retry.max_backoff_ms: expected at least `initial_backoff_ms`",
             ]
         );

@@ -8,8 +8,9 @@ use serde_json_path::JsonPath;
 use toml::Value;
 
 use super::definition::{
-    EntityKind, FieldSpec, FileFormat, FileSource, HttpMethod, HttpSource, KafkaSource,
-    MessageFormat, PageEnd, Pagination, Parse, ProviderFile, Source, Transform, TransformWith,
+    CursorValue, EntityKind, FieldSpec, FileFormat, FileSource, HttpMethod, HttpSource,
+    KafkaSource, MessageFormat, OnMissing, PageEnd, Pagination, Parse, ProviderFile, RecordRule,
+    Source, Transform, TransformWith, WindowEnd,
 };
 use super::env::expand_env;
 use super::load::Problems;
@@ -131,6 +132,182 @@ pub(super) fn validate(
     }
 
     check_mapping(def, captures.as_deref(), problems);
+    for (i, rule) in def.skip.iter().enumerate() {
+        check_rule(rule, &format!("skip[{i}]"), problems);
+    }
+    if def.on_missing == OnMissing::MarkDeleted {
+        if def.entity != EntityKind::Record {
+            problems.add(
+                "on_missing",
+                "`mark_deleted` is for entity = \"record\": other kinds merge several providers' rows (hosts) or have no provider of their own (tokens, transfers, products, events)",
+            );
+        }
+        if !matches!(def.source, Source::Http(_) | Source::File(_)) {
+            problems.add(
+                "on_missing",
+                "`mark_deleted` needs a source that a run lists whole (http or file); push and kafka runs never see the whole source",
+            );
+        }
+    }
+    for (i, rule) in def.keep.iter().enumerate() {
+        check_rule(rule, &format!("keep[{i}]"), problems);
+    }
+}
+
+fn check_rule(rule: &RecordRule, key: &str, problems: &mut Problems) {
+    check_jsonpath(&rule.field, &format!("{key}.field"), problems);
+    if rule.starts_with.is_none()
+        && rule.equals.is_none()
+        && rule.one_of.is_none()
+        && rule.length.is_none()
+    {
+        problems.add(
+            key,
+            "expected `equals`, `in`, `starts_with` or `length` (the rule matches when any one holds)",
+        );
+    }
+}
+
+/// `${name}` is written in one of the request's texts.
+fn request_uses(http: &HttpSource, name: &str) -> bool {
+    let needle = format!("${{{name}}}");
+    let mut texts = vec![http.url.clone()];
+    texts.extend(http.query.values().cloned());
+    if let Some(body) = &http.body {
+        texts.push(body.to_string());
+    }
+    texts.iter().any(|t| t.contains(&needle))
+}
+
+/// `[source.incremental]` and `window` pagination: the cursor's type comes from `initial` (or
+/// the window's `start`), and every other value must be of that type.
+fn check_cursor(http: &HttpSource, problems: &mut Problems) {
+    use crate::sources::incremental::{Format, Kind, Mark, Step};
+    let window = match &http.pagination {
+        Pagination::Window(window) => Some(window),
+        _ => None,
+    };
+    let mut kind = None;
+    if let Some(inc) = &http.incremental {
+        check_jsonpath(&inc.cursor, "source.incremental.cursor", problems);
+        let k = Mark::of_config(&inc.initial).kind();
+        kind = Some(k);
+        if let Some(lookback) = &inc.lookback {
+            match Step::of_config(lookback, k) {
+                Ok(_) => {}
+                Err(e) => problems.add("source.incremental.lookback", e),
+            }
+        }
+        if let Err(e) = Format::of_config(inc.format.as_deref(), k) {
+            problems.add("source.incremental.format", e);
+        }
+        let reaches = inc.param.is_some() || window.is_some() || request_uses(http, "cursor");
+        if !reaches {
+            problems.add(
+                "source.incremental",
+                "the mark reaches no request: set `param`, write `${cursor}` into the url, a query value or the body, or use `window` pagination",
+            );
+        }
+        if let Some(param) = &inc.param
+            && param.trim().is_empty()
+        {
+            problems.add(
+                "source.incremental.param",
+                "expected a query parameter name",
+            );
+        }
+    } else if request_uses(http, "cursor") {
+        problems.add(
+            "source",
+            "`${cursor}` is used, but there is no `[source.incremental]` to give it",
+        );
+    }
+    let Some(window) = window else {
+        for name in ["window.from", "window.to", "window.last"] {
+            if request_uses(http, name) {
+                problems.add(
+                    "source",
+                    format!("`${{{name}}}` is used, but pagination is not `window`"),
+                );
+            }
+        }
+        return;
+    };
+    if let Some(start) = &window.start {
+        let k = Mark::of_config(start).kind();
+        match kind {
+            Some(inc) if inc != k => problems.add(
+                "source.pagination.start",
+                format!(
+                    "expected {} like `incremental.initial`, found {}",
+                    inc.name(),
+                    k.name()
+                ),
+            ),
+            _ => kind = Some(k),
+        }
+    }
+    let Some(kind) = kind else {
+        problems.add(
+            "source.pagination",
+            "a window needs `start`, or `[source.incremental]` to start from",
+        );
+        return;
+    };
+    if kind == Kind::Text {
+        problems.add(
+            "source.pagination.start",
+            "expected an integer or an RFC 3339 timestamp: text cannot be cut into windows",
+        );
+        return;
+    }
+    match Step::of_config(&window.step, kind) {
+        Ok(step) if step.is_zero() => {
+            problems.add("source.pagination.step", "expected a step greater than 0")
+        }
+        Ok(_) => {}
+        Err(e) => problems.add("source.pagination.step", e),
+    }
+    if let Err(e) = Format::of_config(window.format.as_deref(), kind) {
+        problems.add("source.pagination.format", e);
+    }
+    match &window.end {
+        WindowEnd::Value(CursorValue::Text(text)) if text == "now" => {
+            if kind != Kind::Time {
+                problems.add(
+                    "source.pagination.end",
+                    "`now` ends a window of timestamps; expected an integer",
+                );
+            }
+        }
+        WindowEnd::Value(value) => {
+            let k = Mark::of_config(value).kind();
+            if k != kind {
+                problems.add(
+                    "source.pagination.end",
+                    format!(
+                        "expected {}, `now`, or a head request {{ path = … }}",
+                        kind.name()
+                    ),
+                );
+            }
+        }
+        WindowEnd::Head(head) => {
+            check_jsonpath(&head.path, "source.pagination.end.path", problems);
+            if let Some(url) = &head.url {
+                if !url_shape_ok(url) {
+                    problems.add(
+                        "source.pagination.end.url",
+                        "expected an http:// or https:// URL (or one starting with `${VAR}`)",
+                    );
+                }
+                check_env_syntax(url, "source.pagination.end.url", problems);
+            }
+            if let Some(body) = &head.body {
+                check_body_env(body, "source.pagination.end.body", problems);
+            }
+        }
+    }
 }
 
 fn check_kafka(kafka: &KafkaSource, parse: &Parse, parse_given: bool, problems: &mut Problems) {
@@ -212,8 +389,14 @@ fn check_http(
         }
         check_body_env(body, "source.body", problems);
     }
+    if let Some(auth) = &http.auth {
+        check_auth(auth, &http.headers, problems);
+    }
 
     check_jsonpath(&http.records, "source.records", problems);
+    if let Some(error) = &http.error {
+        check_jsonpath(error, "source.error", problems);
+    }
     let records_given = raw.is_some_and(|t| t.contains_key("records"));
     if records_given && http.follow.is_none() && !matches!(parse, Parse::Json(_)) {
         problems.add(
@@ -223,14 +406,9 @@ fn check_http(
     }
 
     for (i, rule) in http.skip.iter().enumerate() {
-        check_jsonpath(&rule.field, &format!("source.skip[{i}].field"), problems);
-        if rule.starts_with.is_none() && rule.equals.is_none() {
-            problems.add(
-                format!("source.skip[{i}]"),
-                "expected `starts_with` or `equals` (or both: either one matching skips)",
-            );
-        }
+        check_rule(rule, &format!("source.skip[{i}]"), problems);
     }
+    check_cursor(http, problems);
 
     match &http.pagination {
         Pagination::None(_) => {}
@@ -255,6 +433,7 @@ fn check_http(
                 check_jsonpath(path, "source.pagination.next_path", problems);
             }
         }
+        Pagination::Window(_) => {}
     }
 
     if let Some(follow) = &http.follow {
@@ -271,6 +450,89 @@ fn check_http(
             "source.retry.max_backoff_ms",
             "expected at least `initial_backoff_ms`",
         );
+    }
+}
+
+/// `source.auth`: header names, the token URL, `${VAR}` syntax, and no second set of
+/// credentials in `source.headers`.
+fn check_auth(
+    auth: &super::definition::Auth,
+    headers: &std::collections::BTreeMap<String, String>,
+    problems: &mut Problems,
+) {
+    use super::definition::Auth;
+    // One request carries one set of credentials: a second would be sent beside the first, and
+    // which one the provider reads is anyone's guess.
+    let sets = match auth {
+        Auth::Header { name, .. } => name.as_str(),
+        _ => "Authorization",
+    };
+    for name in headers.keys() {
+        if name.eq_ignore_ascii_case("Authorization") || name.eq_ignore_ascii_case(sets) {
+            problems.add(
+                format!("source.headers.{name}"),
+                format!(
+                    "conflicts with `source.auth` (kind = \"{}\"): requests carry one set of credentials; remove one of them",
+                    auth.kind()
+                ),
+            );
+        }
+    }
+    let text = |value: &str, key: &str, problems: &mut Problems| {
+        let key = format!("source.auth.{key}");
+        if value.trim().is_empty() {
+            problems.add(&key, "expected a value, usually `${VAR}`");
+        }
+        check_env_syntax(value, &key, problems);
+    };
+    match auth {
+        Auth::Bearer { token } => text(token, "token", problems),
+        Auth::Basic { username, password } => {
+            text(username, "username", problems);
+            if username.contains(':') {
+                problems.add(
+                    "source.auth.username",
+                    "must not contain `:` (HTTP Basic separates the user name from the password with it)",
+                );
+            }
+            check_env_syntax(password, "source.auth.password", problems);
+        }
+        Auth::Header { name, value } => {
+            if !valid_header_name(name) {
+                problems.add("source.auth.name", "not a valid HTTP header name");
+            }
+            text(value, "value", problems);
+        }
+        Auth::Oauth2ClientCredentials {
+            token_url,
+            client_id,
+            client_secret,
+            scopes,
+            audience,
+        } => {
+            if !url_shape_ok(token_url) {
+                problems.add(
+                    "source.auth.token_url",
+                    "expected an http:// or https:// URL (or one starting with `${VAR}`)",
+                );
+            }
+            check_env_syntax(token_url, "source.auth.token_url", problems);
+            text(client_id, "client_id", problems);
+            text(client_secret, "client_secret", problems);
+            for (i, scope) in scopes.iter().enumerate() {
+                let key = format!("scopes[{i}]");
+                if scope.trim().is_empty() || scope.contains(char::is_whitespace) {
+                    problems.add(
+                        format!("source.auth.{key}"),
+                        "expected one scope: not empty, no spaces (each scope is its own entry)",
+                    );
+                }
+                check_env_syntax(scope, &format!("source.auth.{key}"), problems);
+            }
+            if let Some(audience) = audience {
+                check_env_syntax(audience, "source.auth.audience", problems);
+            }
+        }
     }
 }
 
@@ -353,13 +615,30 @@ fn check_mapping(def: &ProviderFile, captures: Option<&[String]>, problems: &mut
     }
 
     for (name, spec) in &def.fields {
-        let (path, transforms) = spec.parts();
-        let path_key = match spec {
-            FieldSpec::Path(_) => format!("fields.{name}"),
-            FieldSpec::Full(_) => format!("fields.{name}.path"),
-        };
-        match path {
-            Some(path) => check_value_path(path, &path_key, captures, problems),
+        let (paths, transforms) = spec.parts();
+        if let FieldSpec::Full(table) = spec
+            && let Some(list) = &table.paths
+        {
+            if table.path.is_some() {
+                problems.add(
+                    format!("fields.{name}"),
+                    "expected `path` or `paths`, not both",
+                );
+            }
+            if list.is_empty() {
+                problems.add(format!("fields.{name}.paths"), "expected at least one path");
+            }
+        }
+        for (i, path) in paths.iter().enumerate() {
+            let path_key = match spec {
+                FieldSpec::Path(_) => format!("fields.{name}"),
+                FieldSpec::Full(table) if table.path.is_some() => format!("fields.{name}.path"),
+                FieldSpec::Full(_) => format!("fields.{name}.paths[{i}]"),
+            };
+            check_value_path(path, &path_key, captures, problems);
+        }
+        match paths.first() {
+            Some(_) => {}
             None => {
                 let has_default = transforms
                     .iter()
@@ -565,6 +844,96 @@ cloud_provider = { path = "service_provider", transforms = [{ map = { AWS_EC2_V2
     }
 
     #[test]
+    fn incremental_and_window_keys_agree_with_the_cursor_type() {
+        let since = "[source.incremental]\ncursor = \"$.updated_at\"\nparam = \"since\"\ninitial = \"2024-01-01T00:00:00Z\"";
+        good(&http(since, ""));
+        good(&http(
+            "body = { from = \"${window.from}\", last = \"${window.last}\" }\nmethod = \"POST\"",
+            "[source.pagination]\nkind = \"window\"\nstep = 10\nstart = 100\nend = { path = \"$.result\", body = { method = \"eth_blockNumber\" } }\nformat = \"hex\"",
+        ));
+        assert_eq!(
+            problems(&http(
+                &("query = { a = \"${window.to}\" }\n".to_string()
+                    + &since
+                        .replace("param = \"since\"\n", "lookback = 5\nformat = \"hex\"\n")
+                        .replace("$.updated_at", "$.[")),
+                ""
+            )),
+            [
+                "source.incremental.cursor: not a valid JSONPath (RFC 9535): at position 2, in dot member name, must start with lowercase alpha or '_'",
+                "source.incremental.lookback: expected a duration such as \"1h\" (the cursor is a timestamp)",
+                "source.incremental.format: expected `rfc3339`, `epoch`, `epoch_ms` or a strftime format such as `%Y-%m-%dT%H:%M:%SZ`",
+                "source.incremental: the mark reaches no request: set `param`, write `${cursor}` into the url, a query value or the body, or use `window` pagination",
+                "source: `${window.to}` is used, but pagination is not `window`",
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "query = { since = \"${cursor}\" }",
+                "[source.pagination]\nkind = \"window\"\nstep = \"1h\"\nend = \"now\""
+            )),
+            [
+                "source: `${cursor}` is used, but there is no `[source.incremental]` to give it",
+                "source.pagination: a window needs `start`, or `[source.incremental]` to start from",
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "",
+                "[source.pagination]\nkind = \"window\"\nstep = 0\nstart = 5\nend = \"now\"\nformat = \"%Y\""
+            )),
+            [
+                "source.pagination.step: expected a step greater than 0",
+                "source.pagination.format: expected `decimal` or `hex` for an integer cursor",
+                "source.pagination.end: `now` ends a window of timestamps; expected an integer",
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "",
+                "[source.pagination]\nkind = \"window\"\nstep = \"soon\"\nstart = \"2024-01-01T00:00:00Z\"\nend = 7"
+            )),
+            [
+                "source.pagination.step: \"soon\" is not a duration; expected e.g. \"30s\", \"15m\", \"1h\", \"1d\"",
+                "source.pagination.end: expected a timestamp, `now`, or a head request { path = … }",
+            ]
+        );
+    }
+
+    #[test]
+    fn filters_and_paths_are_checked() {
+        assert_eq!(
+            problems(&format!(
+                "{PUSH_TOKEN}[[skip]]\nfield = \"$.a\"\n[[keep]]\nfield = \"$.[\"\nlength = 3\n"
+            )),
+            [
+                "skip[0]: expected `equals`, `in`, `starts_with` or `length` (the rule matches when any one holds)",
+                "keep[0].field: not a valid JSONPath (RFC 9535): at position 2, in dot member name, must start with lowercase alpha or '_'",
+            ]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{PUSH_TOKEN}[[keep]]\nfield = \"$.a\"\nlength = \"3\"\n"
+            )),
+            [
+                "keep[0].length: expected a whole number (0 or more) or a list of whole numbers (0 or more)"
+            ]
+        );
+        let text = PUSH_TOKEN.replace(
+            "[fields]",
+            "[fields]\nsymbol = { path = \"a\", paths = [\"b\"] }\nname = { paths = [] }",
+        );
+        assert_eq!(
+            problems(&text),
+            [
+                "fields.name.paths: expected at least one path",
+                "fields.name: no `path`, so `transforms` needs a `default`",
+                "fields.symbol: expected `path` or `paths`, not both",
+            ]
+        );
+    }
+
+    #[test]
     fn record_needs_dataset_and_key() {
         assert_eq!(
             problems("entity = \"record\"\n[source]\nkind = \"push\"\n"),
@@ -694,6 +1063,136 @@ url = "mediaLink""#,
         assert_eq!(
             problems(&http("rate_limit = 5e-324", "")),
             ["source.rate_limit: expected at least 0.000000001 requests per second"]
+        );
+    }
+
+    #[test]
+    fn source_auth_names_every_bad_key() {
+        let auth = |table: &str| http(&format!("[source.auth]\n{table}"), "");
+        good(&auth("kind = \"bearer\"\ntoken = \"${API_TOKEN}\""));
+        good(&auth(
+            "kind = \"basic\"\nusername = \"ingest\"\npassword = \"${API_PASSWORD}\"",
+        ));
+        good(&auth(
+            "kind = \"header\"\nname = \"X-Api-Key\"\nvalue = \"${API_KEY}\"",
+        ));
+        let oauth = "kind = \"oauth2_client_credentials\"\ntoken_url = \"${AUTH_BASE}/oauth/token\"\nclient_id = \"${CLIENT_ID}\"\nclient_secret = \"${CLIENT_SECRET}\"";
+        let provider = good(&auth(&format!(
+            "{oauth}\nscopes = [\"hosts:read\"]\naudience = \"https://api.example.com\""
+        )));
+        let crate::providers::definition::Source::Http(source) = &provider.def.source else {
+            panic!("an http source");
+        };
+        assert!(matches!(
+            &source.auth,
+            Some(crate::providers::definition::Auth::Oauth2ClientCredentials { scopes, audience: Some(_), .. })
+                if scopes == &["hosts:read"]
+        ));
+        // `scopes` defaults to none.
+        let provider = good(&auth(oauth));
+        let crate::providers::definition::Source::Http(source) = &provider.def.source else {
+            panic!("an http source");
+        };
+        assert!(matches!(
+            &source.auth,
+            Some(crate::providers::definition::Auth::Oauth2ClientCredentials { scopes, audience: None, .. })
+                if scopes.is_empty()
+        ));
+
+        assert_eq!(
+            problems(&auth("kind = \"digest\"\ntoken = \"t\"")),
+            [
+                "source.auth.kind: expected one of `bearer`, `basic`, `header`, `oauth2_client_credentials` (found `digest`)"
+            ]
+        );
+        assert_eq!(
+            problems(&auth("token = \"t\"")),
+            [
+                "source.auth.kind: missing; expected one of `bearer`, `basic`, `header`, `oauth2_client_credentials`"
+            ]
+        );
+        assert_eq!(
+            problems(&auth(&oauth.replace("client_id = \"${CLIENT_ID}\"\n", ""))),
+            ["source.auth.client_id: missing; expected a string"]
+        );
+        assert_eq!(
+            problems(&auth(&format!("{oauth}\nsecret = \"x\""))),
+            [
+                "source.auth.secret: unknown key; expected one of `kind`, `audience`, `client_id`, `client_secret`, `scopes`, `token_url`"
+            ]
+        );
+        assert_eq!(
+            problems(&auth("kind = \"bearer\"\ntoken = 5")),
+            ["source.auth.token: expected a string"]
+        );
+        assert_eq!(
+            problems(&auth(
+                "kind = \"header\"\nname = \"X Api Key\"\nvalue = \"${API_KEY}\""
+            )),
+            ["source.auth.name: not a valid HTTP header name"]
+        );
+        assert_eq!(
+            problems(&auth(
+                &oauth.replace("${AUTH_BASE}/oauth/token", "auth.example.com/token")
+            )),
+            [
+                "source.auth.token_url: expected an http:// or https:// URL (or one starting with `${VAR}`)"
+            ]
+        );
+        assert_eq!(
+            problems(&auth(
+                &oauth.replace("${AUTH_BASE}", "ftp://auth.example.com")
+            )),
+            [
+                "source.auth.token_url: expected an http:// or https:// URL (or one starting with `${VAR}`)"
+            ]
+        );
+        assert_eq!(
+            problems(&auth(&format!(
+                "{oauth}\nscopes = [\"read write\", \"${{2SCOPE}}\"]"
+            ))),
+            [
+                "source.auth.scopes[0]: expected one scope: not empty, no spaces (each scope is its own entry)",
+                "source.auth.scopes[1]: `${…}` must hold a variable name: letters, digits and `_`, not starting with a digit",
+            ]
+        );
+        assert_eq!(
+            problems(&auth(
+                &oauth
+                    .replace("\"${CLIENT_SECRET}\"", "\"\"")
+                    .replace("${CLIENT_ID}", "${CLIENT_ID")
+            )),
+            [
+                "source.auth.client_id: `${` without a closing `}`",
+                "source.auth.client_secret: expected a value, usually `${VAR}`",
+            ]
+        );
+        assert_eq!(
+            problems(&auth(
+                "kind = \"basic\"\nusername = \"a:b\"\npassword = \"${P}\""
+            )),
+            [
+                "source.auth.username: must not contain `:` (HTTP Basic separates the user name from the password with it)"
+            ]
+        );
+        // Two sets of credentials on one request.
+        assert_eq!(
+            problems(&http(
+                "headers = { authorization = \"Bearer ${OTHER}\" }\n[source.auth]\nkind = \"bearer\"\ntoken = \"${API_TOKEN}\"",
+                ""
+            )),
+            [
+                "source.headers.authorization: conflicts with `source.auth` (kind = \"bearer\"): requests carry one set of credentials; remove one of them"
+            ]
+        );
+        assert_eq!(
+            problems(&http(
+                "headers = { x-api-key = \"${OTHER}\", Accept = \"application/json\" }\n[source.auth]\nkind = \"header\"\nname = \"X-Api-Key\"\nvalue = \"${API_KEY}\"",
+                ""
+            )),
+            [
+                "source.headers.x-api-key: conflicts with `source.auth` (kind = \"header\"): requests carry one set of credentials; remove one of them"
+            ]
         );
     }
 

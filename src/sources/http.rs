@@ -11,8 +11,9 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
+use super::auth::{Authenticator, Credentials};
 use super::outbound::{self, Outbound};
-use crate::providers::definition::{HttpMethod, Retry};
+use crate::providers::definition::{Auth, HttpMethod, Retry};
 
 /// One request to make, with `${VAR}`s already expanded. Its `Debug` shows no header values
 /// and no body: they may hold secrets.
@@ -81,6 +82,8 @@ pub struct Client {
     retry: Retry,
     /// Query parameters whose values are secret.
     secret_params: Arc<Vec<String>>,
+    /// `source.auth`: credentials for every request (shared by clones: one OAuth2 token).
+    auth: Option<Authenticator>,
 }
 
 impl Client {
@@ -119,7 +122,17 @@ impl Client {
             limiter,
             retry,
             secret_params: Arc::new(secret_params),
+            auth: None,
         })
+    }
+
+    /// Sends `auth`'s credentials with every request of this client.
+    pub fn with_auth(mut self, auth: Option<&Auth>) -> Result<Client, FetchError> {
+        self.auth = auth
+            .map(Authenticator::new)
+            .transpose()
+            .map_err(FetchError::Invalid)?;
+        Ok(self)
     }
 
     /// The URL as it may be shown: secret query values replaced by `***`.
@@ -158,7 +171,9 @@ impl Client {
         if let Err(refused) = self.outbound.check_url(&request.url) {
             return Err(self.refused(method_name, &request.url, refused));
         }
-        let attempts = self.retry.attempts.max(1);
+        let mut attempts = self.retry.attempts.max(1);
+        // A 401 renews an OAuth2 token once per request.
+        let mut renewed = false;
         let mut backoff = Duration::from_millis(self.retry.initial_backoff_ms);
         let max_backoff = Duration::from_millis(self.retry.max_backoff_ms);
         let mut attempt = 0;
@@ -167,7 +182,22 @@ impl Client {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
             }
-            let outcome = match self.send_once(request).await {
+            let (sent, used) = match self.credentials().await {
+                Ok(credentials) => (
+                    self.send_once(request, credentials.as_ref()).await,
+                    credentials,
+                ),
+                Err(error) if error.retryable => (Err(Sent::Failed(error.message)), None),
+                Err(error) => {
+                    return Err(FetchError::Failed {
+                        method: method_name,
+                        url: self.display_url(&request.url),
+                        reason: error.message,
+                        attempts: attempt,
+                    });
+                }
+            };
+            let outcome = match sent {
                 Err(Sent::Refused(refused)) => {
                     return Err(self.refused(method_name, &request.url, refused));
                 }
@@ -207,6 +237,15 @@ impl Client {
                         }
                     } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
                         (retry_after(&response.headers), Ok(status))
+                    } else if let (StatusCode::UNAUTHORIZED, false, Some(auth), Some(used)) =
+                        (status, renewed, &self.auth, &used)
+                        && auth.renews()
+                    {
+                        // The token was revoked or expired early: one new token, one more try.
+                        renewed = true;
+                        attempts += 1;
+                        auth.reject(used).await;
+                        continue;
                     } else {
                         // 4xx other than 429: retrying will not help.
                         return Err(FetchError::Status {
@@ -265,7 +304,19 @@ impl Client {
         }
     }
 
-    async fn send_once(&self, request: &Request) -> Result<Response, Sent> {
+    /// The credentials for the next request, if the source has `auth`.
+    async fn credentials(&self) -> Result<Option<Credentials>, super::auth::AuthError> {
+        match &self.auth {
+            Some(auth) => auth.credentials(&self.http, &self.outbound).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn send_once(
+        &self,
+        request: &Request,
+        credentials: Option<&Credentials>,
+    ) -> Result<Response, Sent> {
         let method = match request.method {
             HttpMethod::Get => Method::GET,
             HttpMethod::Post => Method::POST,
@@ -278,6 +329,10 @@ impl Client {
                 .map_err(|_| Sent::Failed(format!("bad value for header {name}")))?;
             value.set_sensitive(true);
             builder = builder.header(name, value);
+        }
+        // Already sensitive; `source.headers` holds no second set (checked on load).
+        for (name, value) in credentials.map_or(&[][..], |c| c.headers.as_slice()) {
+            builder = builder.header(name, value.clone());
         }
         if let Some(body) = &request.body {
             builder = builder.json(body);

@@ -8,18 +8,67 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use serde_json_path::JsonPath;
 
+use super::filter::RecordFilter;
 use super::http::{Client, FetchError, Request, next_link};
-use crate::providers::definition::{HttpSource, PageEnd, Pagination, SkipRule};
+use super::incremental::{Format, Mark, Step, Vars};
+use crate::providers::definition::{
+    CursorValue, HttpMethod, HttpSource, PageEnd, Pagination, Window, WindowEnd,
+};
 
 /// Where the next page starts. Stored as the provider's checkpoint after each committed page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Position {
     Start,
-    Offset { offset: u64, limit: u64 },
-    Page { page: u64 },
-    Cursor { cursor: String },
-    Url { url: String },
+    Offset {
+        offset: u64,
+        limit: u64,
+    },
+    Page {
+        page: u64,
+    },
+    Cursor {
+        cursor: String,
+    },
+    Url {
+        url: String,
+    },
+    /// The next window starts here (a cursor value in its stored form).
+    Window {
+        from: String,
+    },
+}
+
+/// What a run commits with each page to resume from: the position, and the mark the run
+/// started from (so a resumed run asks for the same records as the run it continues).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub at: Position,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+impl Checkpoint {
+    /// A stored checkpoint; one written before it held `since` is a bare position.
+    pub fn read(stored: Json) -> Option<Checkpoint> {
+        serde_json::from_value::<Checkpoint>(stored.clone())
+            .ok()
+            .or_else(|| {
+                serde_json::from_value::<Position>(stored)
+                    .ok()
+                    .map(|at| Checkpoint { at, since: None })
+            })
+    }
+}
+
+/// Where an incremental listing starts: the mark (less the lookback) or `initial`, and how it
+/// is written into requests.
+#[derive(Debug, Clone)]
+pub struct Since {
+    pub mark: Mark,
+    pub format: Format,
+    /// The query parameter that carries it, if any.
+    pub param: Option<String>,
 }
 
 /// One fetched page: its raw records, and where the listing goes on (`None`: this was the last).
@@ -67,8 +116,18 @@ pub struct Listing {
     query: BTreeMap<String, String>,
     pagination: Pagination,
     records: JsonPath,
-    skip: Vec<(JsonPath, SkipRule)>,
+    /// Where an answer says it failed (JSON-RPC's `$.error`).
+    error: Option<JsonPath>,
+    filter: RecordFilter,
     position: Option<Position>,
+    /// The URL as written, when it holds request variables: parsed per request once they are
+    /// filled in.
+    url_template: Option<String>,
+    /// `${cursor}` (the run's starting mark).
+    vars: Vars,
+    since: Option<Since>,
+    /// For window pagination: where the last window ends, known once the listing starts.
+    window_end: Option<Mark>,
     pages: u64,
     max_pages: u64,
     /// Cursor and URL positions already fetched in this run, with their page numbers.
@@ -79,21 +138,34 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// `base` is the expanded request; `start` the checkpoint to resume from (None: the start).
+    /// `base` is the expanded request; `start` the checkpoint to resume from (None: the start);
+    /// `since` where an incremental listing starts.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         client: Client,
         source: &HttpSource,
         base: Request,
-        query: BTreeMap<String, String>,
+        mut query: BTreeMap<String, String>,
         format: BodyFormat,
         start: Option<Position>,
+        filter: RecordFilter,
+        since: Option<Since>,
     ) -> Result<Listing, ListingError> {
         let records = parse_path("source.records", &source.records)?;
-        let skip = source
-            .skip
-            .iter()
-            .map(|rule| Ok((parse_path("source.skip.field", &rule.field)?, rule.clone())))
-            .collect::<Result<Vec<_>, ListingError>>()?;
+        let error = source
+            .error
+            .as_deref()
+            .map(|path| parse_path("source.error", path))
+            .transpose()?;
+        let mut vars = Vars::default();
+        if let Some(since) = &since {
+            let value = since.mark.format(&since.format);
+            if let Some(param) = &since.param {
+                query.insert(param.clone(), value.clone());
+            }
+            vars.set("cursor", value);
+        }
+        let url_template = source.url.contains("${").then(|| source.url.clone());
         Ok(Listing {
             format,
             client,
@@ -101,7 +173,12 @@ impl Listing {
             query,
             pagination: source.pagination.clone(),
             records,
-            skip,
+            error,
+            filter,
+            url_template,
+            vars,
+            since,
+            window_end: None,
             position: Some(start.unwrap_or(Position::Start)),
             pages: 0,
             max_pages: source.max_pages,
@@ -119,6 +196,102 @@ impl Listing {
         self.pages
     }
 
+    /// The checkpoint that resumes the listing at `next`.
+    pub fn checkpoint(&self, next: &Position) -> Checkpoint {
+        Checkpoint {
+            at: next.clone(),
+            since: self.since.as_ref().map(|s| s.mark.stored()),
+        }
+    }
+
+    /// For window pagination: the first window's start, the step, the end and the format,
+    /// asking the provider for the end when it is a head request (once per run).
+    async fn window(
+        &mut self,
+        window: &Window,
+        position: &Position,
+    ) -> Result<(Mark, Step, Mark, Format), ListingError> {
+        let invalid = |key: &str, e: String| ListingError::Invalid(format!("{key}: {e}"));
+        let configured = window.start.as_ref().map(Mark::of_config);
+        let kind = configured
+            .as_ref()
+            .or(self.since.as_ref().map(|s| &s.mark))
+            .map(Mark::kind)
+            .ok_or_else(|| {
+                invalid(
+                    "source.pagination",
+                    "a window needs `start`, or `[source.incremental]`".into(),
+                )
+            })?;
+        let from = match position {
+            Position::Window { from } => {
+                Mark::parse(kind, from).map_err(|e| invalid("checkpoint", e))?
+            }
+            // The incremental mark decides where a run starts; `start` is the first run's.
+            _ => match (&self.since, configured) {
+                (Some(since), _) => since.mark.clone(),
+                (None, Some(start)) => start,
+                (None, None) => {
+                    return Err(invalid(
+                        "source.pagination",
+                        "a window needs `start`, or `[source.incremental]`".into(),
+                    ));
+                }
+            },
+        };
+        let step = Step::of_config(&window.step, kind)
+            .map_err(|e| invalid("source.pagination.step", e))?;
+        let format = Format::of_config(window.format.as_deref(), kind)
+            .map_err(|e| invalid("source.pagination.format", e))?;
+        if self.window_end.is_none() {
+            let end = match &window.end {
+                WindowEnd::Value(CursorValue::Text(now)) if now == "now" => {
+                    Mark::Time(chrono::Utc::now())
+                }
+                WindowEnd::Value(value) => Mark::of_config(value),
+                WindowEnd::Head(head) => {
+                    let url = match &head.url {
+                        Some(url) => url::Url::parse(url).map_err(|e| {
+                            invalid("source.pagination.end.url", format!("not a URL ({e})"))
+                        })?,
+                        None => self.base.url.clone(),
+                    };
+                    let request = Request {
+                        method: if head.body.is_some() {
+                            HttpMethod::Post
+                        } else {
+                            HttpMethod::Get
+                        },
+                        url,
+                        headers: self.base.headers.clone(),
+                        body: head.body.clone(),
+                    };
+                    let body = head_answer(&self.client, request).await?;
+                    let path = parse_path("source.pagination.end.path", &head.path)?;
+                    let found = path.query(&body).exactly_one().map_err(|_| {
+                        invalid(
+                            "source.pagination.end.path",
+                            format!("`{}` found no single value in the answer", head.path),
+                        )
+                    })?;
+                    let last = Mark::of_record(kind, found)
+                        .map_err(|e| invalid("source.pagination.end.path", e))?;
+                    // The answer is the last value to fetch: windows run through it.
+                    last.moved(&Step::unit(kind), 1)
+                }
+            };
+            if end.kind() != kind {
+                return Err(invalid(
+                    "source.pagination.end",
+                    format!("expected {}", kind.name()),
+                ));
+            }
+            self.window_end = Some(end);
+        }
+        let end = self.window_end.clone().unwrap_or_else(|| from.clone());
+        Ok((from, step, end, format))
+    }
+
     /// The next page, or `None` when the listing has ended.
     pub async fn next_page(&mut self) -> Result<Option<FetchedPage>, ListingError> {
         let Some(position) = self.position.clone() else {
@@ -128,6 +301,24 @@ impl Listing {
             return Err(ListingError::TooManyPages(self.max_pages));
         }
         let number = self.pages + 1;
+        let window = match &self.pagination {
+            Pagination::Window(window) => {
+                let window = window.clone();
+                let bounds = self.window(&window, &position).await.map_err(|error| {
+                    ListingError::AtPage {
+                        page: number,
+                        error: Box::new(error),
+                    }
+                })?;
+                if !bounds.2.after(&bounds.0) {
+                    // Nothing left to ask for (the provider has nothing newer than the mark).
+                    self.position = None;
+                    return Ok(None);
+                }
+                Some(bounds)
+            }
+            _ => None,
+        };
         if let Some(key) = revisitable(&position) {
             if let Some(first) = self.fetched_positions.get(&key) {
                 let shown = match &position {
@@ -146,7 +337,11 @@ impl Listing {
             }
             self.fetched_positions.insert(key, number);
         }
-        let page = match self.fetch(position).await {
+        let fetched = match window {
+            Some((from, step, end, format)) => self.fetch_window(from, step, end, format).await,
+            None => self.fetch(position).await,
+        };
+        let page = match fetched {
             Ok(page) => page,
             // A refused address is about the provider's configuration, not about one page.
             Err(error @ ListingError::Fetch(FetchError::Refused { .. })) => return Err(error),
@@ -168,11 +363,39 @@ impl Listing {
         Ok(Some(page))
     }
 
+    /// Fetches the window `[from, min(from + step, end))`.
+    async fn fetch_window(
+        &self,
+        from: Mark,
+        step: Step,
+        end: Mark,
+        format: Format,
+    ) -> Result<FetchedPage, ListingError> {
+        let mut to = from.moved(&step, 1);
+        if to.after(&end) {
+            to = end.clone();
+        }
+        let last = to.moved(&Step::unit(to.kind()), -1);
+        let mut vars = self.vars.clone();
+        vars.set("window.from", from.format(&format));
+        vars.set("window.to", to.format(&format));
+        vars.set("window.last", last.format(&format));
+        let url = self.base.url.clone();
+        let response = self.get(&url, NO_PARAMS, NO_STATUSES, &vars).await?;
+        let records = self.records_of(&response.body)?;
+        let next = end
+            .after(&to)
+            .then(|| Position::Window { from: to.stored() });
+        Ok(FetchedPage { records, next })
+    }
+
     /// Fetches the page at `position`.
     async fn fetch(&self, position: Position) -> Result<FetchedPage, ListingError> {
         let page = match self.pagination.clone() {
             Pagination::None(_) => {
-                let response = self.get(&self.base.url.clone(), &[], &[]).await?;
+                let response = self
+                    .get(&self.base.url.clone(), &[], &[], &self.vars)
+                    .await?;
                 let records = self.records_of(&response.body)?;
                 FetchedPage {
                     records,
@@ -250,7 +473,9 @@ impl Listing {
                     Position::Cursor { cursor } => vec![(param.as_str(), cursor.clone())],
                     _ => Vec::new(),
                 };
-                let response = self.get(&self.base.url.clone(), &params, &[]).await?;
+                let response = self
+                    .get(&self.base.url.clone(), &params, &[], &self.vars)
+                    .await?;
                 let records = self.records_of(&response.body)?;
                 let token = match (&token_path, &token_header) {
                     (Some(path), _) => {
@@ -269,13 +494,18 @@ impl Listing {
                 let next = token.map(|cursor| Position::Cursor { cursor });
                 FetchedPage { records, next }
             }
+            Pagination::Window(_) => {
+                return Err(ListingError::Invalid(
+                    "a window listing is fetched by window".to_string(),
+                ));
+            }
             Pagination::Link { next_path } => {
                 let url = match &position {
                     Position::Url { url } => url::Url::parse(url)
                         .map_err(|e| ListingError::Invalid(format!("checkpoint URL: {e}")))?,
                     _ => self.base.url.clone(),
                 };
-                let response = self.get(&url, &[], &[]).await?;
+                let response = self.get(&url, &[], &[], &self.vars).await?;
                 let records = self.records_of(&response.body)?;
                 let next = match &next_path {
                     Some(path) => {
@@ -329,32 +559,71 @@ impl Listing {
         end: &PageEnd,
     ) -> Result<Option<Listed>, ListingError> {
         let response = self
-            .get(&self.base.url.clone(), params, &end.statuses)
+            .get(&self.base.url.clone(), params, &end.statuses, &self.vars)
             .await?;
         if !response.status.is_success() {
             return Ok(None);
         }
-        listed_records(self.format, &response.body, &self.records, &self.skip).map(Some)
+        self.check_error(&response.body)?;
+        listed_records(self.format, &response.body, &self.records, &self.filter).map(Some)
     }
 
+    /// An answer that says it failed (`source.error`) is an error, never an empty page: a
+    /// node refusing a range too large would otherwise lose that range's records.
+    fn check_error(&self, body: &[u8]) -> Result<(), ListingError> {
+        let Some(path) = &self.error else {
+            return Ok(());
+        };
+        let answer = parse_json(body)?;
+        match path.query(&answer).first() {
+            Some(Json::Null) | None => Ok(()),
+            Some(error) => {
+                let mut shown = error.to_string();
+                if shown.len() > 500 {
+                    let cut = (0..=500)
+                        .rev()
+                        .find(|i| shown.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    shown.truncate(cut);
+                    shown.push('…');
+                }
+                Err(ListingError::Invalid(format!(
+                    "the provider answered with an error (source.error): {shown}"
+                )))
+            }
+        }
+    }
+
+    /// A request to `url` (the source's own URL is filled in from its template), with the
+    /// provider's query, `params`, and the request variables replaced.
     async fn get(
         &self,
         url: &url::Url,
         params: &[(&str, String)],
         expected: &[u16],
+        vars: &Vars,
     ) -> Result<super::http::Response, ListingError> {
-        let mut url = url.clone();
+        let mut url = match &self.url_template {
+            Some(template) if *url == self.base.url => url::Url::parse(&vars.apply(template))
+                .map_err(|e| ListingError::Invalid(format!("source.url: not a URL ({e})")))?,
+            _ => url.clone(),
+        };
         {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in &self.query {
-                pairs.append_pair(k, v);
+                pairs.append_pair(k, &vars.apply(v));
             }
             for (k, v) in params {
                 pairs.append_pair(k, v);
             }
         }
+        let body = match (&self.base.body, vars.is_empty()) {
+            (Some(body), false) => Some(vars.apply_json(body)),
+            (body, _) => body.clone(),
+        };
         let request = Request {
             url,
+            body,
             ..self.base.clone()
         };
         let format = self.format;
@@ -371,8 +640,23 @@ impl Listing {
 
     /// The records in a page body, less the skipped ones.
     fn records_of(&self, body: &[u8]) -> Result<Vec<Json>, ListingError> {
-        page_records(self.format, body, &self.records, &self.skip)
+        self.check_error(body)?;
+        page_records(self.format, body, &self.records, &self.filter)
     }
+}
+
+const NO_PARAMS: &[(&str, String)] = &[];
+const NO_STATUSES: &[u16] = &[];
+
+/// The JSON answer to a window listing's head request.
+async fn head_answer(client: &Client, request: Request) -> Result<Json, ListingError> {
+    fn check(body: &[u8]) -> Result<(), String> {
+        serde_json::from_slice::<serde::de::IgnoredAny>(body)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    let response = client.fetch(&request, NO_STATUSES, &check).await?;
+    parse_json(&response.body)
 }
 
 /// The key of a position that a looping provider could lead back to (cursors and URLs; offsets
@@ -399,9 +683,9 @@ pub fn page_records(
     format: BodyFormat,
     body: &[u8],
     records: &JsonPath,
-    skip: &[(JsonPath, SkipRule)],
+    filter: &RecordFilter,
 ) -> Result<Vec<Json>, ListingError> {
-    listed_records(format, body, records, skip).map(|listed| listed.records)
+    listed_records(format, body, records, filter).map(|listed| listed.records)
 }
 
 /// A page's records less the skipped ones, and how many the page listed: offsets and short
@@ -415,7 +699,7 @@ fn listed_records(
     format: BodyFormat,
     body: &[u8],
     records: &JsonPath,
-    skip: &[(JsonPath, SkipRule)],
+    filter: &RecordFilter,
 ) -> Result<Listed, ListingError> {
     let mut found = match format {
         BodyFormat::Json => select(records, &parse_json(body)?),
@@ -423,7 +707,7 @@ fn listed_records(
         BodyFormat::Csv => csv_records(body)?,
     };
     let listed = found.len() as u64;
-    found.retain(|r| !skip.iter().any(|(path, rule)| skipped(path, rule, r)));
+    found.retain(|r| filter.passes(r));
     Ok(Listed {
         records: found,
         listed,
@@ -492,17 +776,4 @@ pub fn select(path: &JsonPath, body: &Json) -> Vec<Json> {
         [Json::Array(items)] => items.clone(),
         _ => nodes.into_iter().cloned().collect(),
     }
-}
-
-fn skipped(path: &JsonPath, rule: &SkipRule, record: &Json) -> bool {
-    let Ok(value) = path.query(record).exactly_one() else {
-        return false;
-    };
-    let Some(text) = value.as_str() else {
-        return false;
-    };
-    rule.starts_with
-        .as_deref()
-        .is_some_and(|p| text.starts_with(p))
-        || rule.equals.as_deref().is_some_and(|e| text == e)
 }

@@ -37,6 +37,27 @@ pub async fn set_checkpoint<C: ConnectionTrait>(
     .await
 }
 
+/// The incremental high-water mark, if any.
+pub async fn cursor<C: ConnectionTrait>(db: &C, provider: &str) -> Result<Option<String>, DbErr> {
+    Ok(provider_state::Entity::find_by_id(provider.to_string())
+        .one(db)
+        .await?
+        .and_then(|s| s.cursor))
+}
+
+/// Stores (or, with `None`, clears) the incremental high-water mark.
+pub async fn set_cursor<C: ConnectionTrait>(
+    db: &C,
+    provider: &str,
+    cursor: Option<String>,
+) -> Result<(), DbErr> {
+    let state = provider_state::ActiveModel {
+        cursor: Set(cursor),
+        ..new_row(provider)
+    };
+    upsert(db, state, [provider_state::Column::Cursor]).await
+}
+
 /// Whether the provider is paused (a `kafka` provider no replica consumes).
 pub async fn paused<C: ConnectionTrait>(db: &C, provider: &str) -> Result<bool, DbErr> {
     Ok(provider_state::Entity::find_by_id(provider.to_string())
@@ -68,6 +89,7 @@ fn new_row(provider: &str) -> provider_state::ActiveModel {
         checkpoint: Set(None),
         checkpoint_run_id: Set(None),
         paused: Set(false),
+        cursor: Set(None),
         updated_at: Set(chrono::Utc::now()),
     }
 }

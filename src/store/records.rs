@@ -103,17 +103,21 @@ pub fn cursor_values(r: &record::Model) -> Vec<KeyValue> {
     vec![KeyValue::Text(r.key.clone())]
 }
 
+/// A page of a dataset's records; those deleted upstream only with `include_deleted`.
 pub async fn list(
     db: &DatabaseConnection,
     dataset: &str,
     key: &TextFilter,
+    include_deleted: bool,
     page: &PageRequest,
 ) -> Result<Page<record::Model>, DbErr> {
-    let select = record::Entity::find().filter(
-        Condition::all()
-            .add(super::filter::text_eq(record::Column::Dataset, dataset))
-            .add(key.condition(record::Column::Key)),
-    );
+    let mut condition = Condition::all()
+        .add(super::filter::text_eq(record::Column::Dataset, dataset))
+        .add(key.condition(record::Column::Key));
+    if !include_deleted {
+        condition = condition.add(record::Column::DeletedAt.is_null());
+    }
+    let select = record::Entity::find().filter(condition);
     let rows = page
         .apply(&order(), db.get_database_backend(), select)
         .all(db)
@@ -134,4 +138,50 @@ pub async fn count_of_provider(db: &DatabaseConnection, provider: &str) -> Resul
         .filter(record::Column::Provider.eq(provider))
         .count(db)
         .await
+}
+
+/// Marks the records with these keys as seen by `run_id` (and not deleted: a record back
+/// upstream is back here), for a provider with `on_missing = "mark_deleted"`.
+pub async fn mark_seen<C: ConnectionTrait>(
+    db: &C,
+    dataset: &str,
+    run_id: i64,
+    keys: &[String],
+) -> Result<(), DbErr> {
+    for chunk in keys.chunks(CHUNK) {
+        record::Entity::update_many()
+            .col_expr(record::Column::SeenRunId, run_id.into())
+            .col_expr(
+                record::Column::DeletedAt,
+                Option::<chrono::DateTime<chrono::Utc>>::None.into(),
+            )
+            .filter(record::Column::Dataset.eq(dataset))
+            .filter(record::Column::Key.is_in(chunk.iter().cloned()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// After a complete run of `provider` into `dataset`: its records that run did not see are
+/// marked deleted now. Returns how many.
+pub async fn mark_unseen_deleted<C: ConnectionTrait>(
+    db: &C,
+    dataset: &str,
+    provider: &str,
+    run_id: i64,
+) -> Result<u64, DbErr> {
+    let result = record::Entity::update_many()
+        .col_expr(record::Column::DeletedAt, chrono::Utc::now().into())
+        .filter(record::Column::Dataset.eq(dataset))
+        .filter(record::Column::Provider.eq(provider))
+        .filter(record::Column::DeletedAt.is_null())
+        .filter(
+            Condition::any()
+                .add(record::Column::SeenRunId.is_null())
+                .add(record::Column::SeenRunId.ne(run_id)),
+        )
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }

@@ -31,8 +31,9 @@ pub struct Mapper {
 #[derive(Clone)]
 struct Field {
     name: String,
-    /// Absent: the value comes from a `default` step alone.
-    path: Option<FieldPath>,
+    /// The first that gives a non-null value is the field's. None: the value comes from a
+    /// `default` step alone.
+    paths: Vec<FieldPath>,
     steps: Vec<Step>,
 }
 
@@ -46,6 +47,7 @@ enum Step {
     },
     Uint256,
     Hex,
+    Address,
     Mac,
     Ip,
     Timestamp {
@@ -80,9 +82,9 @@ impl Mapper {
         let mut out = Map::new();
         for field in &self.fields {
             let found = field
-                .path
-                .as_ref()
-                .and_then(|path| path.find(raw))
+                .paths
+                .iter()
+                .find_map(|path| path.find(raw).filter(|value| !value.is_null()))
                 .unwrap_or(Value::Null);
             let value = field
                 .steps
@@ -109,12 +111,13 @@ impl fmt::Debug for Mapper {
 
 /// One field's mapping, or `None` when it is redacted.
 fn compile_field(name: &str, spec: &FieldSpec) -> Result<Option<Field>, String> {
-    let (path, transforms) = spec.parts();
-    let path = path
+    let (paths, transforms) = spec.parts();
+    let paths = paths
+        .into_iter()
         .map(|text| {
             FieldPath::parse(text).map_err(|error| format!("bad JSONPath `{text}`: {error}"))
         })
-        .transpose()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let mut steps = Vec::with_capacity(transforms.len());
     let mut redacted = false;
     for transform in transforms {
@@ -126,12 +129,12 @@ fn compile_field(name: &str, spec: &FieldSpec) -> Result<Option<Field>, String> 
     if redacted {
         return Ok(None);
     }
-    if path.is_none() && !steps.iter().any(|step| matches!(step, Step::Default(_))) {
+    if paths.is_empty() && !steps.iter().any(|step| matches!(step, Step::Default(_))) {
         return Err("no path, and no default to give a value".to_string());
     }
     Ok(Some(Field {
         name: name.to_string(),
-        path,
+        paths,
         steps,
     }))
 }
@@ -145,6 +148,7 @@ fn compile_step(transform: &Transform) -> Result<Option<Step>, String> {
             TransformName::Int => Step::Int { default: None },
             TransformName::Uint256 => Step::Uint256,
             TransformName::Hex => Step::Hex,
+            TransformName::Address => Step::Address,
             TransformName::Mac => Step::Mac,
             TransformName::Ip => Step::Ip,
             TransformName::Timestamp => Step::Timestamp { format: None },
@@ -217,6 +221,7 @@ fn apply_one(step: &Step, value: &Value) -> Result<Value, String> {
         Step::Int { default } => transforms::int(value, *default),
         Step::Uint256 => transforms::uint256(value),
         Step::Hex => transforms::hex(value),
+        Step::Address => transforms::address(value),
         Step::Mac => transforms::mac(value),
         Step::Ip => transforms::ip(value),
         Step::Timestamp { format } => transforms::timestamp(value, format.as_deref()),

@@ -49,12 +49,18 @@ pub fn lowercase(value: &Value) -> Result<Value, String> {
     }
 }
 
-/// A 64-bit integer: a JSON integer as it is, the first integer in a text ("about 42 years" →
-/// 42), or Mongo's `{"$numberLong": "123"}`. A text without one gives `default`, or an error
-/// when there is no default.
+/// A 64-bit integer: a JSON integer as it is, a `0x` hex quantity (`"0x76250"`, as JSON-RPC
+/// writes block numbers), the first integer in a text ("about 42 years" → 42), or Mongo's
+/// `{"$numberLong": "123"}`. A text without one gives `default`, or an error when there is no
+/// default.
 pub fn int(value: &Value, default: Option<i64>) -> Result<Value, String> {
     let number = match value {
         Value::Number(number) => whole_number(number)?,
+        Value::String(text) if let Some(hex) = crate::uint256::parse_hex(text) => {
+            let hex = hex?;
+            i64::try_from(hex)
+                .map_err(|_| format!("{} is out of range for a 64-bit integer", shown(value)))?
+        }
         Value::String(text) => match first_integer(text)? {
             Some(number) => number,
             None => {
@@ -123,8 +129,8 @@ fn mongo_number(object: &Map<String, Value>) -> Option<&Value> {
         .or_else(|| object.get("$numberInt"))
 }
 
-/// An unsigned 256-bit integer as canonical decimal text. Accepts decimal text, a JSON integer
-/// or `{"$numberLong": …}`. A JSON number with a fraction or beyond u64 has already lost digits
+/// An unsigned 256-bit integer as canonical decimal text. Accepts decimal text, a `0x` hex
+/// quantity (a JSON-RPC amount, a 32-byte word), a JSON integer or `{"$numberLong": …}`. A JSON number with a fraction or beyond u64 has already lost digits
 /// to floating point, so it is refused rather than stored wrong.
 pub fn uint256(value: &Value) -> Result<Value, String> {
     let text = match value {
@@ -137,7 +143,11 @@ pub fn uint256(value: &Value) -> Result<Value, String> {
         },
         other => return Err(format!("uint256 needs decimal text, got {}", shown(other))),
     };
-    parse_decimal(text).map(|number| Value::String(number.to_string()))
+    match crate::uint256::parse_hex(text) {
+        Some(hex) => hex,
+        None => parse_decimal(text),
+    }
+    .map(|number| Value::String(number.to_string()))
 }
 
 fn uint256_number(number: &Number) -> Result<Value, String> {
@@ -168,6 +178,30 @@ pub fn hex(value: &Value) -> Result<Value, String> {
         return Err(format!("{} has an odd number of hex digits", shown(value)));
     }
     Ok(Value::String(format!("0x{}", digits.to_ascii_lowercase())))
+}
+
+/// An Ethereum address as lower-case `0x` and 40 hex digits: given as such, or as a 32-byte
+/// word (a log topic) whose first 12 bytes are zero and whose last 20 are the address.
+pub fn address(value: &Value) -> Result<Value, String> {
+    let Value::String(hex) = self::hex(value)? else {
+        return Err(format!("{} is not an address", shown(value)));
+    };
+    let digits = &hex[2..];
+    match digits.len() {
+        40 => Ok(Value::String(hex)),
+        64 if digits[..24].bytes().all(|b| b == b'0') => {
+            Ok(Value::String(format!("0x{}", &digits[24..])))
+        }
+        64 => Err(format!(
+            "{} is a 32-byte word whose first 12 bytes are not zero, so not an address",
+            shown(value)
+        )),
+        n => Err(format!(
+            "{} has {} bytes; an address has 20 (or a 32-byte word holding one)",
+            shown(value),
+            n / 2
+        )),
+    }
 }
 
 /// A MAC address as lower-case colon pairs. Accepts `12-5e-2e-db-58-99`, `12:5E:2E:DB:58:99`,

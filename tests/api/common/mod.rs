@@ -2,6 +2,8 @@
 //! SQLite file, or a fresh PostgreSQL database) and talk to it over HTTP.
 
 pub mod browser;
+pub mod changes_api;
+pub mod eth_node;
 pub mod kafka;
 pub mod mock_provider;
 pub mod postgres;

@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 use serde_json_path::JsonPath;
 use tributary::entities::host::Host;
 use tributary::entities::{Entity, EntityKind, Visit};
-use tributary::providers::definition::{FieldSpec, SkipRule};
+use tributary::providers::definition::{FieldSpec, RecordRule};
+use tributary::sources::filter::RecordFilter;
 use tributary::sources::json;
 use tributary::sources::listing::{
     BodyFormat, ListingError, next_token, next_url, page_records, parse_path,
@@ -53,10 +54,11 @@ const RECORD_PATHS: [&str; 8] = [
     "$.*",
 ];
 
-fn skip_rules() -> Vec<(JsonPath, SkipRule)> {
-    let rule: SkipRule = serde_json::from_value(json!({"field": "$.name", "starts_with": "index"}))
-        .expect("skip rule");
-    vec![(JsonPath::parse("$.name").expect("path"), rule)]
+fn skip_rules() -> RecordFilter {
+    let rule: RecordRule =
+        serde_json::from_value(json!({"field": "$.name", "starts_with": "index"}))
+            .expect("skip rule");
+    RecordFilter::new(vec![rule], vec![]).expect("filter")
 }
 
 proptest! {
@@ -169,7 +171,7 @@ proptest! {
     fn any_record_path_parses_or_is_refused(path in "\\$[\\[\\]?@.*'a-z0-9:,() <>=!&|-]{0,20}") {
         match parse_path("source.records", &path) {
             Ok(parsed) => {
-                let _ = page_records(BodyFormat::Json, b"{\"a\": [1, {\"b\": 2}]}", &parsed, &[]);
+                let _ = page_records(BodyFormat::Json, b"{\"a\": [1, {\"b\": 2}]}", &parsed, &RecordFilter::default());
             }
             Err(error) => {
                 let message = error.to_string();
@@ -189,7 +191,12 @@ fn deeply_nested_json_is_refused_without_overflowing_the_stack() {
             "{error}"
         );
         let path = JsonPath::parse("$").expect("path");
-        match page_records(BodyFormat::Json, text.as_bytes(), &path, &[]) {
+        match page_records(
+            BodyFormat::Json,
+            text.as_bytes(),
+            &path,
+            &RecordFilter::default(),
+        ) {
             Err(ListingError::Invalid(message)) => assert!(
                 message.starts_with("response is not JSON: recursion limit exceeded"),
                 "{message}"

@@ -40,7 +40,7 @@ fn prepare(provider: &tributary::providers::Provider) {
         return;
     };
     if let Source::Http(_) = &provider.def.source {
-        let _ = prepared.listing(None);
+        let _ = prepared.listing(None, None);
     }
 }
 
