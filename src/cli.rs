@@ -18,7 +18,7 @@ use crate::settings::Settings;
 use crate::sources::outbound::Outbound;
 use crate::startup::Application;
 use crate::store::runs::{self, RunMode, RunTrigger};
-use crate::store::{invariants, leases};
+use crate::store::{invariants, leases, provider_state};
 use crate::task::AbortOnDrop;
 use crate::{db, graphql, telemetry};
 
@@ -71,6 +71,14 @@ pub enum Command {
         /// over; `renormalize` rebuilds rows from stored raw payloads without fetching.
         #[arg(long, value_enum, default_value = "incremental")]
         mode: ModeArg,
+        /// Fetch and map without writing anything: print each row it would write and each
+        /// rejection as a JSON line on stdout, a summary on stderr. Exit status 2 when records
+        /// were rejected.
+        #[arg(long)]
+        dry_run: bool,
+        /// With `--dry-run`: stop after this many rows and rejections together.
+        #[arg(long, value_name = "N", requires = "dry_run", value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
     },
 }
 
@@ -127,26 +135,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(settings.log_format);
             let providers = load_dir(&settings.providers_dir)?;
-            let db = db::connect(&settings).await?;
-            db::migrate(&db, &settings).await?;
+            // The files are checked without a database; runs and cursors need one.
+            let db = match connect_migrated(&settings).await {
+                Ok(db) => Some(db),
+                Err(error) => {
+                    eprintln!("note: last runs and cursors not shown: {error:#}");
+                    None
+                }
+            };
             for provider in &providers {
-                let last = runs::last_for(&db, &provider.name).await?;
-                let last = last.map_or_else(
-                    || "never run".to_string(),
-                    |r| {
-                        format!(
-                            "last run {} {} ({} fetched, {} rejected)",
-                            r.id, r.status, r.fetched, r.rejected
-                        )
-                    },
-                );
+                let state = match &db {
+                    Some(db) => {
+                        let last = runs::last_for(db, &provider.name).await?;
+                        let last = last.map_or_else(
+                            || "never run".to_string(),
+                            |r| {
+                                format!(
+                                    "last run {} {} ({} fetched, {} rejected)",
+                                    r.id, r.status, r.fetched, r.rejected
+                                )
+                            },
+                        );
+                        match provider_state::cursor(db, &provider.name).await? {
+                            Some(cursor) => format!("{last}, cursor {cursor}"),
+                            None if is_incremental(provider) => format!("{last}, no cursor"),
+                            None => last,
+                        }
+                    }
+                    None => "-".to_string(),
+                };
                 println!(
                     "{:<24} {:<9} {:<9} {:<18} {}",
                     provider.name,
                     format!("{:?}", provider.def.entity).to_lowercase(),
                     provider.source_kind(),
                     provider.def.schedule.as_deref().unwrap_or("-"),
-                    last
+                    state
                 );
             }
             println!(
@@ -156,7 +180,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { provider, mode } => {
+        Command::Ingest {
+            provider,
+            mode,
+            dry_run,
+            limit,
+        } => {
             let settings = Settings::load(cli.config.as_deref())?;
             telemetry::init(settings.log_format);
             let providers = load_dir(&settings.providers_dir)?;
@@ -166,6 +195,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     settings.providers_dir.display()
                 );
             };
+            if dry_run {
+                return run_dry(&settings, &provider, mode.into(), limit).await;
+            }
             let db = db::connect(&settings).await?;
             db::migrate(&db, &settings).await?;
             let outbound = settings.outbound.policy();
@@ -304,6 +336,100 @@ async fn run_ingest(
     if let Some(error) = s.error {
         anyhow::bail!("{} run {} failed: {error}", provider.name, s.run_id);
     }
+    if s.rejected > 0 {
+        return Ok(ExitCode::from(EXIT_REJECTED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to the database and applies pending migrations.
+async fn connect_migrated(settings: &Settings) -> anyhow::Result<DatabaseConnection> {
+    let db = db::connect(settings).await?;
+    db::migrate(&db, settings).await?;
+    Ok(db)
+}
+
+/// Whether the provider keeps an incremental cursor (`[source.incremental]`).
+fn is_incremental(provider: &Provider) -> bool {
+    matches!(&provider.def.source, Source::Http(http) if http.incremental.is_some())
+}
+
+/// `tributary ingest --dry-run`: fetches and maps, printing each row it would write and each
+/// rejection as one JSON line on stdout and a summary on stderr; writes nothing. Only an
+/// incremental provider's `INCREMENTAL` dry run reads the database (the stored cursor, where
+/// its listing starts), and starts from `initial` when the database cannot be reached.
+async fn run_dry(
+    settings: &Settings,
+    provider: &Provider,
+    mode: RunMode,
+    limit: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let db = if is_incremental(provider) && mode == RunMode::Incremental {
+        // Read only: no migrations, so a dry run leaves the database as it found it.
+        match db::connect(settings).await {
+            Ok(db) => Some(db),
+            Err(error) => {
+                eprintln!(
+                    "note: the stored cursor cannot be read ({error:#}); the listing starts from `initial`"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let outbound = settings.outbound.policy();
+    let rules = settings.hosts.rules();
+    let run = ingest::dry_run::DryRun {
+        provider,
+        host_rules: &rules,
+        outbound: &outbound,
+        db: db.as_ref(),
+        mode,
+        limit,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut failed_write = None;
+    let summary = {
+        let mut emit =
+            |outcome: ingest::dry_run::Outcome| match writeln!(out, "{}", outcome.to_json()) {
+                Ok(()) => true,
+                Err(error) => {
+                    // A closed pipe (`| head`) ends the dry run quietly.
+                    if error.kind() != std::io::ErrorKind::BrokenPipe {
+                        failed_write = Some(error);
+                    }
+                    false
+                }
+            };
+        ingest::dry_run::dry_run(&run, &mut emit).await
+    };
+    let flushed = out.flush();
+    drop(out);
+    if let Some(error) = failed_write {
+        anyhow::bail!("writing to stdout: {error}");
+    }
+    if let Err(error) = flushed
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        anyhow::bail!("writing to stdout: {error}");
+    }
+    let s = summary.map_err(|e| anyhow::anyhow!("{} dry run failed: {e}", provider.name))?;
+    let since = s
+        .since
+        .as_deref()
+        .map(|mark| format!(", listing from cursor {mark}"))
+        .unwrap_or_default();
+    let stopped = if s.stopped {
+        ", stopped at the limit"
+    } else {
+        ""
+    };
+    eprintln!(
+        "{} dry run: {} rows, {} rejected from {} pages{since}{stopped}; nothing written",
+        provider.name, s.rows, s.rejected, s.pages,
+    );
     if s.rejected > 0 {
         return Ok(ExitCode::from(EXIT_REJECTED));
     }

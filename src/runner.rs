@@ -2,10 +2,11 @@
 //! triggers and restarts), keeps each provider's lease while its run works, cancels at batch
 //! boundaries, and tells subscribers what changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +18,8 @@ use tokio::task::JoinSet;
 
 use crate::hosts::HostRules;
 use crate::ingest::{self, Cancel, StopReason};
-use crate::providers::{Provider, Source};
+use crate::providers::{LoadError, Provider, Source, load_dir, load_file};
+use crate::scheduler::Schedules;
 use crate::sources::outbound::Outbound;
 use crate::store::runs::{self, RunMode, RunStatus, RunTrigger};
 use crate::store::{leases, provider_state};
@@ -62,9 +64,54 @@ struct Active {
     cancel: Cancel,
 }
 
+/// One provider file as the server knows it.
+#[derive(Debug, Clone)]
+pub struct ProviderEntry {
+    /// The provider's name; for a file that never loaded, its file name without `.toml`.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The definition runs use: the last one of the file that loaded; `None` when it never did.
+    pub provider: Option<Provider>,
+    /// Why the file as it is now does not load (every problem, one per line); `None` when it
+    /// loads.
+    pub error: Option<String>,
+}
+
+/// What a reload of the providers directory changed, by provider name.
+#[derive(Debug, Clone, Default)]
+pub struct Reloaded {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    /// Files that do not load, with their problems; each keeps its last good definition.
+    pub failed: Vec<(String, String)>,
+}
+
+/// A provider's definition as the runner holds it at the moment of asking; a reload may
+/// replace it afterwards, and a run keeps the one it started with.
+pub struct Current(Option<Provider>);
+
+impl Current {
+    /// The definition, owned.
+    pub fn cloned(self) -> Option<Provider> {
+        self.0
+    }
+
+    pub fn as_ref(&self) -> Option<&Provider> {
+        self.0.as_ref()
+    }
+}
+
 struct Inner {
     db: DatabaseConnection,
-    providers: Vec<Provider>,
+    /// Replaced whole by a reload; readers take the `Arc` and let go of the lock at once.
+    providers: RwLock<Arc<Vec<ProviderEntry>>>,
+    /// Where provider files are read from on a reload.
+    providers_dir: PathBuf,
+    /// The scheduler's jobs, once the server runs them; held while a reload works, so
+    /// reloads happen one at a time.
+    schedules: tokio::sync::Mutex<Option<Schedules>>,
     host_rules: HostRules,
     outbound: Outbound,
     instance: String,
@@ -90,10 +137,20 @@ impl Runner {
     pub fn new(
         db: DatabaseConnection,
         providers: Vec<Provider>,
+        providers_dir: PathBuf,
         host_rules: HostRules,
         outbound: Outbound,
         lease_ttl: Duration,
     ) -> Runner {
+        let entries = providers
+            .into_iter()
+            .map(|provider| ProviderEntry {
+                name: provider.name.clone(),
+                path: provider.path.clone(),
+                provider: Some(provider),
+                error: None,
+            })
+            .collect();
         let instance = format!(
             "{}-{}-{:04x}",
             hostname(),
@@ -104,7 +161,9 @@ impl Runner {
         Runner {
             inner: Arc::new(Inner {
                 db,
-                providers,
+                providers: RwLock::new(Arc::new(entries)),
+                providers_dir,
+                schedules: tokio::sync::Mutex::new(None),
                 host_rules,
                 outbound,
                 instance,
@@ -117,8 +176,31 @@ impl Runner {
         }
     }
 
-    pub fn providers(&self) -> &[Provider] {
-        &self.inner.providers
+    /// Every provider file, in file-name order, as the last (re)load left it.
+    pub fn entries(&self) -> Arc<Vec<ProviderEntry>> {
+        match self.inner.providers.read() {
+            Ok(entries) => entries.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The definitions runs use now (files that never loaded have none).
+    pub fn providers(&self) -> Vec<Provider> {
+        self.entries()
+            .iter()
+            .filter_map(|e| e.provider.clone())
+            .collect()
+    }
+
+    /// A provider file's entry by provider name: the one with a definition of that name, else
+    /// a file that never loaded named so.
+    pub fn entry(&self, name: &str) -> Option<ProviderEntry> {
+        let entries = self.entries();
+        entries
+            .iter()
+            .find(|e| e.provider.as_ref().is_some_and(|p| p.name == name))
+            .or_else(|| entries.iter().find(|e| e.name == name))
+            .cloned()
     }
 
     /// How host observations are matched and merged (the `hosts` settings).
@@ -126,8 +208,73 @@ impl Runner {
         &self.inner.host_rules
     }
 
-    pub fn provider(&self, name: &str) -> Option<&Provider> {
-        self.inner.providers.iter().find(|p| p.name == name)
+    /// The provider's definition now.
+    pub fn provider(&self, name: &str) -> Current {
+        Current(
+            self.entries()
+                .iter()
+                .filter_map(|e| e.provider.as_ref())
+                .find(|p| p.name == name)
+                .cloned(),
+        )
+    }
+
+    /// The providers directory the server reads.
+    pub fn providers_dir(&self) -> &Path {
+        &self.inner.providers_dir
+    }
+
+    /// Hands the scheduler to the runner, so reloads re-register its jobs; its jobs are
+    /// brought up to date with the providers now.
+    pub async fn attach_schedules(&self, mut schedules: Schedules) {
+        let mut slot = self.inner.schedules.lock().await;
+        schedules.sync(self).await;
+        *slot = Some(schedules);
+    }
+
+    /// Takes the scheduler back (at shutdown).
+    pub async fn detach_schedules(&self) -> Option<Schedules> {
+        self.inner.schedules.lock().await.take()
+    }
+
+    /// Reads `providers_dir` again. Each file that loads replaces its provider's definition; a
+    /// file that does not keeps its last good definition (if it had one) and its problems are
+    /// shown as the entry's `error`; removed files disappear. Runs under way keep the
+    /// definition they started with; schedules follow the new definitions. A directory that
+    /// cannot be read changes nothing.
+    pub async fn reload(&self) -> Result<Reloaded, RunnerError> {
+        let mut schedules = self.inner.schedules.lock().await;
+        let old = self.entries();
+        let entries = read_providers(&self.inner.providers_dir, &old)?;
+        let reloaded = compare(&old, &entries);
+        match self.inner.providers.write() {
+            Ok(mut slot) => *slot = Arc::new(entries),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(entries),
+        }
+        for name in &reloaded.added {
+            tracing::info!(provider = %name, "provider added");
+        }
+        for name in &reloaded.changed {
+            tracing::info!(provider = %name, "provider definition changed");
+        }
+        for name in &reloaded.removed {
+            tracing::info!(provider = %name, "provider removed");
+        }
+        for (name, error) in &reloaded.failed {
+            tracing::warn!(provider = %name, %error, "provider file does not load; its last good definition stays");
+        }
+        tracing::info!(
+            dir = %self.inner.providers_dir.display(),
+            added = reloaded.added.len(),
+            changed = reloaded.changed.len(),
+            removed = reloaded.removed.len(),
+            failed = reloaded.failed.len(),
+            "providers reloaded"
+        );
+        if let Some(schedules) = schedules.as_mut() {
+            schedules.sync(self).await;
+        }
+        Ok(reloaded)
     }
 
     /// This replica's id, as leases and runs record it.
@@ -152,6 +299,22 @@ impl Runner {
             .and_then(|a| a.get(provider).map(|r| r.run_id))
     }
 
+    /// The provider's definition to run, or why there is none.
+    fn runnable(&self, name: &str) -> Result<Provider, RunnerError> {
+        match self.entry(name) {
+            Some(ProviderEntry {
+                provider: Some(provider),
+                ..
+            }) => Ok(provider),
+            Some(ProviderEntry {
+                error: Some(error), ..
+            }) => Err(RunnerError::Refused(format!(
+                "provider {name:?} has no valid definition: {error}"
+            ))),
+            _ => Err(RunnerError::UnknownProvider(name.to_string())),
+        }
+    }
+
     /// Starts a run now (a GraphQL trigger or a restart), or returns the one under way.
     pub async fn trigger(
         &self,
@@ -159,10 +322,7 @@ impl Runner {
         mode: RunMode,
         trigger: RunTrigger,
     ) -> Result<Triggered, RunnerError> {
-        let provider = self
-            .provider(provider)
-            .cloned()
-            .ok_or_else(|| RunnerError::UnknownProvider(provider.to_string()))?;
+        let provider = self.runnable(provider)?;
         if is_consumer(&provider) {
             return self.resume(provider, mode, trigger).await;
         }
@@ -251,22 +411,35 @@ impl Runner {
 
     /// Keeps a consumer running on this replica for every `kafka` provider that is not
     /// paused, and stops the ones paused; a consumer that failed starts again after a backoff.
+    /// The providers are read again on every pass, so a reload's added `kafka` providers start
+    /// within [`CONSUMER_WATCH`] and removed ones stop at their next batch boundary; a changed
+    /// one's consumer keeps the definition it started with until it starts again.
     pub async fn watch_consumers(&self) {
-        let consumers: Vec<Provider> = self
-            .inner
-            .providers
-            .iter()
-            .filter(|p| is_consumer(p))
-            .cloned()
-            .collect();
-        if consumers.is_empty() {
-            return;
-        }
         let mut retry_at: HashMap<String, (tokio::time::Instant, Duration)> = HashMap::new();
+        // Consumers this loop started, to stop those whose provider is gone.
+        let mut started: HashSet<String> = HashSet::new();
         loop {
             if self.inner.stopping.load(Ordering::Relaxed) {
                 return;
             }
+            let consumers: Vec<Provider> =
+                self.providers().into_iter().filter(is_consumer).collect();
+            started.retain(|name| {
+                if consumers.iter().any(|p| &p.name == name) {
+                    return true;
+                }
+                match self.active_run(name) {
+                    Some(run_id) => {
+                        tracing::info!(provider = %name, run_id, "provider removed; stopping its consumer");
+                        self.cancel(run_id);
+                        true
+                    }
+                    None => {
+                        retry_at.remove(name);
+                        false
+                    }
+                }
+            });
             for provider in &consumers {
                 let name = &provider.name;
                 let paused = match provider_state::paused(&self.inner.db, name).await {
@@ -292,6 +465,7 @@ impl Runner {
                             None => Duration::from_secs(1),
                         };
                         retry_at.insert(name.clone(), (now + backoff, backoff));
+                        started.insert(name.clone());
                         if let Err(error) = self
                             .start_consumer(provider.clone(), RunTrigger::Consumer)
                             .await
@@ -384,8 +558,7 @@ impl Runner {
         }
         let mut resumed = Vec::new();
         let names: Vec<String> = self
-            .inner
-            .providers
+            .providers()
             .iter()
             .filter(|p| !is_consumer(p))
             .map(|p| p.name.clone())
@@ -454,7 +627,7 @@ impl Runner {
             Err(_) => Vec::new(),
         };
         for (provider, run_id) in aborted {
-            let lease = match self.provider(&provider) {
+            let lease = match self.provider(&provider).as_ref() {
                 Some(p) => self.lease_of(p),
                 None => provider.clone(),
             };
@@ -726,4 +899,121 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "tributary".to_string())
+}
+
+/// The providers directory read again, each file's last good definition kept where it no
+/// longer loads. Fails only when the directory itself cannot be read.
+fn read_providers(dir: &Path, old: &[ProviderEntry]) -> Result<Vec<ProviderEntry>, RunnerError> {
+    // Every problem of every file, duplicate names included, as `tributary providers` sees them.
+    let problems: Vec<LoadError> = match load_dir(dir) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.0,
+    };
+    if let Some(error) = problems.iter().find(|e| e.file == dir) {
+        return Err(RunnerError::Refused(format!(
+            "providers not reloaded: {error}"
+        )));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| {
+            RunnerError::Refused(format!(
+                "providers not reloaded: {}: cannot read the providers directory: {e}",
+                dir.display()
+            ))
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml") && path.is_file())
+        .collect();
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    let mut entries = Vec::with_capacity(files.len());
+    for path in files {
+        let mut error: Vec<String> = problems
+            .iter()
+            .filter(|e| e.file == path)
+            .map(ToString::to_string)
+            .collect();
+        let loaded = if error.is_empty() {
+            // Changed since the directory was read: its first problem is enough.
+            load_file(&path).map_err(|e| error.push(e.to_string())).ok()
+        } else {
+            None
+        };
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let entry = match loaded {
+            Some(provider) => ProviderEntry {
+                name: provider.name.clone(),
+                path,
+                provider: Some(provider),
+                error: None,
+            },
+            None => {
+                let kept = old
+                    .iter()
+                    .find(|e| e.path == path)
+                    .and_then(|e| e.provider.clone());
+                ProviderEntry {
+                    name: kept.as_ref().map_or(stem, |p| p.name.clone()),
+                    path,
+                    provider: kept,
+                    error: Some(error.join("\n")),
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    // A kept definition yields its name to a file that loads with that name now.
+    let fresh: HashSet<String> = entries
+        .iter()
+        .filter(|e| e.error.is_none())
+        .map(|e| e.name.clone())
+        .collect();
+    for entry in &mut entries {
+        if entry.error.is_some() && entry.provider.is_some() && fresh.contains(&entry.name) {
+            entry.provider = None;
+            if let Some(stem) = entry.path.file_stem() {
+                entry.name = stem.to_string_lossy().into_owned();
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// What changed between two loads, by provider name.
+fn compare(old: &[ProviderEntry], new: &[ProviderEntry]) -> Reloaded {
+    let defined = |entries: &[ProviderEntry]| -> HashMap<String, String> {
+        entries
+            .iter()
+            .filter_map(|e| e.provider.as_ref())
+            .map(|p| (p.name.clone(), format!("{:?}{:?}", p.path, p.def)))
+            .collect()
+    };
+    let (before, after) = (defined(old), defined(new));
+    let mut reloaded = Reloaded::default();
+    for entry in new {
+        let Some(provider) = &entry.provider else {
+            continue;
+        };
+        match before.get(&provider.name) {
+            None => reloaded.added.push(provider.name.clone()),
+            Some(was) if after.get(&provider.name) != Some(was) => {
+                reloaded.changed.push(provider.name.clone())
+            }
+            Some(_) => {}
+        }
+    }
+    for entry in old {
+        if let Some(provider) = &entry.provider
+            && !after.contains_key(&provider.name)
+        {
+            reloaded.removed.push(provider.name.clone());
+        }
+    }
+    reloaded.failed = new
+        .iter()
+        .filter_map(|e| Some((e.name.clone(), e.error.clone()?)))
+        .collect();
+    reloaded
 }

@@ -26,6 +26,7 @@ use crate::providers::load_dir;
 use crate::runner::Runner;
 use crate::settings::EventSink;
 use crate::settings::{DatabaseKind, Settings};
+use crate::task::AbortOnDrop;
 use crate::{db, graphiql, metrics, routes, sample, scheduler};
 
 /// What every handler can reach.
@@ -88,6 +89,7 @@ impl Application {
         let runner = Runner::new(
             db.clone(),
             providers,
+            settings.providers_dir.clone(),
             settings.hosts.rules(),
             settings.outbound.policy(),
             Duration::from_secs(settings.scheduler.lease_ttl_secs),
@@ -102,7 +104,7 @@ impl Application {
                 (Sink::Database(writer), Some(task))
             }
             EventSink::Kafka => {
-                warn_if_nothing_lands(runner.providers(), &settings.events.kafka.topic);
+                warn_if_nothing_lands(&runner.providers(), &settings.events.kafka.topic);
                 let sink = KafkaSink::new(&settings.events).map_err(anyhow::Error::msg)?;
                 (Sink::Kafka(sink), None)
             }
@@ -162,8 +164,10 @@ impl Application {
         &self.runner
     }
 
-    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish. SIGHUP reloads the
+    /// providers directory.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let _reloads = reload_on_hangup(self.runner.clone());
         self.run_until(shutdown_signal()).await
     }
 
@@ -190,15 +194,13 @@ impl Application {
                 "GraphQL queries read from these replicas while they are healthy"
             );
         }
-        let mut scheduler = if self.run_schedules {
-            Some(
-                scheduler::start(self.runner.clone())
-                    .await
-                    .context("starting the scheduler")?,
-            )
-        } else {
-            None
-        };
+        // The runner holds the scheduler from here on, so that reloads re-register its jobs.
+        if self.run_schedules {
+            let schedules = scheduler::start(self.runner.clone())
+                .await
+                .context("starting the scheduler")?;
+            self.runner.attach_schedules(schedules).await;
+        }
         match self.runner.recover().await {
             Ok(resumed) if !resumed.is_empty() => {
                 tracing::info!(runs = ?resumed, "resumed runs an earlier stop interrupted");
@@ -230,8 +232,8 @@ impl Application {
             .await
             .context("the HTTP server stopped with an error");
         // No new ticks, then running batches commit, leases are released.
-        if let Some(scheduler) = scheduler.as_mut() {
-            let _ = scheduler.shutdown().await;
+        if let Some(mut schedules) = self.runner.detach_schedules().await {
+            let _ = schedules.shutdown().await;
         }
         watcher.abort();
         replica_checks.abort();
@@ -309,6 +311,35 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]))
+}
+
+/// Reloads the providers on every SIGHUP, for as long as the returned task lives. Listening
+/// starts before this returns, so a SIGHUP after it never ends the process.
+fn reload_on_hangup(runner: Runner) -> Option<AbortOnDrop> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGHUP; providers reload only through the reloadProviders mutation");
+                return None;
+            }
+        };
+        Some(AbortOnDrop(tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the providers");
+                if let Err(error) = runner.reload().await {
+                    tracing::warn!(%error, "providers not reloaded");
+                }
+            }
+        })))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = runner;
+        None
+    }
 }
 
 async fn shutdown_signal() {

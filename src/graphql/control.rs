@@ -17,14 +17,16 @@ use super::runs::{IngestMode, IngestStatus};
 use super::scalars::DateTime;
 use crate::auth::{Caller, Policy};
 use crate::db::replicas::Replicas;
-use crate::providers::{EntityKind, Provider};
-use crate::runner::{Runner, RunnerError};
+use crate::providers::{EntityKind, Provider, Source};
+use crate::runner::{ProviderEntry, Reloaded, Runner, RunnerError};
+use crate::sources::incremental::Mark;
 use crate::store::rejected::{self, RejectionFilter};
 use crate::store::runs::{self, RunFilter, RunTrigger};
 use crate::store::{kafka_offsets, leases, provider_state, raw, records};
 
-/// One provider as the server runs it.
-pub struct ProviderInfo(Provider);
+/// One provider as the server runs it: a file's definition, and why the file as it is now
+/// does not load, if it does not.
+pub struct ProviderInfo(ProviderEntry);
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
@@ -34,37 +36,60 @@ pub enum SourceKind {
     Kafka,
 }
 
+impl ProviderInfo {
+    fn def(&self) -> Option<&Provider> {
+        self.0.provider.as_ref()
+    }
+}
+
+/// A file that never loaded shows its name and `error`; its definition's fields are null (and
+/// `enabled` false): the server has no definition of it to run.
 #[Object(name = "Provider")]
 impl ProviderInfo {
+    /// The provider's name; for a file that never loaded, its file name without `.toml`.
     async fn name(&self) -> &str {
         &self.0.name
     }
-    async fn kind(&self) -> SourceKind {
-        match self.0.source_kind() {
+    /// Why the provider's file, as it is now, does not load (each problem on a line, naming
+    /// the file and key); null when it loads. The last definition that loaded, if any, is the
+    /// one shown and run.
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    /// Null when the file never loaded.
+    async fn kind(&self) -> Option<SourceKind> {
+        Some(match self.def()?.source_kind() {
             "http" => SourceKind::Http,
             "file" => SourceKind::File,
             "kafka" => SourceKind::Kafka,
             _ => SourceKind::Push,
-        }
+        })
     }
-    /// `token`, `transfer`, `product` or `record`.
-    async fn entity(&self) -> String {
-        format!("{:?}", self.0.def.entity).to_lowercase()
+    /// `token`, `transfer`, `product` or `record`; null when the file never loaded.
+    async fn entity(&self) -> Option<String> {
+        Some(format!("{:?}", self.def()?.def.entity).to_lowercase())
     }
     async fn dataset(&self) -> Option<&str> {
-        self.0.def.dataset.as_deref()
+        self.def()?.def.dataset.as_deref()
     }
     /// Cron expression with seconds; null: runs only when triggered.
     async fn schedule(&self) -> Option<&str> {
-        self.0.def.schedule.as_deref()
+        self.def()?.def.schedule.as_deref()
     }
     async fn enabled(&self) -> bool {
-        self.0.def.enabled
+        self.def().is_some_and(|p| p.def.enabled)
+    }
+    /// The incremental high-water mark stored for it (`[source.incremental]`), as text; null
+    /// when none is stored.
+    async fn cursor(&self, ctx: &Context<'_>) -> ApiResult<Option<String>> {
+        let db = db(ctx);
+        Ok(provider_state::cursor(db, &self.0.name).await?)
     }
     /// When the schedule fires next (UTC).
     async fn next_fire_time(&self) -> Option<DateTime> {
-        let schedule = self.0.def.schedule.as_deref()?;
-        if !self.0.def.enabled {
+        let def = &self.def()?.def;
+        let schedule = def.schedule.as_deref()?;
+        if !def.enabled {
             return None;
         }
         let cron = CronParser::builder()
@@ -106,7 +131,10 @@ impl ProviderInfo {
     /// Rows it owns: dataset records for `record` providers, stored raw payloads otherwise.
     async fn row_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
         let db = db(ctx);
-        let n = match self.0.def.entity {
+        let Some(provider) = self.def() else {
+            return Ok(0);
+        };
+        let n = match provider.def.entity {
             EntityKind::Record => records::count_of_provider(db, &self.0.name).await?,
             _ => raw::count_of_provider(db, &self.0.name).await?,
         };
@@ -228,10 +256,11 @@ pub struct ControlQuery;
 
 #[Object]
 impl ControlQuery {
-    /// Every provider this server knows, by name.
+    /// Every provider file this server knows, in file-name order: those that do not load
+    /// too, with `error` set.
     async fn providers(&self, ctx: &Context<'_>) -> ApiResult<Vec<ProviderInfo>> {
         Ok(runner(ctx)?
-            .providers()
+            .entries()
             .iter()
             .cloned()
             .map(ProviderInfo)
@@ -240,7 +269,7 @@ impl ControlQuery {
 
     /// One provider by name; null when there is none.
     async fn provider(&self, ctx: &Context<'_>, name: String) -> ApiResult<Option<ProviderInfo>> {
-        Ok(runner(ctx)?.provider(&name).cloned().map(ProviderInfo))
+        Ok(runner(ctx)?.entry(&name).map(ProviderInfo))
     }
 
     /// Runs matching `where`, newest first.
@@ -330,6 +359,51 @@ pub struct TriggerResult {
     pub already_running: bool,
 }
 
+/// What `reloadProviders` changed, by provider name, and the providers as they are now.
+pub struct ProvidersReloaded {
+    reloaded: Reloaded,
+    providers: Vec<ProviderInfo>,
+}
+
+/// A provider file that does not load.
+#[derive(SimpleObject)]
+pub struct ProviderFileError {
+    pub provider: String,
+    pub error: String,
+}
+
+/// What `reloadProviders` changed, by provider name, and the providers as they are now.
+#[Object]
+impl ProvidersReloaded {
+    /// Providers that are new.
+    async fn added(&self) -> &[String] {
+        &self.reloaded.added
+    }
+    /// Providers whose definition changed.
+    async fn changed(&self) -> &[String] {
+        &self.reloaded.changed
+    }
+    /// Providers whose file is gone.
+    async fn removed(&self) -> &[String] {
+        &self.reloaded.removed
+    }
+    /// Files that do not load; each keeps its last good definition, if it had one.
+    async fn failed(&self) -> Vec<ProviderFileError> {
+        self.reloaded
+            .failed
+            .iter()
+            .map(|(provider, error)| ProviderFileError {
+                provider: provider.clone(),
+                error: error.clone(),
+            })
+            .collect()
+    }
+    /// Every provider after the reload, as `providers` lists them.
+    async fn providers(&self) -> &[ProviderInfo] {
+        &self.providers
+    }
+}
+
 /// Only an admin may change things (see `auth`).
 pub(super) fn require_admin(ctx: &Context<'_>) -> ApiResult<()> {
     let caller = ctx
@@ -380,6 +454,70 @@ impl ControlMutation {
             run: IngestRun(triggered.run),
             already_running: triggered.already_running,
         })
+    }
+
+    /// Reads `providers_dir` again, as SIGHUP does: each file that loads replaces its
+    /// provider's definition (runs under way keep theirs), a file that does not keeps its
+    /// last good definition and shows its problems in `Provider.error`, removed files
+    /// disappear, and schedules follow.
+    async fn reload_providers(&self, ctx: &Context<'_>) -> ApiResult<ProvidersReloaded> {
+        require_admin(ctx)?;
+        let runner = runner(ctx)?;
+        let reloaded = runner.reload().await?;
+        Ok(ProvidersReloaded {
+            reloaded,
+            providers: runner.entries().iter().cloned().map(ProviderInfo).collect(),
+        })
+    }
+
+    /// Sets the incremental high-water mark of a provider with `[source.incremental]`; its
+    /// next `INCREMENTAL` run starts there (less `lookback`). `value` null clears it: the next
+    /// run starts from `initial`. A value must be of the cursor's kind (an integer, an RFC
+    /// 3339 timestamp or a text, as `initial` is).
+    async fn reset_provider_cursor(
+        &self,
+        ctx: &Context<'_>,
+        provider: String,
+        value: Option<String>,
+    ) -> ApiResult<ProviderInfo> {
+        require_admin(ctx)?;
+        let runner = runner(ctx)?;
+        let entry = runner
+            .entry(&provider)
+            .ok_or_else(|| ApiError::from(RunnerError::UnknownProvider(provider.clone())))?;
+        let Some(definition) = &entry.provider else {
+            return Err(ApiError::bad_input(format!(
+                "provider {provider:?} has no valid definition: {}",
+                entry.error.as_deref().unwrap_or("its file does not load")
+            )));
+        };
+        let incremental = match &definition.def.source {
+            Source::Http(http) => http.incremental.as_ref(),
+            _ => None,
+        };
+        let Some(incremental) = incremental else {
+            return Err(ApiError::bad_input(format!(
+                "provider {provider:?} has no cursor: only a provider with \
+                 `[source.incremental]` keeps one"
+            )));
+        };
+        let stored = match value {
+            Some(text) => {
+                let kind = Mark::of_config(&incremental.initial).kind();
+                let mark = Mark::parse(kind, &text).map_err(|e| {
+                    ApiError::bad_input(format!(
+                        "`value`: expected {} (the kind of {provider}'s \
+                         `source.incremental.initial`): {e}",
+                        kind.name()
+                    ))
+                })?;
+                Some(mark.stored())
+            }
+            None => None,
+        };
+        provider_state::set_cursor(db(ctx), &definition.name, stored.clone()).await?;
+        tracing::info!(provider = %definition.name, cursor = ?stored, "provider cursor reset");
+        Ok(ProviderInfo(entry))
     }
 
     /// Stops a run at its next batch boundary; what it committed stays. For a `kafka`

@@ -6,6 +6,8 @@
 #[macro_use]
 mod common;
 
+mod auth;
+mod author_loop;
 mod cli;
 mod control;
 mod crash;
@@ -17,6 +19,7 @@ mod graphql_abuse;
 mod graphql_api;
 mod health;
 mod hosts;
+mod incremental;
 mod kafka;
 mod mock_provider;
 mod products;
