@@ -88,21 +88,6 @@ pub struct Reloaded {
     pub failed: Vec<(String, String)>,
 }
 
-/// A provider's definition as the runner holds it at the moment of asking; a reload may
-/// replace it afterwards, and a run keeps the one it started with.
-pub struct Current(Option<Provider>);
-
-impl Current {
-    /// The definition, owned.
-    pub fn cloned(self) -> Option<Provider> {
-        self.0
-    }
-
-    pub fn as_ref(&self) -> Option<&Provider> {
-        self.0.as_ref()
-    }
-}
-
 struct Inner {
     db: DatabaseConnection,
     /// Replaced whole by a reload; readers take the `Arc` and let go of the lock at once.
@@ -208,15 +193,14 @@ impl Runner {
         &self.inner.host_rules
     }
 
-    /// The provider's definition now.
-    pub fn provider(&self, name: &str) -> Current {
-        Current(
-            self.entries()
-                .iter()
-                .filter_map(|e| e.provider.as_ref())
-                .find(|p| p.name == name)
-                .cloned(),
-        )
+    /// The provider's definition now (a copy: a reload may replace it, and a run keeps the
+    /// one it started with).
+    pub fn provider(&self, name: &str) -> Option<Provider> {
+        self.entries()
+            .iter()
+            .filter_map(|e| e.provider.as_ref())
+            .find(|p| p.name == name)
+            .cloned()
     }
 
     /// The providers directory the server reads.
@@ -486,7 +470,7 @@ impl Runner {
         provider: &str,
         tick: DateTime<Utc>,
     ) -> Result<Option<i64>, RunnerError> {
-        let Some(provider) = self.provider(provider).cloned() else {
+        let Some(provider) = self.provider(provider) else {
             return Err(RunnerError::UnknownProvider(provider.to_string()));
         };
         if self.active_run(&provider.name).is_some() {
@@ -627,8 +611,8 @@ impl Runner {
             Err(_) => Vec::new(),
         };
         for (provider, run_id) in aborted {
-            let lease = match self.provider(&provider).as_ref() {
-                Some(p) => self.lease_of(p),
+            let lease = match self.provider(&provider) {
+                Some(p) => self.lease_of(&p),
                 None => provider.clone(),
             };
             let marked = runs::finish(

@@ -34,7 +34,7 @@ pub async fn ingest(
             "authentication required: send `Authorization: Bearer <token>`".into(),
         );
     }
-    let Some(provider) = state.runner.provider(&name).cloned() else {
+    let Some(provider) = state.runner.provider(&name) else {
         return error(StatusCode::NOT_FOUND, format!("no provider named {name:?}"));
     };
     if !matches!(provider.def.source, Source::Push(_)) {
