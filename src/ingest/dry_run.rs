@@ -6,7 +6,7 @@
 use sea_orm::DatabaseConnection;
 use serde_json::{Map, Value as Json};
 
-use super::write::{Item, map_one};
+use super::write::{Item, Unit, map_one, unit};
 use super::{Cancel, IngestError, Prepared, RunContext};
 use crate::entities::{Entity, Visit};
 use crate::hosts::HostRules;
@@ -15,7 +15,6 @@ use crate::sources::file::FileReader;
 use crate::sources::incremental::Mark;
 use crate::sources::listing::ListingError;
 use crate::sources::outbound::Outbound;
-use crate::store::nul;
 use crate::store::runs::RunMode;
 
 /// What to read, and how far.
@@ -209,35 +208,19 @@ impl Mapper<'_, '_> {
     }
 
     fn item(&mut self, item: Item) {
-        let prepared = self.prepared;
-        let raw = match item {
-            Item::Raw(raw) if !prepared.passes_filter(&raw) => return,
-            Item::Raw(raw) => raw,
-            Item::Rejected {
+        match unit(self.prepared, item, self.keep_raw) {
+            Unit::Skipped => {}
+            Unit::Rejected {
                 reason,
                 payload,
                 line,
-            } => {
-                return self.give(Outcome::Rejected {
-                    reason,
-                    external_id: None,
-                    payload,
-                    line,
-                });
-            }
-        };
-        if (self.keep_raw || prepared.provider.def.fields.is_empty())
-            && let Some(path) = nul::in_json(&raw)
-        {
-            return self.reject(None, format!("{path}: {}", nul::REASON), &raw);
-        }
-        match prepared.text_records(&raw) {
-            Some(records) if records.is_empty() => self.reject(
-                None,
-                "parse.pattern: no match in the document".to_string(),
-                &raw,
-            ),
-            Some(records) => {
+            } => self.give(Outcome::Rejected {
+                reason,
+                external_id: None,
+                payload,
+                line,
+            }),
+            Unit::Split { raw, records } => {
                 for record in records {
                     if self.done() {
                         return;
@@ -245,7 +228,7 @@ impl Mapper<'_, '_> {
                     self.record(&record, &raw);
                 }
             }
-            None => self.record(&raw, &raw),
+            Unit::Whole(raw) => self.record(&raw, &raw),
         }
     }
 

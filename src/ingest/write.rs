@@ -151,6 +151,62 @@ fn raise(mark: &mut Option<Mark>, value: Mark) {
     }
 }
 
+/// What one item of a batch holds, as every run (and a dry run) reads it.
+pub(crate) enum Unit {
+    /// Left out by `skip` / `keep`: neither stored nor rejected.
+    Skipped,
+    /// Refused before mapping: by the source, or because the database cannot store it.
+    Rejected {
+        reason: String,
+        payload: Json,
+        line: Option<u64>,
+    },
+    /// The payload is itself the one record.
+    Whole(Json),
+    /// A text document and the records its pattern found in it.
+    Split { raw: Json, records: Vec<Json> },
+}
+
+/// The one place the rules before mapping are applied: the record filters, the check that
+/// what is stored as it came holds no NUL (the raw payload when it is kept or is the record
+/// itself; else the mapped fields are checked, in `map_one`), and a text document split by its
+/// pattern.
+pub(crate) fn unit(prepared: &Prepared, item: Item, keep_raw: bool) -> Unit {
+    let raw = match item {
+        Item::Raw(raw) if !prepared.passes_filter(&raw) => return Unit::Skipped,
+        Item::Raw(raw) => raw,
+        Item::Rejected {
+            reason,
+            payload,
+            line,
+        } => {
+            return Unit::Rejected {
+                reason,
+                payload,
+                line,
+            };
+        }
+    };
+    if stored_whole(prepared, keep_raw)
+        && let Some(path) = nul::in_json(&raw)
+    {
+        return Unit::Rejected {
+            reason: format!("{path}: {}", nul::REASON),
+            payload: raw,
+            line: None,
+        };
+    }
+    match prepared.text_records(&raw) {
+        Some(records) if records.is_empty() => Unit::Rejected {
+            reason: "parse.pattern: no match in the document".to_string(),
+            payload: raw,
+            line: None,
+        },
+        Some(records) => Unit::Split { raw, records },
+        None => Unit::Whole(raw),
+    }
+}
+
 /// Maps raw items into `out`: each record or its rejection. `keep_raw` keeps each record's
 /// raw payload beside it.
 pub fn map_items<E: Entity>(
@@ -165,10 +221,9 @@ pub fn map_items<E: Entity>(
         cursor,
     } = out;
     for item in items {
-        let raw = match item {
-            Item::Raw(raw) if !prepared.passes_filter(&raw) => continue,
-            Item::Raw(raw) => raw,
-            Item::Rejected {
+        match unit(prepared, item, keep_raw) {
+            Unit::Skipped => {}
+            Unit::Rejected {
                 reason,
                 payload,
                 line,
@@ -176,30 +231,8 @@ pub fn map_items<E: Entity>(
                 let mut rejection = rejection(prepared, None, reason, &payload);
                 rejection.line = line.map(|l| l as i64);
                 rejections.push(rejection);
-                continue;
             }
-        };
-        // What is stored is checked: the raw payload when it is kept or is the record itself,
-        // else the mapped fields (in `map_one`).
-        if stored_whole(prepared, keep_raw)
-            && let Some(path) = nul::in_json(&raw)
-        {
-            rejections.push(rejection(
-                prepared,
-                None,
-                format!("{path}: {}", nul::REASON),
-                &raw,
-            ));
-            continue;
-        }
-        match prepared.text_records(&raw) {
-            Some(records) if records.is_empty() => rejections.push(rejection(
-                prepared,
-                None,
-                "parse.pattern: no match in the document".to_string(),
-                &raw,
-            )),
-            Some(records) => {
+            Unit::Split { raw, records } => {
                 for record in records {
                     match map_one::<E>(prepared, &record, cursor) {
                         Ok((external_id, row)) => {
@@ -212,7 +245,7 @@ pub fn map_items<E: Entity>(
                 }
             }
             // The payload is the record: kept as it is, without a copy.
-            None => match map_one::<E>(prepared, &raw, cursor) {
+            Unit::Whole(raw) => match map_one::<E>(prepared, &raw, cursor) {
                 Ok((external_id, row)) => mapped.push((external_id, keep_raw.then_some(raw), row)),
                 Err((external_id, reason)) => {
                     rejections.push(rejection(prepared, external_id, reason, &raw))
