@@ -250,7 +250,7 @@ fn the_shipped_files_load_as_they_are() {
     let files = shipped();
     assert_eq!(
         files.len(),
-        7,
+        8,
         "{:?}",
         files.iter().map(|f| &f.0).collect::<Vec<_>>()
     );
@@ -262,8 +262,9 @@ fn the_shipped_files_load_as_they_are() {
 }
 
 /// Applies `mutation` at `path`; true when the result must be refused (a value of another
-/// type, except where any value is allowed: `source.body`, a `default` transform, and a
-/// field given as a path instead of a table or the other way round).
+/// type, except where any value is allowed: `source.body`, a `default` transform, a field
+/// given as a path instead of a table or the other way round, and the cursor and window keys
+/// that take an integer or a text).
 fn mutate(document: &mut toml::Value, path: &[Step], mutation: &Mutation) -> bool {
     let (parent, last) = path.split_at(path.len() - 1);
     match mutation {
@@ -291,7 +292,16 @@ fn mutate(document: &mut toml::Value, path: &[Step], mutation: &Mutation) -> boo
                 && matches!(kind(&replacement), 0 | 4);
             *target = replacement;
             let shown_path = shown(path);
-            !shown_path.contains("body") && !shown_path.contains("default") && !field_spec
+            // Keys that take an integer or a text (or a list, or a head request) by design.
+            let several = matches!(
+                path.last(),
+                Some(Step::Key(key)) if ["length", "step", "start", "end", "initial", "lookback"]
+                    .contains(&key.as_str())
+            );
+            !shown_path.contains("body")
+                && !shown_path.contains("default")
+                && !field_spec
+                && !several
         }
         Mutation::OutOfRange(choice) => {
             let target = get_mut(document, path);
