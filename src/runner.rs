@@ -113,6 +113,18 @@ pub struct Runner {
     inner: Arc<Inner>,
 }
 
+/// A runner that does not keep it alive: for what the runner itself holds (its schedule's
+/// jobs).
+#[derive(Clone)]
+pub struct WeakRunner(std::sync::Weak<Inner>);
+
+impl WeakRunner {
+    /// The runner, while it still exists.
+    pub fn upgrade(&self) -> Option<Runner> {
+        self.0.upgrade().map(|inner| Runner { inner })
+    }
+}
+
 /// How long a lease lasts without a heartbeat; a crashed owner's lease expires after this.
 pub fn default_lease_ttl() -> Duration {
     Duration::from_secs(30)
@@ -186,6 +198,10 @@ impl Runner {
             .find(|e| e.provider.as_ref().is_some_and(|p| p.name == name))
             .or_else(|| entries.iter().find(|e| e.name == name))
             .cloned()
+    }
+
+    pub fn downgrade(&self) -> WeakRunner {
+        WeakRunner(Arc::downgrade(&self.inner))
     }
 
     /// How host observations are matched and merged (the `hosts` settings).

@@ -90,12 +90,17 @@ impl Schedules {
         schedule: &str,
     ) -> Result<(), JobSchedulerError> {
         let job = {
-            let runner = runner.clone();
+            // The runner holds its jobs: a job holding the runner would keep both (and the
+            // database pool) alive for good.
+            let runner = runner.downgrade();
             let name = name.to_string();
             Job::new_async(schedule, move |_id, _scheduler| {
-                let runner = runner.clone();
+                let runner = runner.upgrade();
                 let name = name.clone();
                 Box::pin(async move {
+                    let Some(runner) = runner else {
+                        return;
+                    };
                     // Replicas fire the same cron second; truncating names the tick they
                     // compete for.
                     let tick = Utc::now().trunc_subsecs(0);
