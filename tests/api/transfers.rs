@@ -927,6 +927,20 @@ async fn a_first_load_killed_midway_leaves_the_table_empty_and_indexed() {
     );
     assert_eq!(transfer_indexes(&app).await, indexes);
     // The killed run is on record as interrupted, and nothing of it was counted.
+    let runs = entity::ingest_run::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("runs");
+    let shown: Vec<(String, String, i64)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r.provider.clone(),
+                r.status.as_str().to_string(),
+                r.inserted,
+            )
+        })
+        .collect();
     assert_eq!(
         scalar(
             &app,
@@ -934,6 +948,7 @@ async fn a_first_load_killed_midway_leaves_the_table_empty_and_indexed() {
                AND status = 'interrupted' AND inserted = 0",
         )
         .await,
-        1
+        1,
+        "runs (provider, status, inserted): {shown:?}"
     );
 }
