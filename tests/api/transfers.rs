@@ -880,8 +880,13 @@ async fn a_first_load_killed_midway_leaves_the_table_empty_and_indexed() {
     loop {
         let inserting = scalar(
             &app,
+            // This database's: the cluster is shared with tests loading their own `transfers`,
+            // whose relation has the same OID (every test database comes from one template).
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO transfers %'
+               AND datname = current_database()
                AND pid IN (SELECT pid FROM pg_locks WHERE relation = 'transfers'::regclass
+                           AND database = (SELECT oid FROM pg_database
+                                           WHERE datname = current_database())
                            AND mode = 'AccessExclusiveLock' AND granted)",
         )
         .await;
@@ -905,6 +910,7 @@ async fn a_first_load_killed_midway_leaves_the_table_empty_and_indexed() {
     while scalar(
         &app,
         "SELECT count(*) FROM pg_locks WHERE relation = 'transfers'::regclass AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND mode = 'AccessExclusiveLock'",
     )
     .await
