@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::TransactionTrait;
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, TransactionSession, TransactionTrait,
+};
 use tokio::sync::mpsc;
 
 use super::write::{MappedBatch, Written, map_items, write_mapped};
@@ -19,6 +21,7 @@ use crate::entities::{Entity, Visit};
 use crate::kafka::LastError;
 use crate::providers::Source;
 use crate::sources::kafka::{Consumer, Delivered, Positions};
+use crate::store::first_load::{self, FirstLoad};
 use crate::store::kafka_offsets::{self, Partition};
 use crate::store::runs;
 use crate::task::AbortOnDrop;
@@ -26,6 +29,9 @@ use crate::task::AbortOnDrop;
 /// How often the consumer re-reads the stored offsets (for assignments), records which
 /// partitions it owns with their high watermarks, and shows a broker problem on the run.
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
+
+/// The longest a first load holds its tables before it commits, caught up or not.
+const LOAD_AT_MOST: Duration = Duration::from_secs(600);
 
 /// Runs until cancelled: `Ok(false)`.
 pub async fn consume(
@@ -64,6 +70,12 @@ impl<'a, 'b: 'a> Visit for Consume<'a, 'b> {
             self.summary,
         ))
     }
+}
+
+/// Messages mapped together, and whether more were waiting.
+struct Batch<R> {
+    messages: Vec<Mapped<R>>,
+    more: bool,
 }
 
 /// One message, mapped to the provider's entity kind.
@@ -128,15 +140,16 @@ async fn consume_as<E: Entity>(
     // written: one batch waits at most, so a slow database slows consumption and memory stays
     // bounded.
     let keep_raw = prepared.provider.keep_raw();
-    let (sender, mut batches) = mpsc::channel::<Vec<Mapped<E::Record>>>(1);
+    let (sender, mut batches) = mpsc::channel::<Batch<E::Record>>(1);
     let cancel = ctx.cancel.clone();
     let receiver = AbortOnDrop(tokio::spawn({
         let consumer = consumer.clone();
         let prepared = prepared.clone();
         async move {
             while !cancel.is_cancelled() {
-                let delivered = consumer.next_batch(Duration::from_millis(500)).await;
-                let batch = delivered
+                let received = consumer.next_batch(Duration::from_millis(500)).await;
+                let messages = received
+                    .messages
                     .into_iter()
                     .map(|message: Delivered| {
                         let mut batch = MappedBatch::default();
@@ -148,6 +161,10 @@ async fn consume_as<E: Entity>(
                         }
                     })
                     .collect();
+                let batch = Batch {
+                    messages,
+                    more: received.more,
+                };
                 if sender.send(batch).await.is_err() {
                     return;
                 }
@@ -155,28 +172,82 @@ async fn consume_as<E: Entity>(
         }
     }));
 
+    // A backlog found when the kind's tables are empty is loaded as a file import is: in one
+    // transaction that holds the tables, without their indexes until it has caught up.
+    let mut may_load = ctx.db.get_database_backend() == DbBackend::Postgres
+        && E::IMPORT.is_some_and(|rules| !rules.first_load.is_empty());
+    let mut load: Option<Load> = None;
     let mut housekeeping = Instant::now();
     let mut problem: Option<String> = None;
-    while let Some(batch) = batches.recv().await {
+    while let Some(Batch {
+        messages: batch,
+        more,
+    }) = batches.recv().await
+    {
+        if may_load && !batch.is_empty() {
+            may_load = false;
+            if more {
+                load = Load::begin::<E>(ctx).await?;
+            }
+        }
         if !batch.is_empty() {
-            let (written, next) =
-                commit::<E>(ctx, &prepared, run_id, &owner, keep_raw, batch).await?;
-            consumer.commit(&next);
-            positions.set_stored(next);
+            let written = match &mut load {
+                Some(loading) => {
+                    let (written, next) = commit::<E, _>(
+                        &loading.txn,
+                        &prepared,
+                        run_id,
+                        &owner,
+                        keep_raw,
+                        true,
+                        batch,
+                    )
+                    .await?;
+                    loading.next.extend(next);
+                    written
+                }
+                None => {
+                    let (written, next) =
+                        commit::<E, _>(ctx.db, &prepared, run_id, &owner, keep_raw, false, batch)
+                            .await?;
+                    consumer.commit(&next);
+                    positions.set_stored(next);
+                    written
+                }
+            };
             if let Some(written) = written {
                 summary.add(&written);
                 (ctx.on_progress)(summary.progress());
             }
         }
+        // The load ends once the consumer has caught up (no message was waiting when the
+        // batch closed), when the run is asked to stop, or after `LOAD_AT_MOST`, so that it
+        // commits whatever producers do.
+        if let Some(loading) = load
+            .take_if(|l| !more || ctx.cancel.is_cancelled() || l.started.elapsed() >= LOAD_AT_MOST)
+        {
+            let next = loading.finish::<E>(run_id, summary).await?;
+            tracing::info!(provider = %name, rows = summary.counts.inserted, "first load committed, indexes built");
+            consumer.commit(&next);
+            positions.set_stored(next);
+            (ctx.on_progress)(summary.progress());
+        }
         if housekeeping.elapsed() >= HOUSEKEEPING {
             housekeeping = Instant::now();
+            // During a load its transaction holds the run's and the offsets' rows.
             let shown = last_error.recent(HOUSEKEEPING * 3);
             if shown != problem {
-                runs::set_problem(ctx.db, run_id, shown.clone()).await?;
+                match &load {
+                    Some(loading) => runs::set_problem(&loading.txn, run_id, shown.clone()).await?,
+                    None => runs::set_problem(ctx.db, run_id, shown.clone()).await?,
+                }
                 problem = shown;
                 (ctx.on_progress)(summary.progress());
             }
-            observe(ctx, &name, &owner, &positions).await?;
+            match &load {
+                Some(loading) => observe(&loading.txn, &name, &owner, &positions, false).await?,
+                None => observe(ctx.db, &name, &owner, &positions, true).await?,
+            }
         }
         if ctx.cancel.is_cancelled() {
             break;
@@ -186,20 +257,66 @@ async fn consume_as<E: Entity>(
     Ok(false)
 }
 
+/// A first load under way: its transaction, and the next offsets it will store.
+struct Load {
+    txn: DatabaseTransaction,
+    held: FirstLoad,
+    next: HashMap<Partition, i64>,
+    started: Instant,
+}
+
+impl Load {
+    /// Takes the kind's tables when every one is empty; `None` (nothing held) otherwise.
+    async fn begin<E: Entity>(ctx: &RunContext<'_>) -> Result<Option<Load>, IngestError> {
+        let tables = E::IMPORT.map(|rules| rules.first_load).unwrap_or_default();
+        let txn = ctx.db.begin().await?;
+        let Some(held) = first_load::begin(&txn, tables).await? else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        E::begin_bulk(&txn, true).await?;
+        Ok(Some(Load {
+            txn,
+            held,
+            next: HashMap::new(),
+            started: Instant::now(),
+        }))
+    }
+
+    /// Settles repeated keys, builds the indexes and commits; returns the stored offsets.
+    async fn finish<E: Entity>(
+        self,
+        run_id: i64,
+        summary: &mut RunSummary,
+    ) -> Result<HashMap<Partition, i64>, IngestError> {
+        E::finish_bulk(&self.txn, true).await?;
+        let repeated = first_load::finish(&self.txn, self.held).await?;
+        if repeated > 0 {
+            runs::supersede(&self.txn, run_id, repeated).await?;
+            summary.counts.inserted = summary.counts.inserted.saturating_sub(repeated);
+            summary.counts.superseded += repeated;
+        }
+        self.txn.commit().await?;
+        Ok(self.next)
+    }
+}
+
 /// Records the owned partitions with their high watermarks (and lag metrics), and re-reads
-/// the stored offsets of all, for the next assignment.
-async fn observe(
-    ctx: &RunContext<'_>,
+/// the stored offsets of all, for the next assignment (`committed`: `db` is not a load's
+/// transaction, whose offsets may yet roll back).
+async fn observe<C: ConnectionTrait>(
+    db: &C,
     name: &str,
     owner: &str,
     positions: &Positions,
+    committed: bool,
 ) -> Result<(), IngestError> {
     let assigned = positions.assigned();
     for partition in &assigned {
         let high = positions.high_watermark(partition);
-        kafka_offsets::observe(ctx.db, name, partition, high, owner).await?;
+        kafka_offsets::observe(db, name, partition, high, owner).await?;
     }
-    let stored = kafka_offsets::stored(ctx.db, name).await?;
+    let stored = kafka_offsets::stored(db, name).await?;
     for partition in &assigned {
         if let (Some(high), Some(next)) =
             (positions.high_watermark(partition), stored.get(partition))
@@ -208,25 +325,29 @@ async fn observe(
                 .set((high - next).max(0) as f64);
         }
     }
-    positions.set_stored(stored);
+    // A load's offsets are not stored until it commits: assignments keep the committed ones.
+    if committed {
+        positions.set_stored(stored);
+    }
     Ok(())
 }
 
-/// One batch in one transaction, fenced by the stored offsets. Returns what was written (none
+/// One batch in one transaction (a savepoint of a load's), fenced by the stored offsets. Returns what was written (none
 /// when every message had been stored already) and the partitions' next offsets.
-async fn commit<E: Entity>(
-    ctx: &RunContext<'_>,
+async fn commit<E: Entity, C: TransactionTrait>(
+    db: &C,
     prepared: &Prepared,
     run_id: i64,
     owner: &str,
     keep_raw: bool,
+    first_load: bool,
     batch: Vec<Mapped<E::Record>>,
 ) -> Result<(Option<Written>, HashMap<Partition, i64>), IngestError> {
     let name = &prepared.provider.name;
     let mut partitions: Vec<Partition> = batch.iter().map(|d| d.partition.clone()).collect();
     partitions.sort();
     partitions.dedup();
-    let txn = ctx.db.begin().await?;
+    let txn = db.begin().await?;
     runs::lock_for_batch(&txn, run_id).await?;
     let stored = kafka_offsets::lock(&txn, name, &partitions).await?;
     let mut next: HashMap<Partition, i64> = stored.clone();
@@ -245,7 +366,8 @@ async fn commit<E: Entity>(
         txn.rollback().await?;
         return Ok((None, next));
     }
-    let written = write_mapped::<E, _>(&txn, prepared, run_id, merged, keep_raw).await?;
+    let written =
+        write_mapped::<E, _>(&txn, prepared, run_id, merged, keep_raw, first_load).await?;
     for (partition, offset) in &next {
         if stored.get(partition) != Some(offset) {
             kafka_offsets::advance(&txn, name, partition, *offset, owner).await?;

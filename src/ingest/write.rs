@@ -104,7 +104,7 @@ async fn write<E: Entity, C: ConnectionTrait>(
     let seen: Option<Vec<String>> = (prepared.provider.def.on_missing == OnMissing::MarkDeleted
         && !batch.renormalize)
         .then(|| mapped.mapped.iter().map(|(id, _, _)| id.clone()).collect());
-    let written = write_mapped::<E, C>(db, prepared, run_id, mapped, keep_raw).await?;
+    let written = write_mapped::<E, C>(db, prepared, run_id, mapped, keep_raw, false).await?;
     if let Some(keys) = seen {
         let provider = &prepared.provider;
         let dataset = provider.def.dataset.as_deref().unwrap_or(&provider.name);
@@ -257,13 +257,15 @@ pub fn map_items<E: Entity>(
 
 /// Writes a mapped batch in the caller's transaction: only the last record of each external id,
 /// payloads identical to the stored ones skipped, then records, payloads, rejections and the
-/// run's counters.
+/// run's counters. `first_load`: the transaction holds the kind's tables for a first load
+/// (`store::first_load`), whose repeated keys are settled when it finishes.
 pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
     db: &C,
     prepared: &Prepared,
     run_id: i64,
     batch: MappedBatch<E::Record>,
     keep_raw: bool,
+    first_load: bool,
 ) -> Result<Written, DbErr> {
     runs::lock_for_batch(db, run_id).await?;
     let provider = &prepared.provider.name;
@@ -317,8 +319,8 @@ pub async fn write_mapped<E: Entity, C: ConnectionTrait>(
         run_id,
         dataset: prepared.provider.def.dataset.as_deref().unwrap_or(provider),
         host_rules: &prepared.host_rules,
-        bulk: false,
-        first_load: false,
+        bulk: first_load,
+        first_load,
     };
     if !records.is_empty() {
         counts.add(E::write(db, &target, records).await?);

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use apache_avro::Schema;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
+use crate::common::eth_node::DATA;
 use crate::common::kafka::{FAST_GROUP, MockKafka, produce};
 use crate::common::{Backend, TestApp, wait_for, write_provider};
 
@@ -278,6 +279,268 @@ async fn json_and_avro_messages_land_exactly_once(backend: Backend) {
     );
 }
 on_both_databases!(json_and_avro_messages_land_exactly_once);
+
+/// A `transfer` provider of the topic `transfers`, writing at most `batch_size` messages at once.
+fn transfers_provider(dir: &Path, brokers: &str, batch_size: usize) {
+    write_provider(
+        dir,
+        "kafka-transfers",
+        &format!(
+            "entity = \"transfer\"\n[source]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\n\
+             topics = [\"transfers\"]\nbatch_size = {batch_size}\nmax_wait_ms = 50\n{FAST_GROUP}\
+             [fields]\ntoken_address = \"$.value.token_address\"\n\
+             from_address = \"$.value.from_address\"\nto_address = \"$.value.to_address\"\n\
+             value = \"$.value.value\"\ntransaction_hash = \"$.value.transaction_hash\"\n\
+             log_index = \"$.value.log_index\"\nblock_number = \"$.value.block_number\"\n"
+        ),
+    );
+}
+
+/// ethereum-etl's 291 transfers of blocks 17173049-50, one JSON document each.
+fn transfer_lines() -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{DATA}/stream_token_transfers_17173049.jsonl"))
+        .expect("stream_token_transfers_17173049.jsonl");
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 291);
+    lines
+}
+
+/// The transfers of `lines` as the API shows them, in the order of [`stored_transfers`].
+fn expected_transfers(lines: &[String]) -> Vec<Value> {
+    let rows = lines
+        .iter()
+        .map(|line| {
+            let t: Value = tributary::sources::json::parse_slice(line.as_bytes()).expect("line");
+            json!({
+                "tokenAddress": t["token_address"], "from": t["from_address"],
+                "to": t["to_address"], "value": digits(&t["value"]),
+                "transactionHash": t["transaction_hash"], "logIndex": t["log_index"],
+                "blockNumber": t["block_number"],
+            })
+        })
+        .collect();
+    by_key(rows)
+}
+
+/// Values reach 1e29: the parser keeps those beyond 64 bits as their digits.
+fn digits(value: &Value) -> String {
+    match value {
+        Value::String(digits) => digits.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn by_key(mut rows: Vec<Value>) -> Vec<Value> {
+    rows.sort_by_key(|r| (r["transactionHash"].to_string(), r["logIndex"].as_i64()));
+    rows
+}
+
+async fn stored_transfers(app: &TestApp) -> Vec<Value> {
+    let data = app
+        .query(
+            "{ transfers(first: 1000) { nodes { tokenAddress from to value transactionHash logIndex blockNumber } } }",
+            json!({}),
+        )
+        .await;
+    by_key(
+        data["transfers"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .clone(),
+    )
+}
+
+/// The names of the indexes on `transfers`: every one the migrations made.
+const TRANSFER_INDEXES: [&str; 6] = [
+    "transfers_from_time",
+    "transfers_natural_key",
+    "transfers_pkey",
+    "transfers_time",
+    "transfers_to_time",
+    "transfers_token_time",
+];
+
+async fn transfer_indexes(app: &TestApp) -> Vec<String> {
+    app.db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'transfers' ORDER BY 1",
+        ))
+        .await
+        .expect("indexes")
+        .iter()
+        .map(|row| row.try_get("", "indexname").expect("name"))
+        .collect()
+}
+
+/// Runs of this database holding `transfers` for a first load.
+async fn loads_holding_transfers(app: &TestApp) -> i64 {
+    app.db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) FROM pg_locks WHERE relation = 'transfers'::regclass AND granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND mode = 'AccessExclusiveLock'",
+        ))
+        .await
+        .expect("pg_locks")
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("a count")
+}
+
+/// A `transfer` provider's topic read from the start into an empty table: on PostgreSQL the
+/// backlog is one first load (the table held, its indexes built once it has caught up), whose
+/// repeated keys are settled as a file import's are; later messages are upserts. On SQLite
+/// every batch is written as it comes. ethereum-etl's 291 transfers of block 17173049, and the
+/// first of them sent again with a corrected value.
+async fn a_backlog_into_empty_transfers_loads_like_an_import(backend: Backend) {
+    let kafka = MockKafka::start();
+    let brokers = kafka.brokers();
+    kafka.create_topic("transfers", 3);
+    let dir = tempfile::tempdir().expect("dir");
+    transfers_provider(dir.path(), &brokers, 40);
+    let lines = transfer_lines();
+    let mut messages: Vec<(i32, String, Vec<u8>)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| ((i % 3) as i32, format!("t{i}"), line.as_bytes().to_vec()))
+        .collect();
+    // The first transfer again, corrected, last in its partition: 97 messages after the first
+    // copy, so never in one batch of 40 with it.
+    let first: Value = tributary::sources::json::parse_slice(lines[0].as_bytes()).expect("json");
+    let mut corrected = first.clone();
+    corrected["value"] = json!(12345);
+    messages.push((0, "t0".into(), corrected.to_string().into_bytes()));
+    produce(&brokers, "transfers", &messages).await;
+
+    let providers = dir.path().to_path_buf();
+    let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
+    let runs =
+        "{ ingestRuns(first: 5) { nodes { provider fetched inserted updated superseded } } }";
+    let counters = async || {
+        let data = app.query(runs, json!({})).await;
+        data["ingestRuns"]["nodes"][0].clone()
+    };
+    wait_for(
+        "292 messages counted",
+        Duration::from_secs(60),
+        async || counters().await["fetched"] == json!(292),
+    )
+    .await;
+    // The repeat was written twice in a load and settled at its end; batch by batch it is an
+    // update of the row the first copy stored.
+    let (inserted, updated, superseded) = match backend {
+        Backend::Postgres => (291, 0, 1),
+        Backend::Sqlite => (291, 1, 0),
+    };
+    assert_eq!(
+        counters().await,
+        json!({"provider": "kafka-transfers", "fetched": 292, "inserted": inserted,
+               "updated": updated, "superseded": superseded})
+    );
+    let transaction = first["transaction_hash"].clone();
+    let mut expected = expected_transfers(&lines);
+    let corrected_row = expected
+        .iter()
+        .position(|r| r["transactionHash"] == transaction && r["logIndex"] == json!(0))
+        .expect("the first transfer");
+    expected[corrected_row]["value"] = json!("12345");
+    assert_eq!(stored_transfers(&app).await, expected);
+    if backend == Backend::Postgres {
+        assert_eq!(transfer_indexes(&app).await, TRANSFER_INDEXES);
+    }
+
+    // After the load, a message is an upsert against the unique key the load built again.
+    produce(
+        &brokers,
+        "transfers",
+        &[(0, "t0".into(), lines[0].as_bytes().to_vec())],
+    )
+    .await;
+    wait_for(
+        "the correction undone",
+        Duration::from_secs(30),
+        async || counters().await["updated"] == json!(updated + 1),
+    )
+    .await;
+    assert_eq!(stored_transfers(&app).await, expected_transfers(&lines));
+    assert_eq!(counters().await["inserted"], json!(inserted));
+}
+on_both_databases!(a_backlog_into_empty_transfers_loads_like_an_import);
+
+/// A `tributary serve` SIGKILLed while its first load holds `transfers` leaves the table empty
+/// with every index and no offset stored; started again, it loads every message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_load_killed_midway_is_loaded_again_whole() {
+    let kafka = MockKafka::start();
+    let brokers = kafka.brokers();
+    kafka.create_topic("transfers", 3);
+    let dir = tempfile::tempdir().expect("dir");
+    // One message per batch: the load lasts long enough to be caught in the middle.
+    transfers_provider(dir.path(), &brokers, 1);
+    let lines = transfer_lines();
+    let messages: Vec<(i32, String, Vec<u8>)> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| ((i % 3) as i32, format!("t{i}"), line.as_bytes().to_vec()))
+        .collect();
+    produce(&brokers, "transfers", &messages).await;
+    let empty = tempfile::tempdir().expect("dir");
+    let none = empty.path().to_path_buf();
+    let app = TestApp::spawn_with(Backend::Postgres, move |s| s.providers_dir = none).await;
+
+    let mut server = serve(&app.database_url, dir.path());
+    wait_for(
+        "the load to hold transfers",
+        Duration::from_secs(60),
+        async || loads_holding_transfers(&app).await > 0,
+    )
+    .await;
+    sigkill(&mut server);
+    wait_for(
+        "the load to be rolled back",
+        Duration::from_secs(60),
+        async || loads_holding_transfers(&app).await == 0,
+    )
+    .await;
+    assert_eq!(stored_transfers(&app).await, Vec::<Value>::new());
+    assert_eq!(transfer_indexes(&app).await, TRANSFER_INDEXES);
+    let offsets = entity::kafka_offset::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("offsets");
+    assert!(
+        offsets.iter().all(|o| o.next_offset.is_none()),
+        "{offsets:?}"
+    );
+
+    let mut server = serve(&app.database_url, dir.path());
+    wait_for("291 transfers", Duration::from_secs(60), async || {
+        stored_transfers(&app).await.len() == 291
+    })
+    .await;
+    assert_eq!(stored_transfers(&app).await, expected_transfers(&lines));
+    assert_eq!(transfer_indexes(&app).await, TRANSFER_INDEXES);
+    // The killed run counted nothing: its counters were in the load's transaction.
+    let runs = entity::ingest_run::Entity::find()
+        .filter(entity::ingest_run::Column::Provider.eq("kafka-transfers"))
+        .all(&app.db)
+        .await
+        .expect("runs");
+    let counted: Vec<(i64, i64)> = runs.iter().map(|r| (r.fetched, r.inserted)).collect();
+    assert_eq!(
+        counted.iter().filter(|c| **c != (0, 0)).count(),
+        1,
+        "{counted:?}"
+    );
+    assert!(counted.contains(&(291, 291)), "{counted:?}");
+    sigkill(&mut server);
+}
 
 /// `cancelIngest` on the consumer's run pauses the provider: nothing more is consumed until
 /// `triggerIngest` resumes it, from where it stopped.

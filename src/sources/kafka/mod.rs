@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
@@ -176,6 +178,13 @@ pub struct Delivered {
     pub items: Vec<Item>,
 }
 
+/// What one wait for messages brought.
+pub struct Received {
+    pub messages: Vec<Delivered>,
+    /// More messages were ready when the batch was closed: the consumer is behind.
+    pub more: bool,
+}
+
 /// The provider's consumer.
 pub struct Consumer {
     consumer: StreamConsumer<Context>,
@@ -235,26 +244,34 @@ impl Consumer {
     /// The next messages, at most `batch_size`, waiting at most `max_wait_ms` after the first
     /// for more; empty when none came within `idle`. Errors the client reports while it
     /// retries (a broker down) are logged and kept for status, not returned.
-    pub async fn next_batch(&self, idle: Duration) -> Vec<Delivered> {
-        let mut batch = Vec::new();
+    pub async fn next_batch(&self, idle: Duration) -> Received {
+        let mut received = Received {
+            messages: Vec::new(),
+            more: false,
+        };
+        let batch = &mut received.messages;
         let mut deadline = tokio::time::Instant::now() + idle;
         while batch.len() < self.batch_size {
-            let received = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(received) => received,
+            let next = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(next) => next,
+                // Waited long enough: one more only if it is there already, which says that
+                // the consumer has not caught up.
+                Err(_) if !batch.is_empty() => match self.consumer.recv().now_or_never() {
+                    Some(Ok(message)) => {
+                        batch.push(self.delivered(&message));
+                        received.more = true;
+                        break;
+                    }
+                    _ => break,
+                },
                 Err(_) => break,
             };
-            match received {
+            match next {
                 Ok(message) => {
                     if batch.is_empty() {
                         deadline = tokio::time::Instant::now() + self.max_wait;
                     }
-                    let mut items = Vec::new();
-                    self.decoder.decode(&message, &mut items);
-                    batch.push(Delivered {
-                        partition: (message.topic().to_string(), message.partition()),
-                        offset: message.offset(),
-                        items,
-                    });
+                    batch.push(self.delivered(&message));
                 }
                 Err(error) => {
                     client_error(
@@ -270,7 +287,20 @@ impl Consumer {
                 }
             }
         }
-        batch
+        if batch.len() >= self.batch_size {
+            received.more = true;
+        }
+        received
+    }
+
+    fn delivered<M: Message>(&self, message: &M) -> Delivered {
+        let mut items = Vec::new();
+        self.decoder.decode(message, &mut items);
+        Delivered {
+            partition: (message.topic().to_string(), message.partition()),
+            offset: message.offset(),
+            items,
+        }
     }
 
     /// Tells Kafka how far the group got (after the database commit; for lag tools only).
