@@ -186,7 +186,7 @@ async fn consume_as<E: Entity>(
     {
         if may_load && !batch.is_empty() {
             may_load = false;
-            if more {
+            if more || consumer.behind() {
                 load = Load::begin::<E>(ctx).await?;
             }
         }
@@ -221,11 +221,17 @@ async fn consume_as<E: Entity>(
             }
         }
         // The load ends once the consumer has caught up (no message was waiting when the
-        // batch closed), when the run is asked to stop, or after `LOAD_AT_MOST`, so that it
-        // commits whatever producers do.
-        if let Some(loading) = load
-            .take_if(|l| !more || ctx.cancel.is_cancelled() || l.started.elapsed() >= LOAD_AT_MOST)
-        {
+        // batch closed, and the broker has none past it), when the run is asked to stop, or
+        // after `LOAD_AT_MOST`, so that it commits whatever producers do.
+        let ends = match &load {
+            Some(loading) => {
+                ctx.cancel.is_cancelled()
+                    || loading.started.elapsed() >= LOAD_AT_MOST
+                    || (!more && !consumer.behind())
+            }
+            None => false,
+        };
+        if let Some(loading) = load.take_if(|_| ends) {
             let next = loading.finish::<E>(run_id, summary).await?;
             tracing::info!(provider = %name, rows = summary.counts.inserted, "first load committed, indexes built");
             consumer.commit(&next);
