@@ -147,8 +147,10 @@ async fn consume_as<E: Entity>(
         let prepared = prepared.clone();
         async move {
             while !cancel.is_cancelled() {
+                let started = Instant::now();
                 let received = consumer.next_batch(Duration::from_millis(500)).await;
-                let messages = received
+                let got = started.elapsed();
+                let messages: Vec<_> = received
                     .messages
                     .into_iter()
                     .map(|message: Delivered| {
@@ -161,12 +163,17 @@ async fn consume_as<E: Entity>(
                         }
                     })
                     .collect();
+                let mapped = started.elapsed() - got;
                 let batch = Batch {
                     messages,
                     more: received.more,
                 };
+                let size = batch.messages.len();
                 if sender.send(batch).await.is_err() {
                     return;
+                }
+                if size > 0 {
+                    tracing::debug!(size, ?got, ?mapped, waited = ?(started.elapsed() - got - mapped), "batch received");
                 }
             }
         }
@@ -191,6 +198,7 @@ async fn consume_as<E: Entity>(
             }
         }
         if !batch.is_empty() {
+            let started = Instant::now();
             let written = match &mut load {
                 Some(loading) => {
                     let (written, next) = commit::<E, _>(
@@ -215,6 +223,7 @@ async fn consume_as<E: Entity>(
                     written
                 }
             };
+            tracing::debug!(loading = load.is_some(), elapsed = ?started.elapsed(), "batch written");
             if let Some(written) = written {
                 summary.add(&written);
                 (ctx.on_progress)(summary.progress());
