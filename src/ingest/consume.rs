@@ -20,7 +20,7 @@ use super::{IngestError, Prepared, RunContext, RunSummary};
 use crate::entities::{Entity, Visit};
 use crate::kafka::LastError;
 use crate::providers::Source;
-use crate::sources::kafka::{Consumer, Delivered, Positions};
+use crate::sources::kafka::{Consumer, Positions};
 use crate::store::first_load::{self, FirstLoad};
 use crate::store::kafka_offsets::{self, Partition};
 use crate::store::runs;
@@ -150,19 +150,18 @@ async fn consume_as<E: Entity>(
                 let started = Instant::now();
                 let received = consumer.next_batch(Duration::from_millis(500)).await;
                 let got = started.elapsed();
-                let messages: Vec<_> = received
-                    .messages
-                    .into_iter()
-                    .map(|message: Delivered| {
-                        let mut batch = MappedBatch::default();
-                        map_items::<E>(&prepared, message.items, keep_raw, &mut batch);
-                        Mapped {
-                            partition: message.partition,
-                            offset: message.offset,
-                            batch,
-                        }
-                    })
-                    .collect();
+                let mut messages = Vec::with_capacity(received.messages.len());
+                for message in received.messages {
+                    let mut batch = MappedBatch::default();
+                    map_items::<E>(&prepared, message.items, keep_raw, &mut batch);
+                    messages.push(Mapped {
+                        partition: message.partition,
+                        offset: message.offset,
+                        batch,
+                    });
+                    // Lets the writer, woken by this task, run while a batch is mapped.
+                    tokio::task::coop::consume_budget().await;
+                }
                 let mapped = started.elapsed() - got;
                 let batch = Batch {
                     messages,

@@ -275,6 +275,9 @@ impl Consumer {
                         deadline = tokio::time::Instant::now() + self.max_wait;
                     }
                     batch.push(self.delivered(&message));
+                    // A full queue answers every `recv` at once: without a yield now and then,
+                    // a task woken by this one (the batch writer) waits for the whole batch.
+                    tokio::task::coop::consume_budget().await;
                 }
                 Err(error) => {
                     client_error(
