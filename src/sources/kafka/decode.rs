@@ -9,12 +9,10 @@
 //! A value that cannot be decoded becomes a rejection whose payload is the envelope with the
 //! value as text, so the rejection names the message.
 
-use std::collections::BTreeMap;
-
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use rdkafka::message::{Headers, Message};
-use serde_json::{Map, Value as Json, json};
+use serde_json::{Map, Value as Json};
 
 use crate::ingest::Item;
 use crate::providers::definition::MessageFormat;
@@ -92,7 +90,7 @@ pub fn envelope<M: Message>(message: &M, value: Json) -> Json {
         .key()
         .map(|k| Json::String(String::from_utf8_lossy(k).into_owned()))
         .unwrap_or(Json::Null);
-    let mut headers = BTreeMap::new();
+    let mut headers = Map::new();
     if let Some(list) = message.headers() {
         for header in list.iter() {
             let value = header
@@ -102,15 +100,16 @@ pub fn envelope<M: Message>(message: &M, value: Json) -> Json {
             headers.insert(header.key.to_string(), value);
         }
     }
-    json!({
-        "topic": message.topic(),
-        "partition": message.partition(),
-        "offset": message.offset(),
-        "timestamp": timestamp,
-        "key": key,
-        "headers": headers,
-        "value": value,
-    })
+    // Built by hand: `json!` would copy `value` whole through serde.
+    let mut envelope = Map::new();
+    envelope.insert("topic".into(), Json::String(message.topic().to_string()));
+    envelope.insert("partition".into(), Json::from(message.partition()));
+    envelope.insert("offset".into(), Json::from(message.offset()));
+    envelope.insert("timestamp".into(), timestamp);
+    envelope.insert("key".into(), key);
+    envelope.insert("headers".into(), Json::Object(headers));
+    envelope.insert("value".into(), value);
+    Json::Object(envelope)
 }
 
 fn rejected<M: Message>(message: &M, reason: &str) -> Item {
@@ -188,6 +187,7 @@ fn avro(schema: &Schema, payload: &[u8]) -> Result<Json, String> {
 #[cfg(test)]
 mod tests {
     use rdkafka::message::{Header, OwnedHeaders, OwnedMessage, Timestamp};
+    use serde_json::json;
 
     use super::*;
 
