@@ -309,6 +309,15 @@ fn transfer_lines() -> Vec<String> {
     lines
 }
 
+/// One message per line, keyed `t{i}`, spread over three partitions.
+fn transfer_messages(lines: &[String]) -> Vec<(i32, String, Vec<u8>)> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, line)| ((i % 3) as i32, format!("t{i}"), line.as_bytes().to_vec()))
+        .collect()
+}
+
 /// The transfers of `lines` as the API shows them, in the order of [`stored_transfers`].
 fn expected_transfers(lines: &[String]) -> Vec<Value> {
     let rows = lines
@@ -405,11 +414,7 @@ async fn a_backlog_into_empty_transfers_loads_like_an_import(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
     transfers_provider(dir.path(), &brokers, 40);
     let lines = transfer_lines();
-    let mut messages: Vec<(i32, String, Vec<u8>)> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| ((i % 3) as i32, format!("t{i}"), line.as_bytes().to_vec()))
-        .collect();
+    let mut messages = transfer_messages(&lines);
     // The first transfer again, corrected, last in its partition: 97 messages after the first
     // copy, so never in one batch of 40 with it.
     let first: Value = tributary::sources::json::parse_slice(lines[0].as_bytes()).expect("json");
@@ -484,12 +489,7 @@ async fn a_first_load_killed_midway_is_loaded_again_whole() {
     // One message per batch: the load lasts long enough to be caught in the middle.
     transfers_provider(dir.path(), &brokers, 1);
     let lines = transfer_lines();
-    let messages: Vec<(i32, String, Vec<u8>)> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, line)| ((i % 3) as i32, format!("t{i}"), line.as_bytes().to_vec()))
-        .collect();
-    produce(&brokers, "transfers", &messages).await;
+    produce(&brokers, "transfers", &transfer_messages(&lines)).await;
     let empty = tempfile::tempdir().expect("dir");
     let none = empty.path().to_path_buf();
     let app = TestApp::spawn_with(Backend::Postgres, move |s| s.providers_dir = none).await;
