@@ -34,13 +34,18 @@ const RULES: &[Rule] = &[
     },
     Rule {
         name: "no_run_left_unfinished",
-        promise: "no run is queued or running unless a live process holds its provider's lease",
+        promise: "no run is queued or running unless a live process holds its provider's lease \
+                  (a kafka consumer's run: its replica's consumer lease)",
+        // The consumer lease's name is the runner's (`consumer_lease`).
         rows: "SELECT 'run ' || r.id || ' of ' || r.provider || ': ' || r.status
                     || ' since ' || r.queued_at || ' by ' || coalesce(r.owner, 'no owner')
                 FROM ingest_runs r
                 WHERE r.status IN ('queued', 'running')
                   AND NOT EXISTS (SELECT 1 FROM provider_state s
-                                  WHERE s.provider = r.provider AND s.lease_owner IS NOT NULL
+                                  WHERE s.provider = CASE WHEN r.trigger = 'consumer'
+                                          THEN r.provider || '#consumer@' || r.owner
+                                          ELSE r.provider END
+                                    AND s.lease_owner IS NOT NULL
                                     AND s.lease_expires_at >= {now})",
     },
     Rule {

@@ -271,7 +271,7 @@ async fn check_lists_every_invariant_and_fails_naming_a_broken_one() {
         String::from_utf8(output.stdout).expect("utf-8"),
         "ok   run_counters_add_up: each run's inserted + updated + unchanged + superseded + rejected = fetched\n\
          ok   run_rejections_stored: each run's rejected = its rows in rejected_records\n\
-         ok   no_run_left_unfinished: no run is queued or running unless a live process holds its provider's lease\n\
+         ok   no_run_left_unfinished: no run is queued or running unless a live process holds its provider's lease (a kafka consumer's run: its replica's consumer lease)\n\
          ok   product_counts_exact: product_counts = SELECT name, count(*) FROM products GROUP BY name\n"
     );
 

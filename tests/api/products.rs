@@ -17,13 +17,13 @@ use tributary::store::upsert::UpsertCounts;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/products");
 
-fn file(name: &str) -> PathBuf {
+pub(crate) fn file(name: &str) -> PathBuf {
     Path::new(DATA).join(name)
 }
 
 /// What the files say, read with the csv crate's defaults (not the importer's reader): SKU →
 /// (name, description), the last row of a SKU winning.
-fn expected_from(files: &[&str]) -> BTreeMap<String, (String, String)> {
+pub(crate) fn expected_from(files: &[&str]) -> BTreeMap<String, (String, String)> {
     let mut products = BTreeMap::new();
     for name in files {
         let mut reader = csv::Reader::from_path(file(name)).expect("sample file");
@@ -36,7 +36,7 @@ fn expected_from(files: &[&str]) -> BTreeMap<String, (String, String)> {
 }
 
 /// Every stored product: SKU → (name, description).
-async fn stored(app: &TestApp) -> BTreeMap<String, (String, String)> {
+pub(crate) async fn stored(app: &TestApp) -> BTreeMap<String, (String, String)> {
     entity::product::Entity::find()
         .all(&app.db)
         .await
@@ -78,7 +78,10 @@ fn counts_of(products: &BTreeMap<String, (String, String)>) -> Vec<(String, i64)
 
 /// `product_counts` equals the counts of the expected products, and every store invariant
 /// (`product_counts` = `GROUP BY` among them) holds.
-async fn assert_counts_exact(app: &TestApp, expected: &BTreeMap<String, (String, String)>) {
+pub(crate) async fn assert_counts_exact(
+    app: &TestApp,
+    expected: &BTreeMap<String, (String, String)>,
+) {
     crate::common::assert_invariants(&app.db).await;
     assert_eq!(
         counts_table(app).await,
