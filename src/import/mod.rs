@@ -402,13 +402,7 @@ async fn import_held<E: Entity, P: Fn(Progress) + Send + Sync>(
                 let committed = async {
                     E::finish_bulk(&txn, loading.is_some()).await?;
                     if let Some(load) = loading {
-                        let repeated = first_load::finish(&txn, load).await?;
-                        if repeated > 0 {
-                            runs::supersede(&txn, run_id, repeated).await?;
-                            summary.counts.inserted =
-                                summary.counts.inserted.saturating_sub(repeated);
-                            summary.counts.superseded += repeated;
-                        }
+                        first_load::finish(&txn, load, run_id, &mut summary.counts).await?;
                     }
                     runs::finish(
                         &txn,

@@ -180,8 +180,9 @@ async fn consume_as<E: Entity>(
 
     // A backlog found when the kind's tables are empty is loaded as a file import is: in one
     // transaction that holds the tables, without their indexes until it has caught up.
-    let mut may_load = ctx.db.get_database_backend() == DbBackend::Postgres
-        && E::IMPORT.is_some_and(|rules| !rules.first_load.is_empty());
+    let load_tables = E::IMPORT.map(|rules| rules.first_load).unwrap_or_default();
+    let mut may_load =
+        ctx.db.get_database_backend() == DbBackend::Postgres && !load_tables.is_empty();
     let mut load: Option<Load> = None;
     let mut housekeeping = Instant::now();
     let mut problem: Option<String> = None;
@@ -193,7 +194,7 @@ async fn consume_as<E: Entity>(
         if may_load && !batch.is_empty() {
             may_load = false;
             if more || consumer.behind() {
-                load = Load::begin::<E>(ctx).await?;
+                load = Load::begin::<E>(ctx, load_tables).await?;
             }
         }
         if !batch.is_empty() {
@@ -280,9 +281,11 @@ struct Load {
 }
 
 impl Load {
-    /// Takes the kind's tables when every one is empty; `None` (nothing held) otherwise.
-    async fn begin<E: Entity>(ctx: &RunContext<'_>) -> Result<Option<Load>, IngestError> {
-        let tables = E::IMPORT.map(|rules| rules.first_load).unwrap_or_default();
+    /// Takes the kind's `tables` when every one is empty; `None` (nothing held) otherwise.
+    async fn begin<E: Entity>(
+        ctx: &RunContext<'_>,
+        tables: &[first_load::Table],
+    ) -> Result<Option<Load>, IngestError> {
         let txn = ctx.db.begin().await?;
         let Some(held) = first_load::begin(&txn, tables).await? else {
             txn.rollback().await?;
@@ -304,12 +307,7 @@ impl Load {
         summary: &mut RunSummary,
     ) -> Result<HashMap<Partition, i64>, IngestError> {
         E::finish_bulk(&self.txn, true).await?;
-        let repeated = first_load::finish(&self.txn, self.held).await?;
-        if repeated > 0 {
-            runs::supersede(&self.txn, run_id, repeated).await?;
-            summary.counts.inserted = summary.counts.inserted.saturating_sub(repeated);
-            summary.counts.superseded += repeated;
-        }
+        first_load::finish(&self.txn, self.held, run_id, &mut summary.counts).await?;
         self.txn.commit().await?;
         Ok(self.next)
     }

@@ -11,6 +11,9 @@
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, SqlErr, Statement};
 use sea_orm::{TransactionTrait, Value};
 
+use super::runs;
+use super::upsert::UpsertCounts;
+
 /// A table that imports may load this way.
 #[derive(Debug, Clone, Copy)]
 pub struct Table {
@@ -108,14 +111,24 @@ async fn drop_indexes(txn: &DatabaseTransaction, table: &str) -> Result<Vec<Stri
 }
 
 /// Builds what [`begin`] dropped. Rows that repeat a key (from different batches: a batch
-/// itself holds each key once) are removed first, keeping the last inserted; returns how many
-/// were removed, for the run's counters.
-pub async fn finish(txn: &DatabaseTransaction, load: FirstLoad) -> Result<u64, DbErr> {
+/// itself holds each key once) are removed first, keeping the last inserted; they move from
+/// the run's `inserted` to its `superseded`, stored and in `counts`.
+pub async fn finish(
+    txn: &DatabaseTransaction,
+    load: FirstLoad,
+    run_id: i64,
+    counts: &mut UpsertCounts,
+) -> Result<(), DbErr> {
     let mut removed = 0;
     for (table, statements) in &load.rebuild {
         removed += finish_table(txn, table, statements).await?;
     }
-    Ok(removed)
+    if removed > 0 {
+        runs::supersede(txn, run_id, removed).await?;
+        counts.inserted = counts.inserted.saturating_sub(removed);
+        counts.superseded += removed;
+    }
+    Ok(())
 }
 
 async fn finish_table(
