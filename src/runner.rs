@@ -542,7 +542,7 @@ impl Runner {
                 continue;
             }
             let lease = match (run.trigger, &run.owner) {
-                (RunTrigger::Consumer, Some(owner)) => consumer_lease(&run.provider, owner),
+                (RunTrigger::Consumer, Some(owner)) => leases::consumer_lease(&run.provider, owner),
                 _ => run.provider.clone(),
             };
             if leases::holder(&self.inner.db, &lease).await?.is_some() {
@@ -653,7 +653,7 @@ impl Runner {
     /// `kafka` provider consumed on every replica at once, this replica's consumer lease.
     fn lease_of(&self, provider: &Provider) -> String {
         if is_consumer(provider) {
-            consumer_lease(&provider.name, self.instance())
+            leases::consumer_lease(&provider.name, self.instance())
         } else {
             provider.name.clone()
         }
@@ -886,11 +886,6 @@ pub const CONSUMER_WATCH: Duration = Duration::from_secs(1);
 /// A `kafka` provider: consumed continuously by every replica, not scheduled.
 fn is_consumer(provider: &Provider) -> bool {
     matches!(provider.def.source, Source::Kafka(_))
-}
-
-/// The lease a replica's consumer of `provider` holds while it is alive.
-fn consumer_lease(provider: &str, instance: &str) -> String {
-    format!("{provider}#consumer@{instance}")
 }
 
 fn hostname() -> String {

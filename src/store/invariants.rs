@@ -5,12 +5,14 @@
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
+use super::leases;
+
 /// One invariant: its name, what it promises, and the query listing the rows that break it.
 struct Rule {
     name: &'static str,
     promise: &'static str,
     /// One text column describing each row that breaks the rule; `{now}` stands for the
-    /// current time where a rule needs it.
+    /// current time where a rule needs it, `{consumer}` for [`leases::CONSUMER_MARK`].
     rows: &'static str,
 }
 
@@ -36,14 +38,13 @@ const RULES: &[Rule] = &[
         name: "no_run_left_unfinished",
         promise: "no run is queued or running unless a live process holds its provider's lease \
                   (a kafka consumer's run: its replica's consumer lease)",
-        // The consumer lease's name is the runner's (`consumer_lease`).
         rows: "SELECT 'run ' || r.id || ' of ' || r.provider || ': ' || r.status
                     || ' since ' || r.queued_at || ' by ' || coalesce(r.owner, 'no owner')
                 FROM ingest_runs r
                 WHERE r.status IN ('queued', 'running')
                   AND NOT EXISTS (SELECT 1 FROM provider_state s
                                   WHERE s.provider = CASE WHEN r.trigger = 'consumer'
-                                          THEN r.provider || '#consumer@' || r.owner
+                                          THEN r.provider || '{consumer}' || r.owner
                                           ELSE r.provider END
                                     AND s.lease_owner IS NOT NULL
                                     AND s.lease_expires_at >= {now})",
@@ -95,7 +96,8 @@ pub async fn check<C: ConnectionTrait>(db: &C) -> Result<Vec<Violation>, DbErr> 
     let backend = db.get_database_backend();
     let mut violations = Vec::new();
     for rule in RULES {
-        let (sql, values) = bind_now(backend, rule.rows);
+        let rows = rule.rows.replace("{consumer}", leases::CONSUMER_MARK);
+        let (sql, values) = bind_now(backend, &rows);
         let count = format!("SELECT count(*) FROM ({sql}) AS broken");
         let rows: i64 = db
             .query_one_raw(Statement::from_sql_and_values(

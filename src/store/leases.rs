@@ -5,6 +5,16 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 
+/// What joins a `kafka` provider's name and a replica's id in the name of that replica's
+/// consumer lease.
+pub const CONSUMER_MARK: &str = "#consumer@";
+
+/// The lease a replica's consumer of `provider` holds while it is alive: consumers of one
+/// provider run on every replica at once, each under its own lease.
+pub fn consumer_lease(provider: &str, instance: &str) -> String {
+    format!("{provider}{CONSUMER_MARK}{instance}")
+}
+
 /// Makes sure the provider has a state row to claim.
 async fn ensure_row<C: ConnectionTrait>(db: &C, provider: &str) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
