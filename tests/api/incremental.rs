@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::common::changes_api::{ChangesApi, base_time};
 use crate::common::eth_node::{DATA, EthNode};
+use crate::common::recorded_transfers;
 use crate::common::{Backend, TestApp, provider, run, wait_for};
 use tributary::store::provider_state;
 use tributary::store::runs::{RunMode, RunStatus};
@@ -37,50 +38,6 @@ fn eth_provider(
     provider(dir, name, &text)
 }
 
-/// ethereum-etl's own extraction of the two blocks' transfers, as the API shows them.
-fn expected_transfers() -> Vec<Value> {
-    let text = std::fs::read_to_string(format!("{DATA}/stream_token_transfers_17173049.jsonl"))
-        .expect("stream_token_transfers_17173049.jsonl");
-    let mut rows: Vec<Value> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            // Values reach 1e29: read them exactly.
-            let t: Value = tributary::sources::json::parse_slice(line.as_bytes()).expect("line");
-            json!({
-                "tokenAddress": t["token_address"],
-                "from": t["from_address"],
-                "to": t["to_address"],
-                "value": match &t["value"] {
-                    Value::String(digits) => digits.clone(),
-                    other => other.to_string(),
-                },
-                "transactionHash": t["transaction_hash"],
-                "logIndex": t["log_index"],
-                "blockNumber": t["block_number"],
-                "blockTimestamp": null,
-            })
-        })
-        .collect();
-    rows.sort_by_key(|r| (r["transactionHash"].to_string(), r["logIndex"].as_i64()));
-    rows
-}
-
-async fn stored_transfers(app: &TestApp) -> Vec<Value> {
-    let data = app
-        .query(
-            "{ transfers(first: 1000) { nodes { tokenAddress from to value transactionHash logIndex blockNumber blockTimestamp } } }",
-            json!({}),
-        )
-        .await;
-    let mut rows = data["transfers"]["nodes"]
-        .as_array()
-        .expect("nodes")
-        .clone();
-    rows.sort_by_key(|r| (r["transactionHash"].to_string(), r["logIndex"].as_i64()));
-    rows
-}
-
 async fn cursor(app: &TestApp, provider: &str) -> Option<String> {
     provider_state::cursor(&app.db, provider)
         .await
@@ -95,7 +52,7 @@ async fn the_json_rpc_provider_stores_the_291_transfers_exactly(backend: Backend
     let app = TestApp::spawn(backend).await;
     let node = EthNode::start().await;
     let dir = tempfile::tempdir().expect("dir");
-    let expected = expected_transfers();
+    let expected = recorded_transfers::expected();
     assert_eq!(expected.len(), 291);
 
     let eth = eth_provider(dir.path(), "eth", &node, 10);
@@ -106,7 +63,7 @@ async fn the_json_rpc_provider_stores_the_291_transfers_exactly(backend: Backend
     assert_eq!(node.block_number_calls(), 1);
     // Windows of 10 from `initial` through the head: one range, `toBlock` inclusive.
     assert_eq!(node.take_get_logs(), [(17173049, 17173050)]);
-    assert_eq!(stored_transfers(&app).await, expected);
+    assert_eq!(recorded_transfers::stored(&app).await, expected);
     assert_eq!(cursor(&app, "eth").await.as_deref(), Some("17173050"));
 
     // The next run starts at the highest block stored: its logs are read again, unchanged.
@@ -131,7 +88,7 @@ async fn the_json_rpc_provider_stores_the_291_transfers_exactly(backend: Backend
         [(17173049, 17173049), (17173050, 17173050)]
     );
     assert_eq!((full.fetched, full.counts.unchanged), (291, 291));
-    assert_eq!(stored_transfers(&app).await, expected);
+    assert_eq!(recorded_transfers::stored(&app).await, expected);
     assert_eq!(
         cursor(&app, "eth-per-block").await.as_deref(),
         Some("17173050")
@@ -463,11 +420,11 @@ block_number = { path = "block_number", transforms = ["int"] }
     );
     let summary = run(&app, &file, RunMode::Full).await;
     assert_eq!(summary.status, RunStatus::Succeeded, "{:?}", summary.error);
-    let all = expected_transfers();
+    let all = recorded_transfers::expected();
     let not_weth = all.iter().filter(|t| t["tokenAddress"] != weth).count();
     assert!(not_weth < 291);
     assert_eq!(summary.counts.inserted, not_weth as u64);
-    let stored = stored_transfers(&app).await;
+    let stored = recorded_transfers::stored(&app).await;
     assert_eq!(stored.len(), not_weth);
     assert!(stored.iter().all(|t| t["tokenAddress"] != weth));
 
@@ -494,7 +451,7 @@ block_number = { path = "block_number", transforms = ["int"] }
     .await
     .expect("push");
     assert_eq!(summary.counts.inserted, (291 - not_weth) as u64);
-    assert_eq!(stored_transfers(&app).await, all);
+    assert_eq!(recorded_transfers::stored(&app).await, all);
 }
 on_both_databases!(record_filters_apply_to_file_and_push_sources);
 

@@ -11,8 +11,8 @@ use apache_avro::Schema;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
-use crate::common::eth_node::DATA;
 use crate::common::kafka::{FAST_GROUP, MockKafka, produce};
+use crate::common::recorded_transfers;
 use crate::common::{Backend, TestApp, wait_for, write_provider};
 
 const SCHEMA: &str = concat!(
@@ -296,19 +296,6 @@ fn transfers_provider(dir: &Path, brokers: &str, batch_size: usize) {
     );
 }
 
-/// ethereum-etl's 291 transfers of blocks 17173049-50, one JSON document each.
-fn transfer_lines() -> Vec<String> {
-    let text = std::fs::read_to_string(format!("{DATA}/stream_token_transfers_17173049.jsonl"))
-        .expect("stream_token_transfers_17173049.jsonl");
-    let lines: Vec<String> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    assert_eq!(lines.len(), 291);
-    lines
-}
-
 /// One message per line, keyed `t{i}`, spread over three partitions.
 fn transfer_messages(lines: &[String]) -> Vec<(i32, String, Vec<u8>)> {
     lines
@@ -318,49 +305,11 @@ fn transfer_messages(lines: &[String]) -> Vec<(i32, String, Vec<u8>)> {
         .collect()
 }
 
-/// The transfers of `lines` as the API shows them, in the order of [`stored_transfers`].
-fn expected_transfers(lines: &[String]) -> Vec<Value> {
-    let rows = lines
-        .iter()
-        .map(|line| {
-            let t: Value = tributary::sources::json::parse_slice(line.as_bytes()).expect("line");
-            json!({
-                "tokenAddress": t["token_address"], "from": t["from_address"],
-                "to": t["to_address"], "value": digits(&t["value"]),
-                "transactionHash": t["transaction_hash"], "logIndex": t["log_index"],
-                "blockNumber": t["block_number"],
-            })
-        })
-        .collect();
-    by_key(rows)
-}
-
-/// Values reach 1e29: the parser keeps those beyond 64 bits as their digits.
-fn digits(value: &Value) -> String {
-    match value {
-        Value::String(digits) => digits.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn by_key(mut rows: Vec<Value>) -> Vec<Value> {
-    rows.sort_by_key(|r| (r["transactionHash"].to_string(), r["logIndex"].as_i64()));
-    rows
-}
-
-async fn stored_transfers(app: &TestApp) -> Vec<Value> {
-    let data = app
-        .query(
-            "{ transfers(first: 1000) { nodes { tokenAddress from to value transactionHash logIndex blockNumber } } }",
-            json!({}),
-        )
-        .await;
-    by_key(
-        data["transfers"]["nodes"]
-            .as_array()
-            .expect("nodes")
-            .clone(),
-    )
+/// These `fields` of the newest run, as GraphQL shows it.
+async fn last_run(app: &TestApp, fields: &str) -> Value {
+    let query = format!("{{ ingestRuns(first: 1) {{ nodes {{ {fields} }} }} }}");
+    let data = app.query(&query, json!({})).await;
+    data["ingestRuns"]["nodes"][0].clone()
 }
 
 /// The names of the indexes on `transfers`: every one the migrations made.
@@ -413,7 +362,7 @@ async fn a_backlog_into_empty_transfers_loads_like_an_import(backend: Backend) {
     kafka.create_topic("transfers", 3);
     let dir = tempfile::tempdir().expect("dir");
     transfers_provider(dir.path(), &brokers, 40);
-    let lines = transfer_lines();
+    let lines = recorded_transfers::lines();
     let mut messages = transfer_messages(&lines);
     // The first transfer again, corrected, last in its partition: 97 messages after the first
     // copy, so never in one batch of 40 with it.
@@ -425,12 +374,7 @@ async fn a_backlog_into_empty_transfers_loads_like_an_import(backend: Backend) {
 
     let providers = dir.path().to_path_buf();
     let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
-    let runs =
-        "{ ingestRuns(first: 5) { nodes { provider fetched inserted updated superseded } } }";
-    let counters = async || {
-        let data = app.query(runs, json!({})).await;
-        data["ingestRuns"]["nodes"][0].clone()
-    };
+    let counters = async || last_run(&app, "provider fetched inserted updated superseded").await;
     wait_for(
         "292 messages counted",
         Duration::from_secs(60),
@@ -449,13 +393,13 @@ async fn a_backlog_into_empty_transfers_loads_like_an_import(backend: Backend) {
                "updated": updated, "superseded": superseded})
     );
     let transaction = first["transaction_hash"].clone();
-    let mut expected = expected_transfers(&lines);
+    let mut expected = recorded_transfers::expected();
     let corrected_row = expected
         .iter()
         .position(|r| r["transactionHash"] == transaction && r["logIndex"] == json!(0))
         .expect("the first transfer");
     expected[corrected_row]["value"] = json!("12345");
-    assert_eq!(stored_transfers(&app).await, expected);
+    assert_eq!(recorded_transfers::stored(&app).await, expected);
     if backend == Backend::Postgres {
         assert_eq!(transfer_indexes(&app).await, TRANSFER_INDEXES);
     }
@@ -473,7 +417,10 @@ async fn a_backlog_into_empty_transfers_loads_like_an_import(backend: Backend) {
         async || counters().await["updated"] == json!(updated + 1),
     )
     .await;
-    assert_eq!(stored_transfers(&app).await, expected_transfers(&lines));
+    assert_eq!(
+        recorded_transfers::stored(&app).await,
+        recorded_transfers::expected()
+    );
     assert_eq!(counters().await["inserted"], json!(inserted));
 }
 on_both_databases!(a_backlog_into_empty_transfers_loads_like_an_import);
@@ -520,12 +467,7 @@ async fn a_product_backlog_keeps_counts_exact(backend: Backend) {
 
     let providers = dir.path().to_path_buf();
     let app = TestApp::spawn_with(backend, move |s| s.providers_dir = providers).await;
-    let runs =
-        "{ ingestRuns(first: 5) { nodes { fetched inserted updated unchanged superseded } } }";
-    let counters = async || {
-        let data = app.query(runs, json!({})).await;
-        data["ingestRuns"]["nodes"][0].clone()
-    };
+    let counters = async || last_run(&app, "fetched inserted updated unchanged superseded").await;
     wait_for(
         "998 messages counted",
         Duration::from_secs(60),
@@ -571,7 +513,7 @@ async fn a_first_load_killed_midway_is_loaded_again_whole() {
     let dir = tempfile::tempdir().expect("dir");
     // One message per batch: the load lasts long enough to be caught in the middle.
     transfers_provider(dir.path(), &brokers, 1);
-    let lines = transfer_lines();
+    let lines = recorded_transfers::lines();
     produce(&brokers, "transfers", &transfer_messages(&lines)).await;
     let empty = tempfile::tempdir().expect("dir");
     let none = empty.path().to_path_buf();
@@ -591,7 +533,7 @@ async fn a_first_load_killed_midway_is_loaded_again_whole() {
         async || loads_holding_transfers(&app).await == 0,
     )
     .await;
-    assert_eq!(stored_transfers(&app).await, Vec::<Value>::new());
+    assert_eq!(recorded_transfers::stored(&app).await, Vec::<Value>::new());
     assert_eq!(transfer_indexes(&app).await, TRANSFER_INDEXES);
     let offsets = entity::kafka_offset::Entity::find()
         .all(&app.db)
@@ -604,10 +546,13 @@ async fn a_first_load_killed_midway_is_loaded_again_whole() {
 
     let mut server = serve(&app.database_url, dir.path());
     wait_for("291 transfers", Duration::from_secs(60), async || {
-        stored_transfers(&app).await.len() == 291
+        recorded_transfers::stored(&app).await.len() == 291
     })
     .await;
-    assert_eq!(stored_transfers(&app).await, expected_transfers(&lines));
+    assert_eq!(
+        recorded_transfers::stored(&app).await,
+        recorded_transfers::expected()
+    );
     assert_eq!(transfer_indexes(&app).await, TRANSFER_INDEXES);
     // The killed run counted nothing: its counters were in the load's transaction.
     let runs = entity::ingest_run::Entity::find()

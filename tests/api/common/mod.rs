@@ -7,6 +7,7 @@ pub mod eth_node;
 pub mod kafka;
 pub mod mock_provider;
 pub mod postgres;
+pub mod recorded_transfers;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
